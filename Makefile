@@ -1,0 +1,74 @@
+# signal-server build. `make run` and `make test` install what is missing first
+# (scripts/setup.sh), so on a fresh Debian 12 machine they are the whole setup.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2
+CPPFLAGS := -std=c11 -D_GNU_SOURCE -Isrc
+LIBS    := -luv -lhttp_parser -lwslay -ljansson -lcrypto
+PYTHON  := /usr/bin/python3
+
+SRC     := $(filter-out src/main.c,$(wildcard src/sig_*.c))
+OBJ     := $(SRC:src/%.c=build/obj/%.o)
+ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o)
+UNIT    := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT:tests/unit/%.c=build/tests/%)
+SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all run test deps unit integration asan asan-integration clean format
+
+all: build/signal-server build/signal-server.toml
+
+deps:
+	@scripts/setup.sh
+
+run: deps all
+	./build/signal-server
+
+test: deps all $(UNIT_BIN) build/asan/signal-server
+	scripts/run-tests.sh
+
+build/signal-server: build/obj/main.o build/libsig.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+build/signal-server.toml: signal-server.toml
+	@mkdir -p build
+	cp $< $@
+
+build/libsig.a: $(OBJ)
+	$(AR) rcs $@ $^
+
+build/obj/%.o: src/%.c $(wildcard src/*.h) build/generated.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ibuild $(CFLAGS) $(WARN) -MMD -c -o $@ $<
+
+build/generated.h: VERSION
+	@mkdir -p build
+	printf '#define SIG_VERSION "%s"\n' "$$(cat VERSION)" > $@
+
+build/tests/%: tests/unit/%.c build/libsig.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ibuild $(CFLAGS) $(WARN) -Wno-missing-prototypes -o $@ $^ $(LIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
+
+asan: build/asan/signal-server
+
+build/asan/signal-server: build/asan/obj/main.o $(ASAN_OBJ)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LIBS)
+
+build/asan/obj/%.o: src/%.c $(wildcard src/*.h) build/generated.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ibuild $(SANFLAGS) $(WARN) -c -o $@ $<
+
+integration: all
+	$(PYTHON) -m pytest -q tests/integration
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c
+
+-include $(OBJ:.o=.d) build/obj/main.d

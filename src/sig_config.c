@@ -1,0 +1,1000 @@
+/* Configuration: a strict TOML-subset reader (tables, basic and literal strings, decimal integers,
+ * booleans, one-line arrays of strings, comments) feeding a descriptor table, one row per key.
+ * Whatever the subset does not cover is rejected with its position, never guessed. */
+#include "sig_config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sig_util.h"
+
+#define MAX_FILE_BYTES (1024 * 1024)
+#define MAX_NAME_IN_MSG 64 /* longest user-written name echoed in a message */
+
+typedef enum { KEY_INT, KEY_STRING, KEY_CHOICE } key_kind;
+
+/* Checks a string value and may set fields derived from it (host_addr, host_port). */
+typedef int (*check_fn)(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+
+typedef struct {
+  const char *table;
+  const char *name;
+  key_kind kind;
+  size_t offset; /* int64_t for KEY_INT, char * for KEY_STRING, an enum for KEY_CHOICE */
+  int64_t min, max, def_int;  /* KEY_INT */
+  const char *def_str;        /* KEY_STRING, KEY_CHOICE */
+  const char *const *choices; /* KEY_CHOICE: NULL-terminated, index = enum value */
+  check_fn check;             /* KEY_STRING, optional */
+} key_desc;
+
+static int check_host(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_origin(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_dir(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_file(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+
+static const char *const dup_choices[] = {"replace", "reject", NULL};
+static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+
+/* Choice keys are written through an int lvalue. */
+_Static_assert(sizeof(sig_dup_policy_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(sig_log_level_t) == sizeof(int), "enum size");
+
+#define INT_KEY(t, k, field, def, lo, hi)                                            \
+  {                                                                                  \
+    .table = t, .name = k, .kind = KEY_INT, .offset = offsetof(sig_config_t, field), \
+    .def_int = def, .min = lo, .max = hi                                             \
+  }
+#define STR_KEY(t, k, field, def, chk)                                                  \
+  {                                                                                     \
+    .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
+    .def_str = def, .check = chk                                                        \
+  }
+#define CHOICE_KEY(t, k, field, def, list)                                              \
+  {                                                                                     \
+    .table = t, .name = k, .kind = KEY_CHOICE, .offset = offsetof(sig_config_t, field), \
+    .def_str = def, .choices = list                                                     \
+  }
+
+/* Rows of one table are contiguous: the first row's index stands for the table. */
+static const key_desc keys[] = {
+    STR_KEY("server", "host", host, "0.0.0.0:9091", check_host),
+    INT_KEY("server", "max_connections", max_connections, 10000, 1, 1000000),
+    INT_KEY("server", "max_header_bytes", max_header_bytes, 8192, 1024, 1048576),
+    INT_KEY("server", "max_body_bytes", max_body_bytes, 65536, 1024, 16777216),
+    INT_KEY("server", "max_message_bytes", max_message_bytes, 65536, 1024, 16777216),
+    INT_KEY("server", "max_write_queue_bytes", max_write_queue_bytes, 1048576, 65536, 268435456),
+    INT_KEY("server", "header_timeout_s", header_timeout_s, 10, 1, 3600),
+    INT_KEY("server", "keepalive_timeout_s", keepalive_timeout_s, 60, 1, 86400),
+    INT_KEY("server", "ping_interval_s", ping_interval_s, 20, 1, 3600),
+    INT_KEY("server", "pong_timeout_s", pong_timeout_s, 20, 1, 3600),
+    INT_KEY("server", "answer_timeout_s", answer_timeout_s, 30, 1, 3600),
+    INT_KEY("server", "max_pending_offers", max_pending_offers, 16, 1, 10000),
+    INT_KEY("server", "max_exchanges_per_peer", max_exchanges_per_peer, 64, 1, 100000),
+    CHOICE_KEY("server", "duplicate", duplicate, "replace", dup_choices),
+    STR_KEY("server", "cors_origin", cors_origin, "*", check_origin),
+    INT_KEY("server", "shutdown_timeout_s", shutdown_timeout_s, 5, 0, 600),
+    STR_KEY("log", "out_dir", log_dir, "log", check_dir),
+    STR_KEY("log", "out_file", log_file, "signal-server.log", check_file),
+    CHOICE_KEY("log", "level", log_level, "info", level_choices),
+};
+#define NKEYS SIG_ARRAY_SIZE(keys)
+
+/* Every heap string in sig_config_t, for copy and free. */
+static const size_t string_fields[] = {
+    offsetof(sig_config_t, host),        offsetof(sig_config_t, host_addr),
+    offsetof(sig_config_t, cors_origin), offsetof(sig_config_t, log_dir),
+    offsetof(sig_config_t, log_file),    offsetof(sig_config_t, path),
+};
+
+static void *field_at(sig_config_t *cfg, size_t offset) {
+  return (char *)cfg + offset;
+}
+
+__attribute__((format(printf, 3, 4))) static int errorf(char *err, size_t errlen, const char *fmt,
+                                                        ...) {
+  va_list ap;
+  if (err == NULL || errlen == 0) return SIG_ECONFIG;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return SIG_ECONFIG;
+}
+
+static bool is_digit(int c) {
+  return c >= '0' && c <= '9';
+}
+
+static bool is_alnum(int c) {
+  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_bare_key(int c) {
+  return is_alnum(c) || c == '_' || c == '-';
+}
+
+/* TOML forbids raw control characters everywhere except tab (and the line ending). */
+static bool is_ctrl(int c) {
+  return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* Stored values refuse every control character, tab included: they end up in headers and logs. */
+static bool has_ctrl(const char *s) {
+  for (; *s != '\0'; s++)
+    if (is_ctrl((unsigned char)*s) || *s == '\t') return true;
+  return false;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (no overlongs, surrogates or > U+10FFFF), or 0. */
+static size_t utf8_len(const char *s, const char *end) {
+  const unsigned char *p = (const unsigned char *)s;
+  uint32_t cp, min;
+  size_t n;
+  if (p[0] < 0x80) return 1;
+  if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+    n = 2, cp = p[0] & 0x1f, min = 0x80;
+  } else if ((p[0] & 0xf0) == 0xe0) {
+    n = 3, cp = p[0] & 0x0f, min = 0x800;
+  } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+    n = 4, cp = p[0] & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if ((size_t)(end - s) < n) return 0;
+  for (size_t i = 1; i < n; i++) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    cp = cp << 6 | (p[i] & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return n;
+}
+
+static size_t utf8_put(char *out, uint32_t cp) {
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xc0 | cp >> 6);
+    out[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = (char)(0xe0 | cp >> 12);
+    out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+    out[2] = (char)(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  out[0] = (char)(0xf0 | cp >> 18);
+  out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+  out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+  out[3] = (char)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+/* Names the character at p for a message without echoing control bytes to a terminal. */
+static const char *describe(char *buf, size_t n, const char *p, const char *end) {
+  unsigned char c = (unsigned char)*p;
+  size_t len;
+  if (c >= 0x20 && c < 0x7f) {
+    snprintf(buf, n, "'%c'", c);
+  } else if (c < 0x80) {
+    snprintf(buf, n, "control character U+%04X", c);
+  } else if ((len = utf8_len(p, end)) != 0) {
+    snprintf(buf, n, "'%.*s'", (int)len, p);
+  } else {
+    snprintf(buf, n, "byte 0x%02x", c);
+  }
+  return buf;
+}
+
+static int check_name(const char *addr, size_t alen, char *why, size_t whylen) {
+  bool dotted_digits = true;
+  char buf[64];
+  for (size_t i = 0; i < alen; i++)
+    if (!is_digit(addr[i]) && addr[i] != '.') dotted_digits = false;
+  if (dotted_digits) {
+    struct in_addr a4;
+    if (alen >= sizeof(buf)) return errorf(why, whylen, "invalid IPv4 address");
+    memcpy(buf, addr, alen);
+    buf[alen] = '\0';
+    if (inet_pton(AF_INET, buf, &a4) != 1) return errorf(why, whylen, "invalid IPv4 address");
+    return 0;
+  }
+  if (alen > 253) return errorf(why, whylen, "invalid hostname: longer than 253 characters");
+  for (const char *q = addr, *end = addr + alen;;) {
+    const char *dot = memchr(q, '.', (size_t)(end - q));
+    const char *label_end = dot != NULL ? dot : end;
+    size_t len = (size_t)(label_end - q);
+    if (len == 0) return errorf(why, whylen, "invalid hostname: empty label");
+    if (len > 63)
+      return errorf(why, whylen, "invalid hostname: a label is longer than 63 characters");
+    for (const char *c = q; c < label_end; c++)
+      if (!is_alnum(*c) && *c != '-')
+        return errorf(why, whylen,
+                      "invalid hostname: %s is not allowed (letters, digits, '-' and '.' only)",
+                      describe(buf, sizeof(buf), c, end));
+    if (q[0] == '-' || label_end[-1] == '-')
+      return errorf(why, whylen, "invalid hostname: a label starts or ends with '-'");
+    if (dot == NULL) break;
+    q = dot + 1;
+  }
+  return 0;
+}
+
+int sig_config_split_host(const char *host, char **addr_out, int *port_out, char *err,
+                          size_t errlen) {
+  static const char missing_port[] =
+      "missing port (expected ADDRESS:PORT, e.g. 0.0.0.0:9091 or [::1]:9091)";
+  const char *addr, *colon;
+  size_t alen;
+  long port = 0;
+  int rc;
+
+  if (host[0] == '[') {
+    const char *close = strchr(host, ']');
+    char buf[INET6_ADDRSTRLEN];
+    struct in6_addr a6;
+    if (close == NULL) return errorf(err, errlen, "missing ']' after the IPv6 address");
+    addr = host + 1;
+    alen = (size_t)(close - addr);
+    if (alen >= sizeof(buf)) return errorf(err, errlen, "invalid IPv6 address in brackets");
+    memcpy(buf, addr, alen);
+    buf[alen] = '\0';
+    if (inet_pton(AF_INET6, buf, &a6) != 1)
+      return errorf(err, errlen, "invalid IPv6 address in brackets");
+    if (close[1] == '\0') return errorf(err, errlen, "%s", missing_port);
+    if (close[1] != ':') return errorf(err, errlen, "expected ':' and a port after ']'");
+    colon = close + 1;
+  } else {
+    colon = strrchr(host, ':');
+    if (colon == NULL) return errorf(err, errlen, "%s", missing_port);
+    if (memchr(host, ':', (size_t)(colon - host)) != NULL)
+      return errorf(err, errlen, "IPv6 addresses must be in brackets, e.g. [::1]:9091");
+    addr = host;
+    alen = (size_t)(colon - host);
+    if (alen == 0)
+      return errorf(err, errlen, "missing address before ':' (0.0.0.0 means all interfaces)");
+    if ((rc = check_name(addr, alen, err, errlen)) != 0) return rc;
+  }
+
+  if (colon[1] == '\0') return errorf(err, errlen, "%s", missing_port);
+  for (const char *p = colon + 1; *p != '\0'; p++) {
+    if (!is_digit(*p) || port > 65535) return errorf(err, errlen, "port must be 0..65535");
+    port = port * 10 + (*p - '0');
+  }
+  if (port > 65535) return errorf(err, errlen, "port must be 0..65535");
+
+  *addr_out = sig_strndup(addr, alen);
+  *port_out = (int)port;
+  return 0;
+}
+
+static int check_host(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  char *addr;
+  int port, rc;
+  if ((rc = sig_config_split_host(s, &addr, &port, why, whylen)) != 0) return rc;
+  free(cfg->host_addr);
+  cfg->host_addr = addr;
+  cfg->host_port = port;
+  return 0;
+}
+
+static int check_origin(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  (void)cfg;
+  if (s[0] == '\0') return errorf(why, whylen, "must not be empty (\"*\" allows any origin)");
+  if (has_ctrl(s)) return errorf(why, whylen, "must not contain control characters");
+  return 0;
+}
+
+static int check_dir(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  (void)cfg;
+  if (s[0] == '\0')
+    return errorf(why, whylen, "must not be empty (use \".\" for the config's folder)");
+  if (has_ctrl(s)) return errorf(why, whylen, "must not contain control characters");
+  if (strlen(s) >= PATH_MAX) return errorf(why, whylen, "is longer than %d bytes", PATH_MAX - 1);
+  return 0;
+}
+
+static int check_file(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  (void)cfg;
+  if (s[0] == '\0') return errorf(why, whylen, "must not be empty");
+  if (has_ctrl(s)) return errorf(why, whylen, "must not contain control characters");
+  if (strchr(s, '/') != NULL)
+    return errorf(why, whylen, "must be a plain file name without '/' (set the folder in out_dir)");
+  if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+    return errorf(why, whylen, "must be a file name, not \"%s\"", s);
+  if (strlen(s) > NAME_MAX) return errorf(why, whylen, "is longer than %d bytes", NAME_MAX);
+  return 0;
+}
+
+typedef enum { VAL_STRING, VAL_INT, VAL_BOOL, VAL_ARRAY } val_type;
+
+typedef struct {
+  val_type type;
+  char *str;    /* VAL_STRING */
+  int64_t i;    /* VAL_INT */
+  bool b;       /* VAL_BOOL */
+  char **items; /* VAL_ARRAY */
+  size_t nitems;
+} value;
+
+static void value_free(value *v) {
+  free(v->str);
+  for (size_t i = 0; i < v->nitems; i++) free(v->items[i]);
+  free(v->items);
+  memset(v, 0, sizeof(*v));
+}
+
+static const char *type_name(val_type t) {
+  switch (t) {
+    case VAL_STRING: return "a string";
+    case VAL_INT: return "an integer";
+    case VAL_BOOL: return "a boolean";
+    case VAL_ARRAY: return "an array";
+  }
+  return "a value";
+}
+
+static int choice_index(const key_desc *k, const char *s) {
+  for (int i = 0; k->choices[i] != NULL; i++)
+    if (strcmp(k->choices[i], s) == 0) return i;
+  return -1;
+}
+
+static int set_string(sig_config_t *cfg, const key_desc *k, const char *s, char *why,
+                      size_t whylen) {
+  char **slot = field_at(cfg, k->offset);
+  int rc;
+  if (k->check != NULL && (rc = k->check(cfg, s, why, whylen)) != 0) return rc;
+  free(*slot);
+  *slot = sig_strdup(s);
+  return 0;
+}
+
+/* Stores v into cfg's field for k, or explains in why what is wrong with it. */
+static int apply(sig_config_t *cfg, const key_desc *k, const value *v, char *why, size_t whylen) {
+  switch (k->kind) {
+    case KEY_INT:
+      if (v->type != VAL_INT)
+        return errorf(why, whylen, "expected an integer, got %s", type_name(v->type));
+      if (v->i < k->min || v->i > k->max)
+        return errorf(why, whylen, "must be between %" PRId64 " and %" PRId64 ", got %" PRId64,
+                      k->min, k->max, v->i);
+      *(int64_t *)field_at(cfg, k->offset) = v->i;
+      return 0;
+    case KEY_STRING:
+      if (v->type != VAL_STRING)
+        return errorf(why, whylen, "expected a string, got %s", type_name(v->type));
+      return set_string(cfg, k, v->str, why, whylen);
+    case KEY_CHOICE: {
+      int idx;
+      size_t n = 0;
+      if (v->type != VAL_STRING)
+        return errorf(why, whylen, "expected a string, got %s", type_name(v->type));
+      if ((idx = choice_index(k, v->str)) >= 0) {
+        *(int *)field_at(cfg, k->offset) = idx;
+        return 0;
+      }
+      n = (size_t)snprintf(why, whylen, "must be one of");
+      for (int i = 0; k->choices[i] != NULL && n < whylen; i++)
+        n += (size_t)snprintf(why + n, whylen - n, "%s \"%s\"", i > 0 ? "," : "", k->choices[i]);
+      if (n < whylen && !has_ctrl(v->str) && strlen(v->str) <= MAX_NAME_IN_MSG)
+        snprintf(why + n, whylen - n, "; got \"%s\"", v->str);
+      return SIG_ECONFIG;
+    }
+  }
+  return errorf(why, whylen, "unsupported key kind");
+}
+
+static int find_table(const char *name, size_t len) {
+  for (size_t i = 0; i < NKEYS; i++)
+    if (strlen(keys[i].table) == len && memcmp(keys[i].table, name, len) == 0) return (int)i;
+  return -1;
+}
+
+/* Looks `name` up among the rows of the table whose first row is `table`; any table when -1. */
+static int find_key(int table, const char *name, size_t len) {
+  for (size_t i = 0; i < NKEYS; i++) {
+    if (table >= 0 && strcmp(keys[i].table, keys[table].table) != 0) continue;
+    if (strlen(keys[i].name) == len && memcmp(keys[i].name, name, len) == 0) return (int)i;
+  }
+  return -1;
+}
+
+void sig_config_init(sig_config_t *cfg) {
+  char why[128];
+  memset(cfg, 0, sizeof(*cfg));
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_desc *k = &keys[i];
+    switch (k->kind) {
+      case KEY_INT: *(int64_t *)field_at(cfg, k->offset) = k->def_int; break;
+      case KEY_CHOICE: *(int *)field_at(cfg, k->offset) = choice_index(k, k->def_str); break;
+      case KEY_STRING:
+        if (set_string(cfg, k, k->def_str, why, sizeof(why)) != 0) {
+          /* A bad built-in default is a bug in the table above. */
+          fprintf(stderr, "%s:%d: default %s.%s: %s\n", __FILE__, __LINE__, k->table, k->name, why);
+          abort();
+        }
+        break;
+    }
+  }
+}
+
+void sig_config_free(sig_config_t *cfg) {
+  if (cfg == NULL) return;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(string_fields); i++) {
+    char **slot = field_at(cfg, string_fields[i]);
+    free(*slot);
+    *slot = NULL;
+  }
+}
+
+static void config_copy(sig_config_t *dst, const sig_config_t *src) {
+  *dst = *src;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(string_fields); i++) {
+    char **slot = field_at(dst, string_fields[i]);
+    if (*slot != NULL) *slot = sig_strdup(*slot);
+  }
+}
+
+typedef struct {
+  const char *name;
+  const char *p, *end;
+  const char *line_start;
+  int line;
+  int table;             /* first row of the current table, -1 before any header */
+  int table_line[NKEYS]; /* indexed by a table's first row; 0 = not seen */
+  int key_line[NKEYS];
+  char *err;
+  size_t errlen;
+} reader;
+
+/* 1-based, in characters (code points), as editors count. */
+static int column(const reader *r, const char *at) {
+  int col = 1;
+  for (const char *q = r->line_start; q < at; q++)
+    if (((unsigned char)*q & 0xc0) != 0x80) col++;
+  return col;
+}
+
+/* Writes "NAME:LINE:COL: [KEY: ]reason" to err. */
+__attribute__((format(printf, 4, 5))) static int fail(reader *r, const char *at, const char *key,
+                                                      const char *fmt, ...) {
+  va_list ap;
+  int n;
+  if (r->err == NULL || r->errlen == 0) return SIG_ECONFIG;
+  if (key != NULL)
+    n = snprintf(r->err, r->errlen, "%s:%d:%d: %s: ", r->name, r->line, column(r, at), key);
+  else
+    n = snprintf(r->err, r->errlen, "%s:%d:%d: ", r->name, r->line, column(r, at));
+  if (n < 0 || (size_t)n >= r->errlen) return SIG_ECONFIG;
+  va_start(ap, fmt);
+  vsnprintf(r->err + n, r->errlen - (size_t)n, fmt, ap);
+  va_end(ap);
+  return SIG_ECONFIG;
+}
+
+static bool at_eol(const reader *r) {
+  return r->p == r->end || *r->p == '\n' || (*r->p == '\r' && r->p + 1 < r->end && r->p[1] == '\n');
+}
+
+/* End of line or start of a comment: where a value or header must stop. */
+static bool at_stop(const reader *r) {
+  return at_eol(r) || *r->p == '#';
+}
+
+static void skip_ws(reader *r) {
+  while (r->p < r->end && (*r->p == ' ' || *r->p == '\t')) r->p++;
+}
+
+/* Checks the file is UTF-8 before anything else, so the rest can count columns by lead bytes. */
+static int check_utf8(reader *r) {
+  for (const char *p = r->p; p < r->end;) {
+    size_t n;
+    if (*p == '\n') {
+      r->line++;
+      r->line_start = ++p;
+      continue;
+    }
+    if ((n = utf8_len(p, r->end)) == 0)
+      return fail(r, p, NULL, "invalid UTF-8 (byte 0x%02x)", (unsigned char)*p);
+    p += n;
+  }
+  r->line = 1;
+  r->line_start = r->p;
+  return 0;
+}
+
+/* After a header or value: optional whitespace and comment, then the end of the line (not
+ * consumed). `after` names what came before, for the message. */
+static int check_line_end(reader *r, const char *key, const char *after) {
+  char what[48];
+  skip_ws(r);
+  if (r->p < r->end && *r->p == '#') {
+    for (r->p++; !at_eol(r); r->p++)
+      if (is_ctrl((unsigned char)*r->p))
+        return fail(r, r->p, NULL, "control character U+%04X in a comment",
+                    (unsigned)(unsigned char)*r->p);
+  }
+  if (at_eol(r)) return 0;
+  return fail(r, r->p, key, "unexpected %s after %s", describe(what, sizeof(what), r->p, r->end),
+              after);
+}
+
+static void next_line(reader *r) {
+  if (r->p == r->end) return;
+  r->p += *r->p == '\r' ? 2 : 1;
+  r->line++;
+  r->line_start = r->p;
+}
+
+static int read_escape(reader *r, char *out, size_t *n, const char *key) {
+  const char *bs = r->p;
+  char c, what[48];
+  int ndig;
+  uint32_t cp = 0;
+
+  if (r->p + 1 == r->end || r->p[1] == '\n' || r->p[1] == '\r')
+    return fail(r, bs, key, "unterminated string (a line cannot end with '\\')");
+  c = r->p[1];
+  switch (c) {
+    case '"': out[(*n)++] = '"'; break;
+    case '\\': out[(*n)++] = '\\'; break;
+    case 'n': out[(*n)++] = '\n'; break;
+    case 't': out[(*n)++] = '\t'; break;
+    case 'r': out[(*n)++] = '\r'; break;
+    case 'b': out[(*n)++] = '\b'; break;
+    case 'f': out[(*n)++] = '\f'; break;
+    case 'u':
+    case 'U':
+      ndig = c == 'u' ? 4 : 8;
+      if (r->end - (r->p + 2) < ndig) return fail(r, bs, key, "\\%c needs %d hex digits", c, ndig);
+      for (int i = 0; i < ndig; i++) {
+        char h = r->p[2 + i];
+        int d = is_digit(h)              ? h - '0'
+                : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+                : (h >= 'A' && h <= 'F') ? h - 'A' + 10
+                                         : -1;
+        if (d < 0) return fail(r, bs, key, "\\%c needs %d hex digits", c, ndig);
+        cp = cp << 4 | (uint32_t)d;
+      }
+      if (cp == 0) return fail(r, bs, key, "\\%c escapes of NUL are not allowed", c);
+      if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return fail(r, bs, key, "\\%c%.*s is not a Unicode scalar value", c, ndig, r->p + 2);
+      *n += utf8_put(out + *n, cp);
+      r->p += 2 + ndig;
+      return 0;
+    default:
+      if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
+        return fail(r, bs, key,
+                    "invalid escape '\\%c' (write \\\\ for a backslash, or use a 'literal string')",
+                    c);
+      return fail(r, bs, key, "invalid escape: '\\' followed by %s",
+                  describe(what, sizeof(what), r->p + 1, r->end));
+  }
+  r->p += 2;
+  return 0;
+}
+
+static int read_basic_string(reader *r, char **out, const char *key) {
+  const char *open = r->p;
+  const char *eol = memchr(r->p, '\n', (size_t)(r->end - r->p));
+  char *buf;
+  size_t n = 0;
+  int rc;
+
+  if (r->end - r->p >= 3 && memcmp(r->p, "\"\"\"", 3) == 0)
+    return fail(r, open, key, "multi-line strings are not supported");
+  /* Decoding never grows the text, so the rest of the line bounds the result. */
+  buf = sig_malloc((size_t)((eol != NULL ? eol : r->end) - r->p) + 1);
+  for (r->p++;;) {
+    unsigned char c;
+    if (at_eol(r)) {
+      rc = fail(r, open, key, "unterminated string");
+      goto fail;
+    }
+    c = (unsigned char)*r->p;
+    if (c == '"') break;
+    if (c == '\\') {
+      if ((rc = read_escape(r, buf, &n, key)) != 0) goto fail;
+      continue;
+    }
+    if (is_ctrl(c)) {
+      rc = fail(r, r->p, key, "control character U+%04X in a string (write it as an escape)", c);
+      goto fail;
+    }
+    buf[n++] = (char)c;
+    r->p++;
+  }
+  r->p++;
+  buf[n] = '\0';
+  *out = buf;
+  return 0;
+
+fail:
+  free(buf);
+  return rc;
+}
+
+static int read_literal_string(reader *r, char **out, const char *key) {
+  const char *open = r->p, *start;
+  if (r->end - r->p >= 3 && memcmp(r->p, "'''", 3) == 0)
+    return fail(r, open, key, "multi-line strings are not supported");
+  for (start = ++r->p; !at_eol(r) && *r->p != '\''; r->p++)
+    if (is_ctrl((unsigned char)*r->p))
+      return fail(r, r->p, key,
+                  "control character U+%04X in a literal string (use a \"basic string\" with an "
+                  "escape)",
+                  (unsigned)(unsigned char)*r->p);
+  if (at_eol(r)) return fail(r, open, key, "unterminated string");
+  *out = sig_strndup(start, (size_t)(r->p - start));
+  r->p++;
+  return 0;
+}
+
+static int read_string(reader *r, char **out, const char *key) {
+  return *r->p == '"' ? read_basic_string(r, out, key) : read_literal_string(r, out, key);
+}
+
+static int read_array(reader *r, value *v, const char *key) {
+  static const char multi_line[] =
+      "multi-line arrays are not supported (put the array on one line)";
+  const char *open = r->p;
+  size_t cap = 0;
+  int rc;
+
+  v->type = VAL_ARRAY;
+  r->p++;
+  skip_ws(r);
+  if (!at_stop(r) && *r->p == ']') goto done;
+  for (;;) {
+    skip_ws(r);
+    if (at_stop(r)) return fail(r, open, key, "%s", multi_line);
+    if (*r->p == '[') return fail(r, r->p, key, "nested arrays are not supported");
+    if (*r->p != '"' && *r->p != '\'') return fail(r, r->p, key, "arrays may only hold strings");
+    if (v->nitems == cap) {
+      cap = cap != 0 ? cap * 2 : 4;
+      v->items = sig_realloc(v->items, cap * sizeof(*v->items));
+    }
+    if ((rc = read_string(r, &v->items[v->nitems], key)) != 0) return rc;
+    v->nitems++;
+    skip_ws(r);
+    if (at_stop(r)) return fail(r, open, key, "%s", multi_line);
+    if (*r->p == ']') break;
+    if (*r->p != ',') return fail(r, r->p, key, "expected ',' or ']' in an array");
+    r->p++;
+    skip_ws(r);
+    if (at_stop(r)) return fail(r, open, key, "%s", multi_line);
+    if (*r->p == ']') break; /* trailing comma */
+  }
+done:
+  r->p++;
+  return 0;
+}
+
+static bool token_is(const char *t, size_t n, const char *word) {
+  return strlen(word) == n && memcmp(t, word, n) == 0;
+}
+
+/* A token that starts like a number: decimal integers only, everything else named and refused. */
+static int read_number(reader *r, const char *t, size_t n, value *v, const char *key) {
+  const char *s = t, *e = t + n;
+  bool neg = false, prev_digit = false;
+  uint64_t acc = 0, limit;
+  size_t len;
+
+  if (memchr(t, ':', n) != NULL || (n >= 5 && is_digit(t[0]) && is_digit(t[1]) && is_digit(t[2]) &&
+                                    is_digit(t[3]) && t[4] == '-'))
+    return fail(r, t, key, "dates and times are not supported");
+  if (*s == '+' || *s == '-') neg = *s++ == '-';
+  len = (size_t)(e - s);
+  if (token_is(s, len, "inf") || token_is(s, len, "nan"))
+    return fail(r, t, key, "floats are not supported");
+  if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o' || s[1] == 'b'))
+    return fail(r, t, key, "hexadecimal, octal and binary integers are not supported");
+  if (memchr(s, '.', len) != NULL || memchr(s, 'e', len) != NULL || memchr(s, 'E', len) != NULL)
+    return fail(r, t, key, "floats are not supported");
+  if (len == 0) return fail(r, t, key, "invalid integer");
+  if (s[0] == '0' && len > 1) return fail(r, t, key, "leading zeros are not allowed");
+
+  limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  for (const char *q = s; q < e; q++) {
+    unsigned d;
+    if (*q == '_') {
+      if (!prev_digit || q + 1 == e || !is_digit(q[1]))
+        return fail(r, t, key, "'_' in an integer must sit between digits");
+      prev_digit = false;
+      continue;
+    }
+    if (!is_digit(*q))
+      return fail(r, t, key, "invalid integer '%.*s'",
+                  (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
+    d = (unsigned)(*q - '0');
+    if (acc > (limit - d) / 10)
+      return fail(r, t, key, "integer out of range (must fit in 64 bits)");
+    acc = acc * 10 + d;
+    prev_digit = true;
+  }
+  v->type = VAL_INT;
+  v->i = !neg ? (int64_t)acc : acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc;
+  return 0;
+}
+
+static bool is_token(int c) {
+  return is_alnum(c) || c == '_' || c == '+' || c == '-' || c == '.' || c == ':';
+}
+
+static int read_value(reader *r, value *v, const char *key) {
+  const char *t = r->p;
+  char what[48];
+  size_t n;
+
+  if (at_stop(r)) return fail(r, t, key, "missing value");
+  switch (*r->p) {
+    case '"':
+    case '\'': v->type = VAL_STRING; return read_string(r, &v->str, key);
+    case '[': return read_array(r, v, key);
+    case '{': return fail(r, t, key, "inline tables are not supported");
+    default: break;
+  }
+  while (r->p < r->end && is_token((unsigned char)*r->p)) r->p++;
+  n = (size_t)(r->p - t);
+  if (n == 0)
+    return fail(r, t, key, "expected a value, got %s", describe(what, sizeof(what), t, r->end));
+  if (token_is(t, n, "true") || token_is(t, n, "false")) {
+    v->type = VAL_BOOL;
+    v->b = t[0] == 't';
+    return 0;
+  }
+  if (is_digit(t[0]) || t[0] == '+' || t[0] == '-') return read_number(r, t, n, v, key);
+  if (token_is(t, n, "inf") || token_is(t, n, "nan"))
+    return fail(r, t, key, "floats are not supported");
+  return fail(r, t, key, "invalid value '%.*s' (strings must be quoted)",
+              (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
+}
+
+static int read_table(reader *r) {
+  const char *open = r->p, *name;
+  size_t len;
+  int t;
+
+  r->p++;
+  if (r->p < r->end && *r->p == '[')
+    return fail(r, open, NULL, "arrays of tables [[...]] are not supported");
+  skip_ws(r);
+  for (name = r->p; r->p < r->end && is_bare_key((unsigned char)*r->p);) r->p++;
+  len = (size_t)(r->p - name);
+  if (len == 0) {
+    if (r->p < r->end && (*r->p == '"' || *r->p == '\''))
+      return fail(r, r->p, NULL, "quoted table names are not supported");
+    return fail(r, r->p, NULL, "expected a table name after '['");
+  }
+  skip_ws(r);
+  if (r->p < r->end && *r->p == '.')
+    return fail(r, open, NULL, "dotted table names are not supported");
+  if (r->p == r->end || *r->p != ']') return fail(r, r->p, NULL, "expected ']' after table name");
+  r->p++;
+  if ((t = find_table(name, len)) < 0)
+    return fail(r, open, NULL, "unknown table [%.*s]",
+                (int)(len < MAX_NAME_IN_MSG ? len : MAX_NAME_IN_MSG), name);
+  if (r->table_line[t] != 0)
+    return fail(r, open, NULL, "duplicate table [%s] (first on line %d)", keys[t].table,
+                r->table_line[t]);
+  r->table_line[t] = r->line;
+  r->table = t;
+  return check_line_end(r, NULL, "the table header");
+}
+
+static int read_keyval(reader *r, sig_config_t *cfg) {
+  const char *kp = r->p, *vp;
+  char qname[2 * MAX_NAME_IN_MSG + 2], what[48], why[256];
+  size_t klen;
+  int shown, k, rc;
+  value v = {0};
+
+  while (r->p < r->end && is_bare_key((unsigned char)*r->p)) r->p++;
+  klen = (size_t)(r->p - kp);
+  if (klen == 0) {
+    if (*r->p == '"' || *r->p == '\'') return fail(r, kp, NULL, "quoted keys are not supported");
+    return fail(r, kp, NULL, "expected a key, a [table] header or a comment, got %s",
+                describe(what, sizeof(what), kp, r->end));
+  }
+  skip_ws(r);
+  if (r->p < r->end && *r->p == '.') return fail(r, kp, NULL, "dotted keys are not supported");
+  if (at_eol(r) || *r->p != '=') return fail(r, r->p, NULL, "expected '=' after the key");
+  r->p++;
+  shown = (int)(klen < MAX_NAME_IN_MSG ? klen : MAX_NAME_IN_MSG);
+  if (r->table < 0) {
+    int any = find_key(-1, kp, klen);
+    if (any >= 0)
+      return fail(r, kp, NULL, "%.*s: key outside a table (put it under [%s])", shown, kp,
+                  keys[any].table);
+    return fail(r, kp, NULL, "%.*s: key outside a table", shown, kp);
+  }
+  snprintf(qname, sizeof(qname), "%s.%.*s", keys[r->table].table, shown, kp);
+  if ((k = find_key(r->table, kp, klen)) < 0) return fail(r, kp, qname, "unknown key");
+  if (r->key_line[k] != 0)
+    return fail(r, kp, qname, "duplicate key (first set on line %d)", r->key_line[k]);
+  r->key_line[k] = r->line;
+
+  skip_ws(r);
+  vp = r->p;
+  if ((rc = read_value(r, &v, qname)) != 0) goto out;
+  if ((rc = check_line_end(r, qname, "the value")) != 0) goto out;
+  if ((rc = apply(cfg, &keys[k], &v, why, sizeof(why))) != 0) rc = fail(r, vp, qname, "%s", why);
+
+out:
+  value_free(&v);
+  return rc;
+}
+
+static int read_document(reader *r, sig_config_t *cfg) {
+  while (r->p < r->end) {
+    int rc;
+    skip_ws(r);
+    if (at_stop(r))
+      rc = check_line_end(r, NULL, "whitespace");
+    else if (*r->p == '[')
+      rc = read_table(r);
+    else
+      rc = read_keyval(r, cfg);
+    if (rc != 0) return rc;
+    next_line(r);
+  }
+  return 0;
+}
+
+int sig_config_parse(sig_config_t *cfg, const char *name, const char *text, size_t len, char *err,
+                     size_t errlen) {
+  sig_config_t tmp;
+  reader r;
+  int rc;
+
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  if (text == NULL) text = "", len = 0;
+  memset(&r, 0, sizeof(r));
+  r.name = name != NULL ? name : "config";
+  r.p = r.line_start = text;
+  r.end = text + len;
+  r.line = 1;
+  r.table = -1;
+  r.err = err;
+  r.errlen = errlen;
+  if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) r.p = r.line_start = text + 3;
+  if ((rc = check_utf8(&r)) != 0) return rc;
+
+  config_copy(&tmp, cfg);
+  if ((rc = read_document(&r, &tmp)) != 0) {
+    sig_config_free(&tmp);
+    return rc;
+  }
+  sig_config_free(cfg);
+  *cfg = tmp;
+  return 0;
+}
+
+static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen) {
+  FILE *f;
+  char *buf;
+  size_t cap = 4096, n = 0;
+  int rc;
+
+  if ((f = fopen(path, "rb")) == NULL)
+    return errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+  buf = sig_malloc(cap);
+  for (;;) {
+    size_t want, got;
+    if (n == cap) {
+      if (cap > MAX_FILE_BYTES) break;
+      cap *= 2;
+      buf = sig_realloc(buf, cap);
+    }
+    want = cap - n;
+    got = fread(buf + n, 1, want, f);
+    n += got;
+    if (got < want) {
+      if (ferror(f)) {
+        rc = errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto fail;
+      }
+      break;
+    }
+  }
+  if (n > MAX_FILE_BYTES) {
+    rc = errorf(err, errlen, "%s: cannot read: larger than %d bytes", path, MAX_FILE_BYTES);
+    goto fail;
+  }
+  fclose(f);
+  *out = buf;
+  *outlen = n;
+  return 0;
+
+fail:
+  free(buf);
+  fclose(f);
+  return rc;
+}
+
+int sig_config_load(sig_config_t *cfg, const char *path, char *err, size_t errlen) {
+  char *text = NULL;
+  size_t len = 0;
+  int rc;
+
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  if ((rc = read_file(path, &text, &len, err, errlen)) != 0) return rc;
+  if ((rc = sig_config_parse(cfg, path, text, len, err, errlen)) == 0) {
+    free(cfg->path);
+    cfg->path = sig_strdup(path);
+  }
+  free(text);
+  return rc;
+}
+
+/* Drops empty and "." components of an absolute path in place. ".." stays: it may cross a
+ * symlink, so only the kernel can resolve it. */
+static void tidy_path(char *s) {
+  char *w = s;
+  const char *p = s;
+  while (*p != '\0') {
+    const char *seg;
+    size_t n;
+    while (*p == '/') p++;
+    if (*p == '\0') break;
+    for (seg = p; *p != '\0' && *p != '/';) p++;
+    n = (size_t)(p - seg);
+    if (n == 1 && seg[0] == '.') continue;
+    *w++ = '/';
+    memmove(w, seg, n);
+    w += n;
+  }
+  if (w == s) *w++ = '/';
+  *w = '\0';
+}
+
+int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen) {
+  char cwd[PATH_MAX];
+  const char *parts[3];
+  size_t nparts = 0, total = 1;
+  char *path, *w;
+
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  if (cfg->log_dir == NULL || cfg->log_dir[0] == '\0')
+    return errorf(err, errlen, "log.out_dir: must not be empty");
+  if (cfg->log_dir[0] != '/') {
+    if (base_dir == NULL || base_dir[0] == '\0') base_dir = ".";
+    if (base_dir[0] != '/') {
+      if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return errorf(err, errlen, "log.out_dir: cannot get the current directory: %s",
+                      strerror(errno));
+      parts[nparts++] = cwd;
+    }
+    parts[nparts++] = base_dir;
+  }
+  parts[nparts++] = cfg->log_dir;
+
+  for (size_t i = 0; i < nparts; i++) total += strlen(parts[i]) + 1;
+  w = path = sig_malloc(total);
+  for (size_t i = 0; i < nparts; i++) {
+    size_t n = strlen(parts[i]);
+    *w++ = '/';
+    memcpy(w, parts[i], n);
+    w += n;
+  }
+  *w = '\0';
+  tidy_path(path);
+  if (strlen(path) >= PATH_MAX) {
+    free(path);
+    return errorf(err, errlen, "log.out_dir: resolved path is longer than %d bytes", PATH_MAX - 1);
+  }
+  free(cfg->log_dir);
+  cfg->log_dir = path;
+  return 0;
+}

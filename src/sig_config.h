@@ -1,0 +1,65 @@
+/* Configuration: built-in defaults, a strict TOML-subset reader that reports
+ * FILE:LINE:COL errors, and one descriptor row per `[table] key`. Keys, types,
+ * defaults and ranges are documented in docs/CONFIG.md. */
+#ifndef SIG_CONFIG_H
+#define SIG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* `[server] duplicate`: what a second WebSocket for a taken domain does. */
+typedef enum { SIG_DUP_REPLACE, SIG_DUP_REJECT } sig_dup_policy_t;
+
+/* `[log] level`, least to most severe. */
+typedef enum { SIG_LOG_DEBUG, SIG_LOG_INFO, SIG_LOG_WARN, SIG_LOG_ERROR } sig_log_level_t;
+
+/* Plain data. Every string is heap-allocated, owned by the struct and freed by sig_config_free. */
+typedef struct {
+  char *host;      /* as written, e.g. "[::1]:9091" */
+  char *host_addr; /* address part without brackets: "::1", "0.0.0.0", "localhost" */
+  int host_port;   /* 0..65535; 0 = any free port */
+  int64_t max_connections, max_header_bytes, max_body_bytes, max_message_bytes,
+      max_write_queue_bytes, header_timeout_s, keepalive_timeout_s, ping_interval_s, pong_timeout_s,
+      answer_timeout_s, max_pending_offers, max_exchanges_per_peer, shutdown_timeout_s;
+  sig_dup_policy_t duplicate;
+  char *cors_origin;
+  char *log_dir; /* `[log] out_dir`; absolute after sig_config_resolve_paths */
+  char *log_file;
+  sig_log_level_t log_level;
+  char *path; /* config file path used, NULL when running on defaults */
+} sig_config_t;
+
+/* Fills cfg with the built-in defaults (heap strings; path is NULL). Overwrites cfg without freeing
+ * it: call it on a fresh struct only. */
+void sig_config_init(sig_config_t *cfg);
+
+/* Frees the strings and NULLs them. Accepts NULL and a zeroed struct; safe to call twice. */
+void sig_config_free(sig_config_t *cfg);
+
+/* Parses `len` bytes of TOML text (need not be NUL-terminated), called `name` in messages, into
+ * cfg: keys present override cfg's current values, others keep them. Returns 0, or SIG_ECONFIG with
+ * "NAME:LINE:COL: [TABLE.KEY: ]reason" in err (always NUL-terminated when errlen > 0; err may be
+ * NULL). On failure cfg is left exactly as it was on entry. Does not touch cfg->path. */
+int sig_config_parse(sig_config_t *cfg, const char *name, const char *text, size_t len, char *err,
+                     size_t errlen);
+
+/* Reads the file at `path` (at most 1 MiB) and parses it as sig_config_parse does; on success also
+ * sets cfg->path to a copy of `path`. A missing or unreadable file gives SIG_ECONFIG with
+ * "PATH: cannot read: <strerror>". On failure cfg is unchanged. */
+int sig_config_load(sig_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/* Makes cfg->log_dir absolute and tidy (no "//", no "." components). A relative log_dir is taken
+ * against base_dir: the config file's folder, or the executable's folder when running on defaults.
+ * A relative or NULL base_dir is itself taken against the current directory.
+ * Returns 0, or SIG_ECONFIG with the reason in err; on failure cfg is unchanged. */
+int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen);
+
+/* Splits "IPV4:PORT", "[IPV6]:PORT" or "HOSTNAME:PORT" and checks the form (IPv4 and IPv6 with
+ * inet_pton, hostnames as RFC 1123 labels, at most 253 characters; port 0..65535). Does not resolve
+ * or bind. On success returns 0, *addr_out gets a heap copy of the address without brackets (caller
+ * frees) and *port_out the port. Otherwise returns SIG_ECONFIG with the reason in err and leaves
+ * the outputs untouched. */
+int sig_config_split_host(const char *host, char **addr_out, int *port_out, char *err,
+                          size_t errlen);
+
+#endif

@@ -1,0 +1,33 @@
+/* The listener and its connections: HTTP/1.1 requests, the WebSocket upgrade,
+ * the endpoints of docs/PROTOCOL.md, bounded write queues, one timer for every
+ * deadline (request head, keep-alive, pings, lingering close), and shutdown. */
+#ifndef SIG_SERVER_H
+#define SIG_SERVER_H
+
+#include <stddef.h>
+
+#include "sig_config.h"
+
+struct uv_loop_s;
+typedef struct sig_server_s sig_server_t;
+
+/* Binds cfg->host and starts accepting on loop. cfg is borrowed for the server's
+ * life. Returns 0 with *out set, or a negative error with a message naming the
+ * address and the OS error in err. */
+int sig_server_start(sig_server_t **out, struct uv_loop_s *loop, const sig_config_t *cfg, char *err,
+                     size_t errlen);
+
+/* The address actually bound, "127.0.0.1:9091" or "[::1]:9091". */
+const char *sig_server_address(const sig_server_t *s);
+
+/* Stops accepting, closes every WebSocket with 1001 and lets in-flight requests
+ * finish; calls done(arg) once every connection is gone or shutdown_timeout_s
+ * has passed (then the rest are cut). Idempotent. */
+void sig_server_shutdown(sig_server_t *s, void (*done)(void *arg), void *arg);
+
+/* Releases the server after shutdown's done callback has run: its handles are
+ * closed and the memory goes when the loop has run their close callbacks.
+ * Accepts NULL. */
+void sig_server_free(sig_server_t *s);
+
+#endif

@@ -1,0 +1,55 @@
+/* Shared helpers: aborting allocators, error strings, monotonic time. */
+#include "sig_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+static void oom(size_t n, const char *file, int line) {
+  fprintf(stderr, "%s:%d: out of memory allocating %zu bytes\n", file, line, n);
+  abort();
+}
+
+void *sig_malloc_at(size_t n, const char *file, int line) {
+  void *p = malloc(n ? n : 1);
+  if (p == NULL) oom(n, file, line);
+  return p;
+}
+
+void *sig_calloc_at(size_t n, size_t m, const char *file, int line) {
+  void *p = calloc(n ? n : 1, m ? m : 1);
+  if (p == NULL) oom(n * m, file, line);
+  return p;
+}
+
+void *sig_realloc_at(void *p, size_t n, const char *file, int line) {
+  void *q = realloc(p, n ? n : 1);
+  if (q == NULL) oom(n, file, line);
+  return q;
+}
+
+char *sig_strndup_at(const char *s, size_t n, const char *file, int line) {
+  size_t len = strnlen(s, n);
+  char *p = sig_malloc_at(len + 1, file, line);
+  memcpy(p, s, len);
+  p[len] = '\0';
+  return p;
+}
+
+const char *sig_strerror(int err) {
+  switch (err) {
+    case SIG_ECONFIG: return "invalid configuration";
+    case SIG_EPROTO: return "protocol error";
+    case SIG_ETOOBIG: return "limit exceeded";
+    case SIG_ENOTFOUND: return "not found";
+    default: return uv_strerror(err);
+  }
+}
+
+uint64_t sig_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

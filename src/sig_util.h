@@ -1,0 +1,39 @@
+/* Shared helpers: allocation that aborts on out-of-memory, the project's
+ * error space (libuv's UV_E* plus a few SIG_E*), monotonic time. */
+#ifndef SIG_UTIL_H
+#define SIG_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Our own error codes live below libuv's (which are small negative errnos
+ * and -3000..-4100 on some platforms). */
+enum {
+  SIG_ECONFIG = -20001,  /* configuration file is invalid */
+  SIG_EPROTO = -20002,   /* peer violated the protocol */
+  SIG_ETOOBIG = -20003,  /* input exceeds a configured limit */
+  SIG_ENOTFOUND = -20004 /* no such domain / exchange */
+};
+
+/* Returns a static, human-readable string for a SIG_E* or UV_E* code. */
+const char *sig_strerror(int err);
+
+/* Allocation: never returns NULL; prints file:line and aborts on OOM. */
+#define sig_malloc(n) sig_malloc_at((n), __FILE__, __LINE__)
+#define sig_calloc(n, m) sig_calloc_at((n), (m), __FILE__, __LINE__)
+#define sig_realloc(p, n) sig_realloc_at((p), (n), __FILE__, __LINE__)
+#define sig_strdup(s) sig_strndup_at((s), (size_t)-1, __FILE__, __LINE__)
+#define sig_strndup(s, n) sig_strndup_at((s), (n), __FILE__, __LINE__)
+
+void *sig_malloc_at(size_t n, const char *file, int line);
+void *sig_calloc_at(size_t n, size_t m, const char *file, int line);
+void *sig_realloc_at(void *p, size_t n, const char *file, int line);
+/* Copies at most n bytes of s (stops at NUL) and terminates the copy. */
+char *sig_strndup_at(const char *s, size_t n, const char *file, int line);
+
+/* Milliseconds from an arbitrary monotonic origin. */
+uint64_t sig_now_ms(void);
+
+#define SIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

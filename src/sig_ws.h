@@ -1,0 +1,68 @@
+/* WebSocket (RFC 6455) on wslay: the handshake's accept key, server-side
+ * framing, and an inbound parser that exists only while a connection has a
+ * frame or message in flight, so idle connections cost nothing here.
+ * Only this file sees wslay. */
+#ifndef SIG_WS_H
+#define SIG_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sig_ws_s sig_ws_t;
+
+enum {
+  SIG_WS_OP_TEXT = 0x1,
+  SIG_WS_OP_BINARY = 0x2,
+  SIG_WS_OP_CLOSE = 0x8,
+  SIG_WS_OP_PING = 0x9,
+  SIG_WS_OP_PONG = 0xa
+};
+
+typedef struct {
+  /* A complete, UTF-8-valid text message. */
+  void (*on_text)(void *user, const char *msg, size_t len);
+  /* Bytes to put on the wire, in order. Returns 0, or negative when the transport
+   * is gone (the parser then stops). */
+  int (*write)(void *user, const char *data, size_t len);
+} sig_ws_callbacks_t;
+
+/* Result of sig_ws_feed. */
+typedef enum {
+  SIG_WS_OPEN = 0, /* keep reading */
+  SIG_WS_CLOSED = 1 /* a close frame was sent (as an echo or for an error): flush and close */
+} sig_ws_state_t;
+
+/* cb is borrowed for the parser's life. */
+sig_ws_t *sig_ws_new(const sig_ws_callbacks_t *cb, void *user, uint64_t max_message);
+void sig_ws_free(sig_ws_t *ws);
+
+/* Parses received bytes, calling on_text for each message and answering pings
+ * and closes itself. Binary messages are refused with 1003, invalid UTF-8 with
+ * 1007, messages over max_message with 1009, protocol violations with 1002.
+ * Returns SIG_WS_OPEN, SIG_WS_CLOSED, or a negative error (close the transport). */
+int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len);
+
+/* True when no frame or fragmented message is in progress: the parser may be freed
+ * and a new one made for the next bytes. */
+int sig_ws_idle(const sig_ws_t *ws);
+
+/* Close code sent by the parser (after SIG_WS_CLOSED), or 0. */
+uint16_t sig_ws_close_code(const sig_ws_t *ws);
+
+/* Writes an unmasked frame header for a payload of len bytes into hdr (10 bytes
+ * at most) and returns its length. */
+size_t sig_ws_frame_header(uint8_t hdr[10], unsigned opcode, size_t len);
+
+/* Builds a close frame (at most 127 bytes; the reason is cut to fit) into out. */
+size_t sig_ws_close_frame(uint8_t out[127], uint16_t code, const char *reason);
+
+/* True if key is the base64 of 16 bytes, as Sec-WebSocket-Key must be. */
+int sig_ws_key_valid(const char *key);
+
+/* Sec-WebSocket-Accept for a client key: out gets 28 characters and a NUL. */
+void sig_ws_accept_key(const char *key, char out[29]);
+
+/* True if the len bytes are valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+int sig_ws_utf8_valid(const uint8_t *s, size_t len);
+
+#endif

@@ -1,0 +1,813 @@
+/* Unit tests for sig_msg: every validation rule with its exact error text, and every encoder's
+ * exact output. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+/* cmocka needs the headers above first */
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "sig_msg.h"
+#include "sig_util.h"
+
+#define A8 "aaaaaaaa"
+#define A64 A8 A8 A8 A8 A8 A8 A8 A8
+#define A128 A64 A64
+#define DOMAIN_RULE "must be 1-128 characters of A-Z a-z 0-9 . _ ~ -"
+#define ID_RULE "must be 1-64 characters of A-Z a-z 0-9 . _ ~ -"
+#define NOT_SDP "not an SDP (decoded text must start with \"v=\")"
+
+#define SDP "dj0wDQpvPS0gMSAxIElOIElQNCAxMjcuMC4wLjENCg=="
+#define CAND "candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host"
+#define F_SDP "\"offer_sdp\":\"" SDP "\""
+#define F_CAND "\"candidate\":[\"" CAND "\"]"
+#define F_AD "\"answer_domain\":\"B\""
+#define F_OD "\"offer_domain\":\"A\""
+#define BODY_WITH(x) "{" F_SDP "," F_CAND "," F_AD "," F_OD "," x "}"
+#define REQ "{" F_SDP "," F_CAND "," F_AD "," F_OD "}"
+#define RESP "{\"answer_sdp\":\"dj0wDQo=\",\"candidate\":[\"c2\"],\"answer_domain\":\"B\"}"
+
+typedef struct {
+  const char *in;
+  size_t len;
+  const char *err;
+} row_t;
+
+/* sizeof so that rows may hold raw NUL bytes */
+#define ROW(in, err) \
+  { in, sizeof(in) - 1, err }
+
+static void assert_zeroed(const sig_msg_t *m) {
+  sig_msg_t zero;
+  memset(&zero, 0, sizeof zero);
+  assert_memory_equal(m, &zero, sizeof zero);
+}
+
+static void run_body_rows(const row_t *rows, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    sig_msg_t m;
+    char err[SIG_MSG_ERR_MAX] = "";
+    int rc = sig_msg_decode_offer_body(&m, rows[i].in, rows[i].len, err, sizeof err);
+    if (rc != 400 || strcmp(err, rows[i].err) != 0)
+      print_error("row %zu: %s\n  got %d '%s'\n  want '%s'\n", i, rows[i].in, rc, err, rows[i].err);
+    assert_int_equal(rc, 400);
+    assert_string_equal(err, rows[i].err);
+    assert_zeroed(&m);
+    sig_msg_free(&m);
+  }
+}
+
+static void run_frame_rows(const row_t *rows, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    sig_msg_t m;
+    char err[SIG_MSG_ERR_MAX] = "";
+    int rc = sig_msg_decode_frame(&m, rows[i].in, rows[i].len, err, sizeof err);
+    if (rc != 400 || strcmp(err, rows[i].err) != 0)
+      print_error("row %zu: %s\n  got %d '%s'\n  want '%s'\n", i, rows[i].in, rc, err, rows[i].err);
+    assert_int_equal(rc, 400);
+    assert_string_equal(err, rows[i].err);
+    assert_int_equal(m.type, 0);
+    assert_null(m.offer_sdp);
+    assert_null(m.candidates);
+    sig_msg_free(&m);
+    assert_zeroed(&m);
+  }
+}
+
+static void test_names(void **state) {
+  static const struct {
+    const char *s;
+    size_t len;
+    int domain, id;
+  } rows[] = {
+      {"B", 1, 1, 1},           {"cam-42.room_1~x", 15, 1, 1},
+      {"AZaz09._~-", 10, 1, 1}, {A64, 64, 1, 1},
+      {A64 "a", 65, 1, 0},      {A128, 128, 1, 0},
+      {A128 "a", 129, 0, 0},    {"", 0, 0, 0},
+      {"a/b", 3, 0, 0},         {"a b", 3, 0, 0},
+      {"a%20", 4, 0, 0},        {"caf\xc3\xa9", 5, 0, 0},
+      {"a\0b", 3, 0, 0},        {"a:b", 3, 0, 0},
+      {"a+b", 3, 0, 0},         {"abc/", 3, 1, 1}, /* only len bytes are looked at */
+  };
+  (void)state;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(rows); i++) {
+    assert_int_equal(sig_msg_domain_valid(rows[i].s, rows[i].len), rows[i].domain);
+    assert_int_equal(sig_msg_id_valid(rows[i].s, rows[i].len), rows[i].id);
+  }
+  assert_int_equal(sig_msg_domain_valid(NULL, 0), 0);
+}
+
+static void test_body_ok(void **state) {
+  sig_msg_t m;
+  char err[SIG_MSG_ERR_MAX] = "";
+  const char *in = BODY_WITH("\"id\":\"call-1\"");
+  (void)state;
+  assert_int_equal(sig_msg_decode_offer_body(&m, in, strlen(in), err, sizeof err), 0);
+  assert_int_equal(m.type, SIG_MSG_OFFER);
+  assert_string_equal(m.offer_sdp, SDP);
+  assert_string_equal(m.answer_domain, "B");
+  assert_string_equal(m.offer_domain, "A");
+  assert_string_equal(m.id, "call-1");
+  assert_int_equal(m.ncandidates, 1);
+  assert_non_null(m.doc);
+  assert_non_null(m.candidates);
+  assert_non_null(m.sdp);
+  assert_null(m.answer_sdp);
+  assert_null(m.to);
+  sig_msg_free(&m);
+  assert_zeroed(&m);
+  sig_msg_free(&m); /* idempotent */
+  sig_msg_free(NULL);
+}
+
+static void test_body_ok_variants(void **state) {
+  static const char *oks[] = {
+      REQ,
+      " \n\t" REQ " \r\n",
+      "{\"offer_sdp\":\"dj0=\",\"candidate\":[],\"answer_domain\":\"" A128
+      "\",\"offer_domain\":\"" A64 "b\"}",
+      "{\"offer_sdp\":\"dj0=\",\"candidate\":[],\"answer_domain\":\"x\",\"offer_domain\":\"y\","
+      "\"id\":\"" A64 "\"}",
+      BODY_WITH("\"extra\":{\"x\":[1,2,{\"y\":null}]},\"ty\":\"whatever\""),
+      BODY_WITH("\"answer_resp\":{\"answer_sdp\":\"\"}"),
+  };
+  (void)state;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(oks); i++) {
+    sig_msg_t m;
+    char err[SIG_MSG_ERR_MAX] = "";
+    int rc = sig_msg_decode_offer_body(&m, oks[i], strlen(oks[i]), err, sizeof err);
+    if (rc != 0) print_error("row %zu: %s: %s\n", i, oks[i], err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(m.type, SIG_MSG_OFFER);
+    sig_msg_free(&m);
+  }
+}
+
+static void test_body_errors(void **state) {
+  static const row_t rows[] = {
+      /* not an object */
+      ROW("", "body: invalid JSON: unexpected token near end of file at line 1 column 0"),
+      ROW("   ", "body: invalid JSON: unexpected token near end of file at line 1 column 3"),
+      ROW("{", "body: invalid JSON: string or '}' expected near end of file at line 1 column 1"),
+      ROW("[]", "body: expected a JSON object"),
+      ROW("42", "body: expected a JSON object"),
+      ROW("\"x\"", "body: expected a JSON object"),
+      ROW("null", "body: expected a JSON object"),
+      ROW("true", "body: expected a JSON object"),
+      /* trailing garbage, duplicates, bad UTF-8, raw NUL */
+      ROW(REQ "x", "body: invalid JSON: end of file expected near 'x' at line 1 column 170"),
+      ROW(REQ "{}", "body: invalid JSON: end of file expected near '{' at line 1 column 170"),
+      ROW(REQ "\0",
+          "body: invalid JSON: end of file expected near end of file at line 1 column 170"),
+      ROW("{\"offer_sdp\":\"dj0=\",\"offer_sdp\":\"dj0=\"}",
+          "body: invalid JSON: duplicate object key near '\"offer_sdp\"' at line 1 column 31"),
+      ROW("{\"candidate\":[\"\xff\"]}",
+          "body: invalid JSON: unable to decode byte 0xff near '\"' at line 1 column 15"),
+      ROW("{\"candidate\":[\"\xc3\x28\"]}",
+          "body: invalid JSON: unable to decode byte 0xc3 near '\"' at line 1 column 15"),
+      ROW("{\"candidate\":[\"\xed\xa0\x80\"]}",
+          "body: invalid JSON: unable to decode byte 0xed near '\"' at line 1 column 15"),
+      ROW("{\"a\":\"\\ud800\"}",
+          "body: invalid JSON: invalid Unicode '\\uD800' near '\"\\ud800\"' at line 1 column 13"),
+      ROW("{\"a\":\"x\0y\"}",
+          "body: invalid JSON: control character 0x0 near '\"x' at line 1 column 7"),
+      ROW("\xef\xbb\xbf{}",
+          "body: invalid JSON: invalid token near '\\xef\\xbb\\xbf' at line 1 "
+          "column 1"),
+      ROW("{'a':1}", "body: invalid JSON: string or '}' expected near ''' at line 1 column 2"),
+      /* missing fields, in check order */
+      ROW("{}", "offer_sdp: required"),
+      ROW("{" F_CAND "," F_AD "," F_OD "}", "offer_sdp: required"),
+      ROW("{" F_SDP "," F_AD "," F_OD "}", "candidate: required"),
+      ROW("{" F_SDP "," F_CAND "," F_OD "}", "answer_domain: required"),
+      ROW("{" F_SDP "," F_CAND "," F_AD "}", "offer_domain: required"),
+      ROW("{\"offer_sdp\":1,\"candidate\":1,\"answer_domain\":1}", "offer_sdp: expected a string"),
+      ROW("{" F_SDP ",\"candidate\":1,\"answer_domain\":1}",
+          "candidate: expected an array of strings"),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"\",\"offer_domain\":1,\"id\":2}",
+          "answer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\"B\",\"id\":2}",
+          "id: expected a string"),
+      /* wrong types */
+      ROW("{\"offer_sdp\":1}", "offer_sdp: expected a string"),
+      ROW("{\"offer_sdp\":null}", "offer_sdp: expected a string"),
+      ROW("{\"offer_sdp\":true}", "offer_sdp: expected a string"),
+      ROW("{\"offer_sdp\":[\"dj0=\"]}", "offer_sdp: expected a string"),
+      ROW("{\"offer_sdp\":{}}", "offer_sdp: expected a string"),
+      ROW("{" F_SDP ",\"candidate\":\"" CAND "\"}", "candidate: expected an array of strings"),
+      ROW("{" F_SDP ",\"candidate\":null}", "candidate: expected an array of strings"),
+      ROW("{" F_SDP ",\"candidate\":{}}", "candidate: expected an array of strings"),
+      ROW("{" F_SDP ",\"candidate\":[1]}", "candidate[0]: expected a string"),
+      ROW("{" F_SDP ",\"candidate\":[\"a\",\"b\",null]}", "candidate[2]: expected a string"),
+      ROW("{" F_SDP ",\"candidate\":[\"a\",[\"b\"]]}", "candidate[1]: expected a string"),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":5}", "answer_domain: expected a string"),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":null}", "answer_domain: expected a string"),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":false}",
+          "offer_domain: expected a string"),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":[\"A\"]}",
+          "offer_domain: expected a string"),
+      ROW(BODY_WITH("\"id\":1"), "id: expected a string"),
+      ROW(BODY_WITH("\"id\":null"), "id: expected a string"),
+      ROW(BODY_WITH("\"id\":{}"), "id: expected a string"),
+      /* NUL inside strings */
+      ROW("{\"offer_sdp\":\"dj0=\\u0000\"}", "offer_sdp: must not contain NUL"),
+      ROW("{" F_SDP ",\"candidate\":[\"a\\u0000b\"]}", "candidate[0]: must not contain NUL"),
+      ROW("{" F_SDP ",\"candidate\":[\"a\",\"\\u0000\"]}", "candidate[1]: must not contain NUL"),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"B\\u0000\"}",
+          "answer_domain: must not contain NUL"),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\"\\u0000A\"}",
+          "offer_domain: must not contain NUL"),
+      ROW(BODY_WITH("\"id\":\"x\\u0000\""), "id: must not contain NUL"),
+      /* bad domains */
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"\"}", "answer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"" A128 "a\"}", "answer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"a/b\"}", "answer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"a b\"}", "answer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"a%20b\"}", "answer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"caf\\u00e9\"}", "answer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"caf\xc3\xa9\"}",
+          "answer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"B\\n\"}", "answer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\"\"}", "offer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\"" A128 "b\"}",
+          "offer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\"x/\"}", "offer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\" \"}", "offer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\"%\"}", "offer_domain: " DOMAIN_RULE),
+      ROW("{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\"\xe2\x98\x83\"}",
+          "offer_domain: " DOMAIN_RULE),
+      /* bad ids */
+      ROW(BODY_WITH("\"id\":\"\""), "id: " ID_RULE),
+      ROW(BODY_WITH("\"id\":\"" A64 "a\""), "id: " ID_RULE),
+      ROW(BODY_WITH("\"id\":\"a/b\""), "id: " ID_RULE),
+      ROW(BODY_WITH("\"id\":\"a b\""), "id: " ID_RULE),
+      ROW(BODY_WITH("\"id\":\"\\u00e9\""), "id: " ID_RULE),
+      /* same domain twice; id is checked first */
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"A\"," F_OD "}",
+          "answer_domain: must differ from offer_domain"),
+      ROW("{" F_SDP "," F_CAND ",\"answer_domain\":\"A\"," F_OD ",\"id\":\"\"}", "id: " ID_RULE),
+  };
+  (void)state;
+  run_body_rows(rows, SIG_ARRAY_SIZE(rows));
+}
+
+/* Each SDP text (JSON-escaped) with the reason it is refused, NULL if accepted. */
+static const struct {
+  const char *sdp;
+  const char *reason;
+} sdp_rows[] = {
+    {SDP, NULL},
+    {"dj0wDQo=", NULL},
+    {"dj0=", NULL},
+    {"dj0w", NULL},
+    {"dj0wMQ==", NULL},
+    {"dj0wDQ==", NULL},
+    {"dj1=", NULL},     /* padding bits need not be zero */
+    {"dj0wDR==", NULL}, /* likewise */
+    {"dj0wDQo", "not valid base64"},
+    {"dj0wDQo==", "not valid base64"},
+    {"dj0wD", "not valid base64"},
+    {"dj0wDQ=o", "not valid base64"},
+    {"dj0wD===", "not valid base64"},
+    {"====", "not valid base64"},
+    {"d===", "not valid base64"},
+    {"dj0w=Qo=", "not valid base64"},
+    {"dj0=dj0=", "not valid base64"},
+    {"dj0wDQo=dj0=", "not valid base64"},
+    {"dj0wDQo=\\n", "not valid base64"},
+    {"dj0wDQo=\\r\\n", "not valid base64"},
+    {"dj0wDQ\\no", "not valid base64"},
+    {" dj0wDQo", "not valid base64"},
+    {"dj0w DQo", "not valid base64"},
+    {"dj0wDQo\\t", "not valid base64"},
+    {" dj0wDQo= ", "not valid base64"},
+    {"dj0w-Qo=", "not valid base64"},
+    {"dj0w_Qo=", "not valid base64"},
+    {"dj0w!Qo=", "not valid base64"},
+    {"dj0w.Qo=", "not valid base64"},
+    {"dj0w\\u00e9Qo", "not valid base64"},
+    {"dj0wDQo=\\u00e9", "not valid base64"},
+    {"", NOT_SDP},
+    {"aGVsbG8=", NOT_SDP},
+    {"dg==", NOT_SDP},
+    {"dj==", NOT_SDP},
+    {"Dj0w", NOT_SDP},
+    {"dj4w", NOT_SDP},
+    {"VjA9", NOT_SDP},
+};
+
+static void test_sdp_base64(void **state) {
+  (void)state;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(sdp_rows); i++) {
+    char in[512], want[256], err[SIG_MSG_ERR_MAX] = "";
+    sig_msg_t m;
+    int n, rc;
+    const char *reason = sdp_rows[i].reason;
+
+    n = snprintf(in, sizeof in, "{\"offer_sdp\":\"%s\",\"candidate\":[],%s,%s}", sdp_rows[i].sdp,
+                 F_AD, F_OD);
+    rc = sig_msg_decode_offer_body(&m, in, (size_t)n, err, sizeof err);
+    if (reason == NULL) {
+      if (rc != 0) print_error("row %zu: %s\n", i, err);
+      assert_int_equal(rc, 0);
+    } else {
+      snprintf(want, sizeof want, "offer_sdp: %s", reason);
+      assert_int_equal(rc, 400);
+      assert_string_equal(err, want);
+    }
+    sig_msg_free(&m);
+
+    n = snprintf(in, sizeof in, "{\"ty\":\"offer\",\"offer_req\":{\"offer_sdp\":\"%s\",%s,%s}}",
+                 sdp_rows[i].sdp, "\"candidate\":[]", F_AD);
+    rc = sig_msg_decode_frame(&m, in, (size_t)n, err, sizeof err);
+    if (reason == NULL) {
+      assert_int_equal(rc, 0);
+    } else {
+      snprintf(want, sizeof want, "offer_req.offer_sdp: %s", reason);
+      assert_int_equal(rc, 400);
+      assert_string_equal(err, want);
+    }
+    sig_msg_free(&m);
+
+    n = snprintf(in, sizeof in,
+                 "{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"%s\",\"candidate\":[]}}",
+                 sdp_rows[i].sdp);
+    rc = sig_msg_decode_frame(&m, in, (size_t)n, err, sizeof err);
+    if (reason == NULL) {
+      assert_int_equal(rc, 0);
+    } else {
+      snprintf(want, sizeof want, "answer_resp.answer_sdp: %s", reason);
+      assert_int_equal(rc, 400);
+      assert_string_equal(err, want);
+    }
+    sig_msg_free(&m);
+  }
+}
+
+static void test_frame_errors(void **state) {
+  static const row_t rows[] = {
+      /* envelope */
+      ROW("", "body: invalid JSON: unexpected token near end of file at line 1 column 0"),
+      ROW("[\"offer\"]", "body: expected a JSON object"),
+      ROW("\"offer\"", "body: expected a JSON object"),
+      ROW("{\"ty\":\"bye\",\"to\":\"B\"} x",
+          "body: invalid JSON: end of file expected near 'x' at line 1 column 23"),
+      ROW("{\"ty\":\"bye\",\"ty\":\"bye\",\"to\":\"B\"}",
+          "body: invalid JSON: duplicate object key near '\"ty\"' at line 1 column 16"),
+      ROW("{\"ty\":\"bye\",\"to\":\"\xff\"}",
+          "body: invalid JSON: unable to decode byte 0xff near '\"' at line 1 column 18"),
+      ROW("{}", "ty: required"),
+      ROW("{\"to\":\"B\"}", "ty: required"),
+      ROW("{\"ty\":1}", "ty: expected a string"),
+      ROW("{\"ty\":null}", "ty: expected a string"),
+      ROW("{\"ty\":[\"offer\"]}", "ty: expected a string"),
+      ROW("{\"ty\":\"offer\\u0000\"}", "ty: must not contain NUL"),
+      ROW("{\"ty\":\"hello\"}", "ty: unknown message type 'hello'"),
+      ROW("{\"ty\":\"\"}", "ty: unknown message type ''"),
+      ROW("{\"ty\":\"OFFER\"}", "ty: unknown message type 'OFFER'"),
+      ROW("{\"ty\":\"error\"}", "ty: unknown message type 'error'"),
+      ROW("{\"ty\":\"offer \"}", "ty: unknown message type 'offer '"),
+      ROW("{\"ty\":\"" A8 A8 A8 A8 "\"}", "ty: unknown message type '" A8 A8 A8 A8 "'"),
+      ROW("{\"ty\":\"" A8 A8 A8 A8 "b\"}", "ty: unknown message type '" A8 A8 A8 A8 "...'"),
+      ROW("{\"ty\":\"a'b\\\\c\\u0001\\n\\u007f\\u00e9\\u0085\\u202e\\ud83d\\ude00\"}",
+          "ty: unknown message type 'a\\'b\\\\c\\x01\\x0a\\x7f\xc3\xa9\\xc2\\x85\\xe2\\x80\\xae"
+          "\xf0\x9f\x98\x80'"),
+      /* offer */
+      ROW("{\"ty\":\"offer\"}", "offer_req: required"),
+      ROW("{\"ty\":\"offer\"," F_SDP "," F_CAND "," F_AD "}", "offer_req: required"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":\"x\"}", "offer_req: expected an object"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":null}", "offer_req: expected an object"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":[]}", "offer_req: expected an object"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{}}", "offer_req.offer_sdp: required"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{\"offer_sdp\":7}}",
+          "offer_req.offer_sdp: expected a string"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{\"offer_sdp\":\"x\"}}",
+          "offer_req.offer_sdp: not valid base64"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{" F_SDP "}}", "offer_req.candidate: required"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{" F_SDP ",\"candidate\":{}}}",
+          "offer_req.candidate: expected an array of strings"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{" F_SDP ",\"candidate\":[\"\",1]}}",
+          "offer_req.candidate[1]: expected a string"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{" F_SDP ",\"candidate\":[\"\\u0000\"]}}",
+          "offer_req.candidate[0]: must not contain NUL"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{" F_SDP "," F_CAND "}}",
+          "offer_req.answer_domain: required"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{" F_SDP "," F_CAND ",\"answer_domain\":\"a/b\"}}",
+          "offer_req.answer_domain: " DOMAIN_RULE),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":1}}",
+          "offer_req.offer_domain: expected a string"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\"\"}}",
+          "offer_req.offer_domain: " DOMAIN_RULE),
+      ROW("{\"ty\":\"offer\",\"offer_req\":{" F_SDP "," F_CAND "," F_AD ",\"offer_domain\":\"B\"}}",
+          "offer_req.answer_domain: must differ from offer_req.offer_domain"),
+      ROW("{\"ty\":\"offer\",\"offer_req\":" REQ ",\"id\":\"" A64 "a\"}", "id: " ID_RULE),
+      ROW("{\"ty\":\"offer\",\"offer_req\":" REQ ",\"id\":3}", "id: expected a string"),
+      ROW("{\"ty\":\"offer\",\"id\":\"x/\",\"offer_req\":{}}", "offer_req.offer_sdp: required"),
+      /* answer */
+      ROW("{\"ty\":\"answer\"}", "answer_resp: required"),
+      ROW("{\"ty\":\"answer\",\"offer_req\":" REQ "}", "answer_resp: required"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":1}", "answer_resp: expected an object"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{}}", "answer_resp.answer_sdp: required"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":null}}",
+          "answer_resp.answer_sdp: expected a string"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"dj0w\\u0000\"}}",
+          "answer_resp.answer_sdp: must not contain NUL"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"dj0w DQo=\"}}",
+          "answer_resp.answer_sdp: not valid base64"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"aGVsbG8=\"}}",
+          "answer_resp.answer_sdp: " NOT_SDP),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"dj0=\"}}",
+          "answer_resp.candidate: required"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"dj0=\",\"candidate\":\"c\"}}",
+          "answer_resp.candidate: expected an array of strings"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"dj0=\",\"candidate\":[\"c\","
+          "\"\\u0000\"]}}",
+          "answer_resp.candidate[1]: must not contain NUL"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"dj0=\",\"candidate\":[],"
+          "\"answer_domain\":5}}",
+          "answer_resp.answer_domain: expected a string"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"dj0=\",\"candidate\":[],"
+          "\"answer_domain\":\"\"}}",
+          "answer_resp.answer_domain: " DOMAIN_RULE),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":" RESP ",\"offer_req\":\"A\"}",
+          "offer_req: expected an object"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":" RESP ",\"offer_req\":{\"offer_domain\":1}}",
+          "offer_req.offer_domain: expected a string"),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":" RESP ",\"offer_req\":{\"offer_domain\":\"\"}}",
+          "offer_req.offer_domain: " DOMAIN_RULE),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":" RESP ",\"offer_req\":{\"offer_domain\":\"a b\"}}",
+          "offer_req.offer_domain: " DOMAIN_RULE),
+      ROW("{\"ty\":\"answer\",\"answer_resp\":" RESP ",\"id\":\"\"}", "id: " ID_RULE),
+      /* candidate */
+      ROW("{\"ty\":\"candidate\"}", "to: required"),
+      ROW("{\"ty\":\"candidate\",\"candidate\":[]}", "to: required"),
+      ROW("{\"ty\":\"candidate\",\"to\":1}", "to: expected a string"),
+      ROW("{\"ty\":\"candidate\",\"to\":\"\"}", "to: " DOMAIN_RULE),
+      ROW("{\"ty\":\"candidate\",\"to\":\"a b\"}", "to: " DOMAIN_RULE),
+      ROW("{\"ty\":\"candidate\",\"to\":\"B\\u0000\"}", "to: must not contain NUL"),
+      ROW("{\"ty\":\"candidate\",\"to\":\"B\"}", "candidate: required"),
+      ROW("{\"ty\":\"candidate\",\"to\":\"B\",\"candidate\":\"c\"}",
+          "candidate: expected an array of strings"),
+      ROW("{\"ty\":\"candidate\",\"to\":\"B\",\"candidate\":[{}]}",
+          "candidate[0]: expected a string"),
+      ROW("{\"ty\":\"candidate\",\"to\":\"B\",\"candidate\":[],\"id\":\"\"}", "id: " ID_RULE),
+      /* bye */
+      ROW("{\"ty\":\"bye\"}", "to: required"),
+      ROW("{\"ty\":\"bye\",\"to\":null}", "to: expected a string"),
+      ROW("{\"ty\":\"bye\",\"to\":\"x/y\"}", "to: " DOMAIN_RULE),
+      ROW("{\"ty\":\"bye\",\"to\":\"" A128 "a\"}", "to: " DOMAIN_RULE),
+      ROW("{\"ty\":\"bye\",\"to\":\"B\",\"id\":\"" A64 "a\"}", "id: " ID_RULE),
+      ROW("{\"ty\":\"bye\",\"to\":\"B\",\"id\":\"\\u0000\"}", "id: must not contain NUL"),
+  };
+  (void)state;
+  run_frame_rows(rows, SIG_ARRAY_SIZE(rows));
+}
+
+static void test_frame_error_keeps_id(void **state) {
+  static const struct {
+    const char *in;
+    const char *id; /* NULL: nothing kept */
+  } rows[] = {
+      {"{\"ty\":\"hello\",\"id\":\"call-9\"}", "call-9"},
+      {"{\"id\":\"call-9\"}", "call-9"},
+      {"{\"ty\":\"bye\",\"to\":\"a b\",\"id\":\"x\"}", "x"},
+      {"{\"ty\":\"answer\",\"id\":\"" A64 "\"}", A64},
+      {"{\"ty\":\"hello\",\"id\":\"bad id\"}", NULL},
+      {"{\"ty\":\"hello\",\"id\":\"" A64 "a\"}", NULL},
+      {"{\"ty\":\"hello\",\"id\":7}", NULL},
+      {"{\"ty\":\"hello\",\"id\":\"x\\u0000\"}", NULL},
+      {"{\"ty\":\"hello\"}", NULL},
+      {"{\"id\":\"x\"} x", NULL},
+  };
+  (void)state;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(rows); i++) {
+    sig_msg_t m;
+    char err[SIG_MSG_ERR_MAX];
+    assert_int_equal(sig_msg_decode_frame(&m, rows[i].in, strlen(rows[i].in), err, sizeof err),
+                     400);
+    if (rows[i].id == NULL) {
+      assert_zeroed(&m);
+    } else {
+      assert_string_equal(m.id, rows[i].id);
+      assert_non_null(m.doc);
+      assert_int_equal(m.type, 0);
+      assert_null(m.to);
+      assert_null(m.candidates);
+    }
+    sig_msg_free(&m);
+    assert_zeroed(&m);
+  }
+}
+
+static void test_err_buffer(void **state) {
+  sig_msg_t m;
+  char err[8];
+  (void)state;
+  assert_int_equal(sig_msg_decode_frame(&m, "{}", 2, NULL, 0), 400);
+  sig_msg_free(&m);
+  assert_int_equal(sig_msg_decode_offer_body(&m, "{}", 2, err, sizeof err), 400);
+  assert_string_equal(err, "offer_s"); /* truncated, terminated */
+  assert_int_equal(sig_msg_decode_frame(&m, NULL, 0, err, sizeof err), 400);
+  assert_string_equal(err, "body: i");
+}
+
+static void test_frame_offer(void **state) {
+  sig_msg_t m;
+  char err[SIG_MSG_ERR_MAX] = "";
+  const char *in =
+      "{\"ty\":\"offer\",\"id\":\"c1\",\"offer_req\":" REQ
+      ",\"answer_resp\":{\"answer_sdp\":\"\",\"candidate\":[],\"answer_domain\":\"B\"}}";
+  const char *no_od =
+      "{\"offer_req\":{\"candidate\":[],\"offer_sdp\":\"dj0=\",\"answer_domain\":\"B\"},"
+      "\"ty\":\"offer\"}";
+  (void)state;
+  assert_int_equal(sig_msg_decode_frame(&m, in, strlen(in), err, sizeof err), 0);
+  assert_int_equal(m.type, SIG_MSG_OFFER);
+  assert_string_equal(m.id, "c1");
+  assert_string_equal(m.offer_sdp, SDP);
+  assert_string_equal(m.answer_domain, "B");
+  assert_string_equal(m.offer_domain, "A");
+  assert_int_equal(m.ncandidates, 1);
+  sig_msg_free(&m);
+
+  assert_int_equal(sig_msg_decode_frame(&m, no_od, strlen(no_od), err, sizeof err), 0);
+  assert_int_equal(m.type, SIG_MSG_OFFER);
+  assert_null(m.id);
+  assert_null(m.offer_domain);
+  assert_string_equal(m.offer_sdp, "dj0=");
+  assert_int_equal(m.ncandidates, 0);
+  sig_msg_free(&m);
+}
+
+static void test_frame_answer(void **state) {
+  sig_msg_t m;
+  char err[SIG_MSG_ERR_MAX] = "";
+  /* the offer push echoed back with answer_resp filled in */
+  const char *echo =
+      "{\"ty\":\"answer\",\"id\":\"call-1\",\"answer_resp\":{\"answer_sdp\":\"dj0wDQo=\","
+      "\"candidate\":[\"c1\",\"c2\"],\"answer_domain\":\"B\"},\"offer_req\":{\"offer_sdp\":\"\","
+      "\"candidate\":[],\"answer_domain\":\"B\",\"offer_domain\":\"A\"}}";
+  const char *bare =
+      "{\"ty\":\"answer\",\"answer_resp\":{\"answer_sdp\":\"dj0=\",\"candidate\":[]}}";
+  const char *no_echo =
+      "{\"ty\":\"answer\",\"answer_resp\":" RESP ",\"offer_req\":{\"offer_sdp\":5}}";
+  (void)state;
+  assert_int_equal(sig_msg_decode_frame(&m, echo, strlen(echo), err, sizeof err), 0);
+  assert_int_equal(m.type, SIG_MSG_ANSWER);
+  assert_string_equal(m.id, "call-1");
+  assert_string_equal(m.answer_sdp, "dj0wDQo=");
+  assert_string_equal(m.answer_domain, "B");
+  assert_string_equal(m.echo_offer_domain, "A");
+  assert_int_equal(m.ncandidates, 2);
+  assert_null(m.offer_sdp);
+  assert_null(m.offer_domain);
+  sig_msg_free(&m);
+
+  assert_int_equal(sig_msg_decode_frame(&m, bare, strlen(bare), err, sizeof err), 0);
+  assert_int_equal(m.type, SIG_MSG_ANSWER);
+  assert_null(m.id);
+  assert_null(m.answer_domain);
+  assert_null(m.echo_offer_domain);
+  assert_int_equal(m.ncandidates, 0);
+  sig_msg_free(&m);
+
+  assert_int_equal(sig_msg_decode_frame(&m, no_echo, strlen(no_echo), err, sizeof err), 0);
+  assert_null(m.echo_offer_domain);
+  assert_string_equal(m.answer_domain, "B");
+  sig_msg_free(&m);
+}
+
+static void test_frame_candidate_bye(void **state) {
+  sig_msg_t m;
+  char err[SIG_MSG_ERR_MAX] = "";
+  const char *cand =
+      "{\"ty\":\"candidate\",\"to\":\"B\",\"candidate\":[\"a\",\"b\",\"c\"],\"x\":1}";
+  const char *bye = "{\"ty\":\"bye\",\"id\":\"call-1\",\"to\":\"peer.B\"}";
+  (void)state;
+  assert_int_equal(sig_msg_decode_frame(&m, cand, strlen(cand), err, sizeof err), 0);
+  assert_int_equal(m.type, SIG_MSG_CANDIDATE);
+  assert_null(m.id);
+  assert_string_equal(m.to, "B");
+  assert_int_equal(m.ncandidates, 3);
+  sig_msg_free(&m);
+
+  assert_int_equal(sig_msg_decode_frame(&m, bye, strlen(bye), err, sizeof err), 0);
+  assert_int_equal(m.type, SIG_MSG_BYE);
+  assert_string_equal(m.id, "call-1");
+  assert_string_equal(m.to, "peer.B");
+  assert_null(m.candidates);
+  sig_msg_free(&m);
+}
+
+/* Checks the encoder's output and its length, then frees it. */
+static void expect_json(char *got, const size_t *len, const char *want) {
+  assert_non_null(got);
+  assert_string_equal(got, want);
+  assert_int_equal(*len, strlen(want));
+  free(got);
+}
+
+static void test_encode_offer_push(void **state) {
+  sig_msg_t m;
+  char err[SIG_MSG_ERR_MAX];
+  size_t len = 0;
+  const char *body = BODY_WITH("\"id\":\"call-1\",\"junk\":1");
+  const char *ws =
+      "{\"ty\":\"offer\",\"offer_req\":{\"offer_sdp\":\"dj0=\",\"candidate\":[],"
+      "\"answer_domain\":\"B\"}}";
+  (void)state;
+  assert_int_equal(sig_msg_decode_offer_body(&m, body, strlen(body), err, sizeof err), 0);
+  expect_json(sig_msg_encode_offer_push(&m, m.id, m.offer_domain, &len), &len,
+              "{\"ty\":\"offer\",\"id\":\"call-1\",\"offer_req\":{\"offer_sdp\":\"" SDP
+              "\",\"candidate\":[\"" CAND
+              "\"],\"answer_domain\":\"B\",\"offer_domain\":\"A\"},\"answer_resp\":{"
+              "\"answer_sdp\":\"\",\"candidate\":[],\"answer_domain\":\"B\"}}");
+  sig_msg_free(&m);
+
+  assert_int_equal(sig_msg_decode_frame(&m, ws, strlen(ws), err, sizeof err), 0);
+  expect_json(
+      sig_msg_encode_offer_push(&m, "7", "A", &len), &len,
+      "{\"ty\":\"offer\",\"id\":\"7\",\"offer_req\":{\"offer_sdp\":\"dj0=\",\"candidate\":[],"
+      "\"answer_domain\":\"B\",\"offer_domain\":\"A\"},\"answer_resp\":{"
+      "\"answer_sdp\":\"\",\"candidate\":[],\"answer_domain\":\"B\"}}");
+  sig_msg_free(&m);
+
+  /* a hand-filled message: no jansson objects behind it */
+  memset(&m, 0, sizeof m);
+  m.type = SIG_MSG_OFFER;
+  m.offer_sdp = "dj0=";
+  m.answer_domain = "B";
+  m.offer_domain = "A";
+  expect_json(
+      sig_msg_encode_offer_push(&m, "x", NULL, &len), &len,
+      "{\"ty\":\"offer\",\"id\":\"x\",\"offer_req\":{\"offer_sdp\":\"dj0=\",\"candidate\":[],"
+      "\"answer_domain\":\"B\",\"offer_domain\":\"A\"},\"answer_resp\":{"
+      "\"answer_sdp\":\"\",\"candidate\":[],\"answer_domain\":\"B\"}}");
+  free(sig_msg_encode_offer_push(&m, "x", NULL, NULL)); /* len may be NULL */
+}
+
+static void test_encode_answer_push(void **state) {
+  sig_msg_t m;
+  char err[SIG_MSG_ERR_MAX];
+  size_t len = 0;
+  const char *in =
+      "{\"ty\":\"answer\",\"answer_resp\":{\"candidate\":[\"c1\",\"c2\"],"
+      "\"answer_sdp\":\"dj0wDQo=\"}}";
+  (void)state;
+  assert_int_equal(sig_msg_decode_frame(&m, in, strlen(in), err, sizeof err), 0);
+  expect_json(
+      sig_msg_encode_answer_push(&m, "call-1", "B", "A", &len), &len,
+      "{\"ty\":\"answer\",\"id\":\"call-1\",\"answer_resp\":{\"answer_sdp\":\"dj0wDQo=\","
+      "\"candidate\":[\"c1\",\"c2\"],\"answer_domain\":\"B\"},\"offer_req\":{"
+      "\"offer_sdp\":\"\",\"candidate\":[],\"answer_domain\":\"B\",\"offer_domain\":\"A\"}}");
+  sig_msg_free(&m);
+}
+
+static void test_encode_small(void **state) {
+  size_t len = 0;
+  (void)state;
+  expect_json(sig_msg_encode_bye("call-1", "A", "hangup", &len), &len,
+              "{\"ty\":\"bye\",\"id\":\"call-1\",\"from\":\"A\",\"reason\":\"hangup\"}");
+  expect_json(sig_msg_encode_error(404, "to: no exchange with 'C'", "call-9", &len), &len,
+              "{\"ty\":\"error\",\"status\":404,\"msg\":\"to: no exchange with 'C'\","
+              "\"id\":\"call-9\"}");
+  expect_json(sig_msg_encode_error(400, "ty: required", NULL, &len), &len,
+              "{\"ty\":\"error\",\"status\":400,\"msg\":\"ty: required\",\"id\":null}");
+  expect_json(sig_msg_encode_resp_id("call-1", &len), &len,
+              "{\"code\":0,\"msg\":\"ok\",\"data\":{\"id\":\"call-1\"}}");
+  expect_json(sig_msg_encode_resp_error("answer_domain: 'B' is not connected", &len), &len,
+              "{\"code\":-1,\"msg\":\"answer_domain: 'B' is not connected\",\"data\":null}");
+  expect_json(sig_msg_encode_resp_health(3, 2, 1, &len), &len,
+              "{\"code\":0,\"msg\":\"ok\",\"data\":{\"connections\":3,\"domains\":2,"
+              "\"exchanges\":1}}");
+  expect_json(sig_msg_encode_resp_health(0, UINT64_MAX, (uint64_t)INT64_MAX + 1, &len), &len,
+              "{\"code\":0,\"msg\":\"ok\",\"data\":{\"connections\":0,\"domains\":"
+              "9223372036854775807,\"exchanges\":9223372036854775807}}");
+}
+
+static void test_encode_escaping(void **state) {
+  size_t len = 0;
+  sig_msg_t m;
+  char err[SIG_MSG_ERR_MAX];
+  const char *bad_ty = "{\"ty\":\"x\\\"y\\n\\u00e9\xff\"}";
+  const char *bad_ty2 = "{\"ty\":\"<\\\"'\\\\>\\u0000\\b\",\"id\":\"e1\"}";
+  const char *bad_ty3 = "{\"ty\":\"<\\\"'\\\\>\\b\",\"id\":\"e1\"}";
+  (void)state;
+  /* quotes, backslashes, controls, invalid UTF-8 (becomes U+FFFD), non-ASCII kept as UTF-8 */
+  expect_json(sig_msg_encode_error(400, "a\"b\\c\n\t\x01\x7f/\xc3\xa9\xff\xc3 end", "i", &len),
+              &len,
+              "{\"ty\":\"error\",\"status\":400,\"msg\":\"a\\\"b\\\\c\\n\\t\\u0001\x7f/\xc3\xa9"
+              "\xef\xbf\xbd\xef\xbf\xbd end\",\"id\":\"i\"}");
+  expect_json(sig_msg_encode_resp_error("\xed\xa0\x80!", &len), &len,
+              "{\"code\":-1,\"msg\":\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!\",\"data\":null}");
+  expect_json(sig_msg_encode_bye("\xf0\x9f\x98\x80", "\xc0\xaf", "\xf4\x90\x80\x80", &len), &len,
+              "{\"ty\":\"bye\",\"id\":\"\xf0\x9f\x98\x80\",\"from\":\"\xef\xbf\xbd\xef\xbf\xbd\","
+              "\"reason\":\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"}");
+
+  /* invalid UTF-8 never reaches the decoder's fields, so a bad ty goes through jansson */
+  assert_int_equal(sig_msg_decode_frame(&m, bad_ty, strlen(bad_ty), err, sizeof err), 400);
+  sig_msg_free(&m);
+  assert_int_equal(sig_msg_decode_frame(&m, bad_ty2, strlen(bad_ty2), err, sizeof err), 400);
+  assert_string_equal(err, "ty: must not contain NUL");
+  assert_string_equal(m.id, "e1");
+  sig_msg_free(&m);
+  assert_int_equal(sig_msg_decode_frame(&m, bad_ty3, strlen(bad_ty3), err, sizeof err), 400);
+  assert_string_equal(err, "ty: unknown message type '<\"\\'\\\\>\\x08'");
+  expect_json(sig_msg_encode_error(400, err, m.id, &len), &len,
+              "{\"ty\":\"error\",\"status\":400,\"msg\":\"ty: unknown message type "
+              "'<\\\"\\\\'\\\\\\\\>\\\\x08'\",\"id\":\"e1\"}");
+  sig_msg_free(&m);
+}
+
+static void test_candidate_round_trip(void **state) {
+  sig_msg_t m;
+  char err[SIG_MSG_ERR_MAX];
+  size_t len = 0;
+  char *out;
+  json_t *sent, *relayed;
+  json_error_t je;
+  const char *prefix = "{\"ty\":\"candidate\",\"id\":null,\"from\":\"A\",\"candidate\":[\"{";
+  const char *in =
+      "{\"ty\":\"candidate\",\"id\":\"c-1\",\"to\":\"B\",\"candidate\":["
+      "\"{\\\"candidate\\\":\\\"candidate:1 1 udp 1 192.0.2.1 5 typ "
+      "host\\\",\\\"sdpMid\\\":\\\"0\\\"}\","
+      "\"caf\\u00e9 \xe6\x97\xa5\xe6\x9c\xac \\ud83d\\ude00 \xf0\x9f\x98\x80\","
+      "\"tab\\there\\nnl\\r\\\\ \\/ \\u001f \\u007f \\u2028\","
+      "\"\"]}";
+  (void)state;
+  assert_int_equal(sig_msg_decode_frame(&m, in, strlen(in), err, sizeof err), 0);
+  assert_int_equal(m.ncandidates, 4);
+  out = sig_msg_encode_candidate(&m, "c-1", "A", &len);
+  assert_string_equal(out,
+                      "{\"ty\":\"candidate\",\"id\":\"c-1\",\"from\":\"A\",\"candidate\":["
+                      "\"{\\\"candidate\\\":\\\"candidate:1 1 udp 1 192.0.2.1 5 typ "
+                      "host\\\",\\\"sdpMid\\\":\\\"0\\\"}\","
+                      "\"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 \xf0\x9f\x98\x80\","
+                      "\"tab\\there\\nnl\\r\\\\ / \\u001F \x7f \xe2\x80\xa8\","
+                      "\"\"]}");
+  assert_int_equal(len, strlen(out));
+
+  /* the relayed strings are the sent strings, value for value */
+  sent = json_object_get((json_t *)m.doc, "candidate");
+  relayed = json_loadb(out, len, 0, &je);
+  assert_non_null(relayed);
+  assert_true(json_equal(sent, json_object_get(relayed, "candidate")));
+  json_decref(relayed);
+  free(out);
+
+  /* the decoded message is unchanged by encoding it, and can be encoded again */
+  out = sig_msg_encode_candidate(&m, NULL, "A", &len);
+  assert_int_equal(strncmp(out, prefix, strlen(prefix)), 0);
+  free(out);
+  sig_msg_free(&m);
+}
+
+static void test_large_sdp(void **state) {
+  /* an SDP large enough to make the output buffer grow past its first guess's headroom */
+  size_t n = 40000, len = 0;
+  char *body = malloc(n + 256), *sdp = body + 14, *out;
+  char err[SIG_MSG_ERR_MAX];
+  sig_msg_t m;
+  int k;
+  (void)state;
+  memcpy(body, "{\"offer_sdp\":\"dj0w", 18);
+  memset(body + 18, 'A', n - 4);
+  k = snprintf(body + 14 + n, 200, "\",\"candidate\":[\"\\u0001\\u0001\\u0001\\u0001\"],%s,%s}",
+               F_AD, F_OD);
+  assert_int_equal(sig_msg_decode_offer_body(&m, body, 14 + n + (size_t)k, err, sizeof err), 0);
+  assert_int_equal(strlen(m.offer_sdp), n);
+  out = sig_msg_encode_offer_push(&m, "big", NULL, &len);
+  assert_int_equal(len, strlen(out));
+  assert_non_null(strstr(out, "\\u0001\\u0001\\u0001\\u0001"));
+  assert_memory_equal(strstr(out, "dj0w"), sdp, n);
+  free(out);
+  sig_msg_free(&m);
+  free(body);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_body_ok),
+      cmocka_unit_test(test_body_ok_variants),
+      cmocka_unit_test(test_body_errors),
+      cmocka_unit_test(test_sdp_base64),
+      cmocka_unit_test(test_frame_errors),
+      cmocka_unit_test(test_frame_error_keeps_id),
+      cmocka_unit_test(test_err_buffer),
+      cmocka_unit_test(test_frame_offer),
+      cmocka_unit_test(test_frame_answer),
+      cmocka_unit_test(test_frame_candidate_bye),
+      cmocka_unit_test(test_encode_offer_push),
+      cmocka_unit_test(test_encode_answer_push),
+      cmocka_unit_test(test_encode_small),
+      cmocka_unit_test(test_encode_escaping),
+      cmocka_unit_test(test_candidate_round_trip),
+      cmocka_unit_test(test_large_sdp),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
