@@ -25,7 +25,9 @@
 /* TCP connections allowed beyond max_connections, so that refusals can be explained. */
 #define CONN_SLACK 64
 
-typedef enum { C_HTTP, C_WS, C_CLOSING, C_DRAIN, C_CLOSED } conn_state_t;
+/* C_DOOMED: a write failed; it is destroyed from the reaper, never from inside the
+ * router's loops that sent to it. */
+typedef enum { C_HTTP, C_WS, C_CLOSING, C_DRAIN, C_DOOMED, C_CLOSED } conn_state_t;
 
 /* The deadline lists. */
 typedef enum { T_REQUEST, T_KEEPALIVE, T_PING, T_PONG, T_LINGER, T_COUNT } tlist_t;
@@ -56,6 +58,8 @@ struct sig_server_s {
   uv_tcp_t listener;
   uv_timer_t timer;
   uv_timer_t shutdown_timer;
+  uv_idle_t reaper;
+  sig_list_t doomed;
   sig_router_t *router;
   sig_list_t lists[T_COUNT];
   uint64_t durations[T_COUNT];
@@ -72,9 +76,24 @@ static char read_buf[READ_BUF_SIZE];
 
 static void conn_destroy(conn_t *c);
 static void conn_finish(conn_t *c);
+static void conn_doom(conn_t *c);
 static void conn_ws_close(conn_t *c, uint16_t code, const char *reason);
 static void process_ws(conn_t *c, const char *buf, size_t len);
 static int conn_write(conn_t *c, const char *data, size_t len);
+
+static void format_address(const struct sockaddr_storage *ss, char *out, size_t outlen);
+
+/* "ip:port" of the remote end, for log lines (computed on demand: nothing stored). */
+static const char *peer_str(conn_t *c, char buf[80]) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return "-";
+  format_address(&ss, buf, 80);
+  return buf;
+}
+
+#define PEER(c) peer_str((c), (char[80]){0})
+#define DOMAIN(c) ((c)->peer ? sig_router_peer_domain((c)->peer) : "-")
 
 /* ---- deadlines */
 
@@ -101,7 +120,7 @@ static void on_deadline(conn_t *c) {
         char *body = sig_msg_encode_resp_error(body_msg, &blen);
         char *resp = sig_http_format_response(408, c->srv->cors, "application/json", body, blen,
                                               0, &len);
-        SIG_INFO("http", "request timeout");
+        SIG_INFO("http", "request timeout peer=%s", PEER(c));
         uv_buf_t b = uv_buf_init(resp, (unsigned)len);
         uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         free(body);
@@ -121,7 +140,7 @@ static void on_deadline(conn_t *c) {
       return;
     }
     case T_PONG:
-      SIG_INFO("ws", "ping timeout domain=%s", c->peer ? sig_router_peer_domain(c->peer) : "-");
+      SIG_INFO("ws", "ping timeout domain=%s peer=%s", DOMAIN(c), PEER(c));
       conn_ws_close(c, 4408, "ping timeout");
       conn_destroy(c); /* a silent peer will not complete a close handshake */
       return;
@@ -157,21 +176,21 @@ static void on_write(uv_write_t *req, int status) {
  * otherwise the rest is copied into one queued write. A connection whose queue
  * would pass max_write_queue_bytes is dropped. Returns 0 or negative. */
 static int conn_writev(conn_t *c, const uv_buf_t *bufs, unsigned n) {
-  if (c->state == C_CLOSED || c->state == C_DRAIN) return UV_EPIPE;
+  if (c->state == C_CLOSED || c->state == C_DRAIN || c->state == C_DOOMED) return UV_EPIPE;
   size_t total = 0;
   for (unsigned i = 0; i < n; i++) total += bufs[i].len;
   int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
   if (w == UV_EAGAIN || w == UV_ENOSYS) w = 0;
   if (w < 0) {
-    conn_destroy(c);
+    conn_doom(c);
     return w;
   }
   if ((size_t)w == total) return 0;
   size_t rest = total - (size_t)w;
   if (c->wq_bytes + rest > (uint64_t)c->srv->cfg->max_write_queue_bytes) {
-    SIG_WARN("conn", "write queue over %" PRId64 " bytes: disconnecting slow reader domain=%s",
-             c->srv->cfg->max_write_queue_bytes, c->peer ? sig_router_peer_domain(c->peer) : "-");
-    conn_destroy(c);
+    SIG_WARN("conn", "write queue over %" PRId64 " bytes: disconnecting slow reader domain=%s peer=%s",
+             c->srv->cfg->max_write_queue_bytes, DOMAIN(c), PEER(c));
+    conn_doom(c);
     return SIG_ETOOBIG;
   }
   wreq_t *q = sig_malloc(sizeof(*q) + rest);
@@ -192,7 +211,7 @@ static int conn_writev(conn_t *c, const uv_buf_t *bufs, unsigned n) {
   int rc = uv_write(&q->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
   if (rc != 0) {
     free(q);
-    conn_destroy(c);
+    conn_doom(c);
     return rc;
   }
   c->wq_bytes += (uint32_t)rest;
@@ -229,7 +248,7 @@ static void on_close(uv_handle_t *h) {
 
 static void release_peer(conn_t *c) {
   if (c->peer == NULL) return;
-  SIG_INFO("ws", "unregistered domain=%s", sig_router_peer_domain(c->peer));
+  SIG_INFO("ws", "unregistered domain=%s peer=%s", DOMAIN(c), PEER(c));
   sig_router_peer_t *p = c->peer;
   c->peer = NULL;
   sig_router_unregister(c->srv->router, p);
@@ -248,6 +267,23 @@ static void conn_destroy(conn_t *c) {
   uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
+static void on_reap(uv_idle_t *h) {
+  sig_server_t *s = h->data;
+  while (!sig_list_empty(&s->doomed)) conn_destroy(SIG_LIST_DATA(s->doomed.next, conn_t, tlink));
+  uv_idle_stop(h);
+}
+
+/* Destroys c soon, from the loop: a failed write must not free the connection
+ * under a caller that is iterating over peers or exchanges. */
+static void conn_doom(conn_t *c) {
+  if (c->state == C_CLOSED || c->state == C_DOOMED) return;
+  c->state = C_DOOMED;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  sig_list_remove(&c->tlink);
+  sig_list_append(&c->srv->doomed, &c->tlink);
+  uv_idle_start(&c->srv->reaper, on_reap);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status) {
   conn_t *c = req->data;
   free(req);
@@ -258,7 +294,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
  * peer closes too (or CLOSE_LINGER_MS), so that it sees our last words rather
  * than a reset. */
 static void conn_finish(conn_t *c) {
-  if (c->state == C_CLOSED || c->state == C_DRAIN) return;
+  if (c->state == C_CLOSED || c->state == C_DRAIN || c->state == C_DOOMED) return;
   release_peer(c);
   c->state = C_DRAIN;
   sig_http_free(c->http);
@@ -350,8 +386,10 @@ static int handle_offer(conn_t *c, const sig_http_request_t *r, int keep_alive) 
   if (status == 0) status = sig_router_offer(c->srv->router, &m, id, err, sizeof(err));
   else status = 400;
   sig_msg_free(&m);
-  SIG_INFO("http", "POST /offer status=%d%s%s", status, status == 200 ? " id=" : " msg=",
-           status == 200 ? id : err);
+  if (status == 200)
+    SIG_INFO("http", "POST /offer status=200 id=%s peer=%s", id, PEER(c));
+  else
+    SIG_INFO("http", "POST /offer status=%d peer=%s msg=\"%s\"", status, PEER(c), err);
   if (status == 200) {
     size_t blen;
     char *body = sig_msg_encode_resp_id(id, &blen);
@@ -364,7 +402,7 @@ static int handle_offer(conn_t *c, const sig_http_request_t *r, int keep_alive) 
 }
 
 static int refuse_upgrade(conn_t *c, int status, const char *extra, const char *msg) {
-  SIG_INFO("http", "upgrade refused status=%d msg=\"%s\"", status, msg);
+  SIG_INFO("http", "upgrade refused status=%d peer=%s msg=\"%s\"", status, PEER(c), msg);
   respond_error(c, status, extra, msg, 0);
   conn_finish(c);
   return 1;
@@ -405,11 +443,12 @@ static int handle_ws(conn_t *c, const sig_http_request_t *r, int keep_alive) {
   sig_router_peer_t *peer = NULL;
   int refused = sig_router_register(c->srv->router, domain, dlen, c, &peer);
   if (refused != 0) {
-    SIG_INFO("ws", "registration refused domain=%.*s code=%d", (int)dlen, domain, refused);
+    SIG_INFO("ws", "registration refused domain=%.*s code=%d peer=%s", (int)dlen, domain, refused,
+             PEER(c));
     conn_ws_close(c, (uint16_t)refused, refused == 4409 ? "domain taken" : "server full");
   } else {
     c->peer = peer;
-    SIG_INFO("ws", "registered domain=%s", sig_router_peer_domain(peer));
+    SIG_INFO("ws", "registered domain=%s peer=%s", sig_router_peer_domain(peer), PEER(c));
   }
   sig_http_free(c->http); /* domain pointed into it */
   c->http = NULL;
@@ -437,7 +476,7 @@ static int handle_request(conn_t *c, const sig_http_request_t *r) {
   char msg[SIG_MSG_ERR_MAX];
   if (route == NULL) {
     snprintf(msg, sizeof(msg), "path: no such endpoint '%.200s'", r->path);
-    SIG_INFO("http", "%s %.200s status=404", r->method_name, r->path);
+    SIG_INFO("http", "%s %.200s status=404 peer=%s", r->method_name, r->path, PEER(c));
     respond_error(c, 404, NULL, msg, keep_alive);
   } else if (r->method == SIG_HTTP_OPTIONS) {
     respond(c, 204,
@@ -449,7 +488,7 @@ static int handle_request(conn_t *c, const sig_http_request_t *r) {
     snprintf(allow, sizeof(allow), "Allow: %s\r\n", route->allow);
     snprintf(msg, sizeof(msg), "method: %s is not allowed on %s", r->method_name,
              route->prefix ? "/ws/{domain}" : route->path);
-    SIG_INFO("http", "%s %.200s status=405", r->method_name, r->path);
+    SIG_INFO("http", "%s %.200s status=405 peer=%s", r->method_name, r->path, PEER(c));
     respond_error(c, 405, allow, msg, keep_alive);
   } else if (r->upgrade && route->handle != handle_ws) {
     respond_error(c, 400, NULL, "upgrade: not supported on this endpoint", 0);
@@ -474,7 +513,7 @@ static void process_http(conn_t *c, const char *buf, size_t len) {
     if (rc < 0) {
       const char *msg;
       int status = sig_http_error(c->http, &msg);
-      SIG_INFO("http", "bad request status=%d msg=\"%s\"", status, msg);
+      SIG_INFO("http", "bad request status=%d peer=%s msg=\"%s\"", status, PEER(c), msg);
       respond_error(c, status, NULL, msg, 0);
       conn_finish(c);
       return;
@@ -516,14 +555,13 @@ static void process_ws(conn_t *c, const char *buf, size_t len) {
   if (c->ws == NULL)
     c->ws = sig_ws_new(&ws_callbacks, c, (uint64_t)c->srv->cfg->max_message_bytes);
   int rc = sig_ws_feed(c->ws, buf, len);
-  if (c->state == C_CLOSED || c->state == C_DRAIN) return;
+  if (c->state != C_WS && c->state != C_CLOSING) return;
   if (rc < 0) {
     conn_destroy(c);
   } else if (rc == SIG_WS_CLOSED) {
     uint16_t code = sig_ws_close_code(c->ws);
     if (code != 1000 && code != 1001 && code != 1005 && c->state == C_WS)
-      SIG_INFO("ws", "closed by server code=%u domain=%s", code,
-               c->peer ? sig_router_peer_domain(c->peer) : "-");
+      SIG_INFO("ws", "closed by server code=%u domain=%s peer=%s", code, DOMAIN(c), PEER(c));
     conn_finish(c);
   } else if (sig_ws_idle(c->ws)) {
     sig_ws_free(c->ws);
@@ -658,12 +696,15 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
       .answer_timeout_ms = (uint64_t)cfg->answer_timeout_s * 1000,
   };
   s->router = sig_router_new(&t, &l);
-  s->handles_open = 3; /* listener and two timers */
+  s->handles_open = 4; /* listener, two timers, reaper */
   uv_timer_init(loop, &s->timer);
   s->timer.data = s;
   uv_timer_start(&s->timer, on_tick, TICK_MS, TICK_MS);
   uv_timer_init(loop, &s->shutdown_timer);
   s->shutdown_timer.data = s;
+  uv_idle_init(loop, &s->reaper);
+  s->reaper.data = s;
+  sig_list_init(&s->doomed);
   *out = s;
   return 0;
 }
@@ -685,6 +726,7 @@ static void on_shutdown_timeout(uv_timer_t *t) {
     while (!sig_list_empty(&s->lists[l]))
       conn_destroy(SIG_LIST_DATA(s->lists[l].next, conn_t, tlink));
   }
+  on_reap(&s->reaper);
 }
 
 void sig_server_shutdown(sig_server_t *s, void (*done)(void *arg), void *arg) {
@@ -722,4 +764,5 @@ void sig_server_free(sig_server_t *s) {
   if (!s->shutting_down) uv_close((uv_handle_t *)&s->listener, on_handle_closed);
   uv_close((uv_handle_t *)&s->timer, on_handle_closed);
   uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&s->reaper, on_handle_closed);
 }

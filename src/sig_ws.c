@@ -21,8 +21,7 @@ struct sig_ws_s {
   size_t in_len;
   uint64_t fed;    /* bytes given to wslay */
   uint64_t framed; /* bytes of the frames whose start wslay reported */
-  uint64_t msg_bytes, max_message;
-  uint8_t in_frame, in_fragment, dead;
+  uint8_t in_frame, in_fragment, dead, protocol_error;
 };
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -66,12 +65,10 @@ static void on_frame_start(wslay_event_context_ptr ctx,
   /* Client frames are masked (wslay refuses others) and use the shortest length form. */
   ws->framed += 2 + 4 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + n;
   ws->in_frame = 1;
-  if (arg->opcode >= 0x8) return;
-  ws->in_fragment = !arg->fin;
-  /* Checked here rather than left to wslay so that the close frame says why. */
-  ws->msg_bytes = (arg->opcode != 0 ? 0 : ws->msg_bytes) + n;
-  if (ws->msg_bytes > ws->max_message && wslay_event_get_read_enabled(ws->ctx))
-    refuse(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
+  if (arg->opcode < 0x8) ws->in_fragment = !arg->fin;
+  /* RFC 6455 5.5.1: a close body is empty or starts with a 2-byte code; wslay lets one byte pass. */
+  if (arg->opcode == WSLAY_CONNECTION_CLOSE && n == 1)
+    refuse(ws, WSLAY_CODE_PROTOCOL_ERROR, "protocol error");
 }
 
 static void on_frame_end(wslay_event_context_ptr ctx, void *user_data) {
@@ -86,11 +83,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
   sig_ws_t *ws = user_data;
   if (!wslay_event_get_read_enabled(ws->ctx)) return; /* refused earlier in this batch */
   switch (arg->opcode) {
-    case WSLAY_TEXT_FRAME:
-      if (!sig_ws_utf8_valid(arg->msg, arg->msg_length)) {
-        refuse(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8");
-        return;
-      }
+    case WSLAY_TEXT_FRAME: /* wslay has checked UTF-8 as the bytes came (1007 otherwise) */
       ws->cb->on_text(ws->user, (const char *)arg->msg, arg->msg_length);
       return;
     case WSLAY_BINARY_FRAME:
@@ -117,9 +110,8 @@ sig_ws_t *sig_ws_new(const sig_ws_callbacks_t *cb, void *user, uint64_t max_mess
     fprintf(stderr, "%s:%d: out of memory creating a WebSocket context\n", __FILE__, __LINE__);
     abort();
   }
-  ws->max_message = max_message;
-  /* wslay's own check is only a backstop: ours (in on_frame_start) names the reason. */
-  wslay_event_config_set_max_recv_msg_length(ws->ctx, 2 * max_message);
+  /* Checked on each frame header, before wslay allocates for the payload. */
+  wslay_event_config_set_max_recv_msg_length(ws->ctx, max_message);
   return ws;
 }
 
@@ -136,7 +128,18 @@ int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len) {
   if (wslay_event_get_read_enabled(ws->ctx)) rv = wslay_event_recv(ws->ctx);
   ws->in_len = 0;
   if (rv == 0 && wslay_event_want_write(ws->ctx)) rv = wslay_event_send(ws->ctx);
-  if (rv != 0 || ws->dead) return SIG_EPROTO;
+  if (ws->dead) return SIG_EPROTO;
+  if (rv != 0) {
+    /* wslay gives up on some violations (a fragmented or long control frame, a
+     * one-byte close payload) without sending a close frame: send it ourselves. */
+    ws->protocol_error = 1;
+    if (!wslay_event_get_close_sent(ws->ctx)) {
+      uint8_t frame[127];
+      size_t n = sig_ws_close_frame(frame, WSLAY_CODE_PROTOCOL_ERROR, "protocol error");
+      if (ws->cb->write(ws->user, (const char *)frame, n) != 0) return SIG_EPROTO;
+    }
+    return SIG_WS_CLOSED;
+  }
   if (wslay_event_get_close_sent(ws->ctx)) return SIG_WS_CLOSED;
   return SIG_WS_OPEN;
 }
@@ -147,6 +150,7 @@ int sig_ws_idle(const sig_ws_t *ws) {
 }
 
 uint16_t sig_ws_close_code(const sig_ws_t *ws) {
+  if (ws->protocol_error && !wslay_event_get_close_sent(ws->ctx)) return WSLAY_CODE_PROTOCOL_ERROR;
   return wslay_event_get_close_sent(ws->ctx) ? wslay_event_get_status_code_sent(ws->ctx) : 0;
 }
 
@@ -200,39 +204,4 @@ void sig_ws_accept_key(const char *key, char out[29]) {
   SHA1((const unsigned char *)buf, klen + sizeof(guid) - 1, digest);
   EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
   out[28] = '\0';
-}
-
-int sig_ws_utf8_valid(const uint8_t *s, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    uint8_t c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    if (i + n >= len) return 0; /* truncated sequence */
-    for (size_t k = 1; k <= n; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-      return 0;
-    i += n + 1;
-  }
-  return 1;
 }

@@ -38,7 +38,7 @@ void sig_ws_free(sig_ws_t *ws);
 
 /* Parses received bytes, calling on_text for each message and answering pings
  * and closes itself. Binary messages are refused with 1003, invalid UTF-8 with
- * 1007, messages over max_message with 1009, protocol violations with 1002.
+ * 1007 (by wslay, as the bytes arrive, with no reason text), messages over max_message with 1009, protocol violations with 1002.
  * Returns SIG_WS_OPEN, SIG_WS_CLOSED, or a negative error (close the transport). */
 int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len);
 
@@ -61,8 +61,5 @@ int sig_ws_key_valid(const char *key);
 
 /* Sec-WebSocket-Accept for a client key: out gets 28 characters and a NUL. */
 void sig_ws_accept_key(const char *key, char out[29]);
-
-/* True if the len bytes are valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-int sig_ws_utf8_valid(const uint8_t *s, size_t len);
 
 #endif
