@@ -80,7 +80,9 @@ static void finish_name(sig_http_t *h) {
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   sig_http_t *h = p->data;
-  if (count_head(h, len + 4)) return -1; /* ": " and CRLF count too */
+  /* A name may arrive in pieces: its ": " and CRLF count once, with the first. */
+  int first_piece = h->in_value || h->name_len == 0;
+  if (count_head(h, len + (first_piece ? 4 : 0))) return -1;
   if (h->in_value) {
     h->in_value = 0;
     h->name_len = 0;
@@ -299,7 +301,7 @@ const char *sig_http_reason(int status) {
 char *sig_http_format_response(int status, const char *extra_headers, const char *content_type,
                                const char *body, size_t body_len, int keep_alive, size_t *len) {
   if (extra_headers == NULL) extra_headers = "";
-  size_t cap = 256 + strlen(extra_headers) + body_len;
+  size_t cap = 256 + strlen(extra_headers) + (content_type ? strlen(content_type) : 0) + body_len;
   char *out = sig_malloc(cap);
   int n = snprintf(out, cap,
                    "HTTP/1.1 %d %s\r\n%s%s%s%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",

@@ -159,19 +159,21 @@ static sig_router_peer_t *find_peer(sig_router_t *r, const char *domain) {
   return (sig_router_peer_t *)sig_map_get(&r->domains, domain, strlen(domain));
 }
 
-/* Makes room for one more exchange on p by forgetting its oldest answered one.
- * Returns 0, or -1 when every exchange of p is still pending. */
-static int make_room(sig_router_t *r, sig_router_peer_t *p) {
-  if (p->nexchanges < r->l.max_exchanges_per_peer) return 0;
-  sig_list_t *it, *tmp;
-  SIG_LIST_FOREACH_SAFE(it, tmp, &p->exchanges) {
+/* p's oldest answered exchange (forgotten first when p is at its cap), or NULL. */
+static exchange_t *oldest_answered(sig_router_peer_t *p) {
+  for (sig_list_t *it = p->exchanges.next; it != &p->exchanges; it = it->next) {
     exchange_t *x = xlink_exchange(it);
-    if (x->answered) {
-      end_exchange(r, x);
-      return 0;
-    }
+    if (x->answered) return x;
   }
-  return -1;
+  return NULL;
+}
+
+static int has_room(const sig_router_t *r, sig_router_peer_t *p) {
+  return p->nexchanges < r->l.max_exchanges_per_peer || oldest_answered(p) != NULL;
+}
+
+static void make_room(sig_router_t *r, sig_router_peer_t *p) {
+  if (p->nexchanges >= r->l.max_exchanges_per_peer) end_exchange(r, oldest_answered(p));
 }
 
 static void new_id(sig_router_t *r, char id[SIG_MSG_ID_MAX + 1]) {
@@ -206,11 +208,15 @@ static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domai
              answer->domain);
     return 429;
   }
-  if (make_room(r, offer) != 0 || make_room(r, answer) != 0) {
-    snprintf(err, errlen, "%s: too many open exchanges",
-             offer->nexchanges >= r->l.max_exchanges_per_peer ? offer_domain : answer->domain);
+  /* Both are checked before anything is forgotten: a refused offer changes nothing. */
+  if (!has_room(r, offer) || !has_room(r, answer)) {
+    int off = !has_room(r, offer);
+    snprintf(err, errlen, "%s%s_domain: '%s' has too many open exchanges", prefix,
+             off ? "offer" : "answer", off ? offer->domain : answer->domain);
     return 429;
   }
+  make_room(r, offer);
+  make_room(r, answer); /* forgetting one of offer's may already have made room here */
   exchange_t *x = sig_calloc(1, sizeof(*x));
   if (m->id != NULL)
     snprintf(x->id, sizeof(x->id), "%s", m->id);

@@ -69,7 +69,7 @@ struct sig_server_s {
   void (*done)(void *);
   void *done_arg;
   char address[80];
-  char cors[256];
+  char *cors; /* the Access-Control-Allow-Origin header line */
 };
 
 static char read_buf[READ_BUF_SIZE];
@@ -80,6 +80,7 @@ static void conn_doom(conn_t *c);
 static void conn_ws_close(conn_t *c, uint16_t code, const char *reason);
 static void process_ws(conn_t *c, const char *buf, size_t len);
 static int conn_write(conn_t *c, const char *data, size_t len);
+static void respond_error(conn_t *c, int status, const char *extra, const char *msg, int keep_alive);
 
 static void format_address(const struct sockaddr_storage *ss, char *out, size_t outlen);
 
@@ -113,18 +114,11 @@ static void on_deadline(conn_t *c) {
   switch (c->tlist) {
     case T_REQUEST:
       if (c->state == C_HTTP && c->http != NULL && sig_http_in_request(c->http)) {
-        char body_msg[96];
-        snprintf(body_msg, sizeof(body_msg), "head: request not complete within %" PRId64 " s",
+        char msg[96];
+        snprintf(msg, sizeof(msg), "request: not complete within %" PRId64 " s",
                  c->srv->cfg->header_timeout_s);
-        size_t blen, len;
-        char *body = sig_msg_encode_resp_error(body_msg, &blen);
-        char *resp = sig_http_format_response(408, c->srv->cors, "application/json", body, blen,
-                                              0, &len);
         SIG_INFO("http", "request timeout peer=%s", PEER(c));
-        uv_buf_t b = uv_buf_init(resp, (unsigned)len);
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        free(body);
-        free(resp);
+        respond_error(c, 408, NULL, msg, 0);
         conn_finish(c);
       } else {
         conn_destroy(c);
@@ -342,13 +336,16 @@ static uint64_t transport_now(void *ctx) {
 
 static void respond(conn_t *c, int status, const char *extra, const char *body, size_t blen,
                     int keep_alive) {
-  char headers[512];
-  snprintf(headers, sizeof(headers), "%s%s", c->srv->cors, extra ? extra : "");
+  if (extra == NULL) extra = "";
+  size_t hlen = strlen(c->srv->cors) + strlen(extra) + 1;
+  char *headers = sig_malloc(hlen);
+  snprintf(headers, hlen, "%s%s", c->srv->cors, extra);
   size_t len;
   char *resp = sig_http_format_response(status, headers, body ? "application/json" : NULL,
                                         body ? body : "", blen, keep_alive, &len);
   conn_write(c, resp, len);
   free(resp);
+  free(headers);
 }
 
 static void respond_error(conn_t *c, int status, const char *extra, const char *msg,
@@ -664,7 +661,9 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   sig_server_t *s = sig_calloc(1, sizeof(*s));
   s->loop = loop;
   s->cfg = cfg;
-  snprintf(s->cors, sizeof(s->cors), "Access-Control-Allow-Origin: %s\r\n", cfg->cors_origin);
+  size_t cors_len = strlen(cfg->cors_origin) + 32;
+  s->cors = sig_malloc(cors_len);
+  snprintf(s->cors, cors_len, "Access-Control-Allow-Origin: %s\r\n", cfg->cors_origin);
   for (int l = 0; l < T_COUNT; l++) sig_list_init(&s->lists[l]);
   s->durations[T_REQUEST] = (uint64_t)cfg->header_timeout_s * 1000;
   s->durations[T_KEEPALIVE] = (uint64_t)cfg->keepalive_timeout_s * 1000;
@@ -680,6 +679,7 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
     snprintf(err, errlen, "server.host: cannot listen on %s: %s", cfg->host, uv_strerror(rc));
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_run(loop, UV_RUN_NOWAIT); /* let the close finish before freeing */
+    free(s->cors);
     free(s);
     return rc;
   }
@@ -716,7 +716,10 @@ const char *sig_server_address(const sig_server_t *s) {
 /* The server's own handles live inside it: it is freed when the last one is closed. */
 static void on_handle_closed(uv_handle_t *h) {
   sig_server_t *s = h->data;
-  if (--s->handles_open == 0) free(s);
+  if (--s->handles_open == 0) {
+    free(s->cors);
+    free(s);
+  }
 }
 
 static void on_shutdown_timeout(uv_timer_t *t) {

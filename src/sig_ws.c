@@ -84,7 +84,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
   if (!wslay_event_get_read_enabled(ws->ctx)) return; /* refused earlier in this batch */
   switch (arg->opcode) {
     case WSLAY_TEXT_FRAME: /* wslay has checked UTF-8 as the bytes came (1007 otherwise) */
-      ws->cb->on_text(ws->user, (const char *)arg->msg, arg->msg_length);
+      /* wslay gives NULL for an empty message; callers get a valid pointer. */
+      ws->cb->on_text(ws->user, arg->msg_length ? (const char *)arg->msg : "", arg->msg_length);
       return;
     case WSLAY_BINARY_FRAME:
       refuse(ws, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");

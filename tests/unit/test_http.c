@@ -1,0 +1,806 @@
+/* Unit tests for sig_http: every request is fed whole, byte by byte, and split at every point, and
+ * must parse the same way each time; limits, errors, and the response formatter's exact bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+/* cmocka needs the headers above first */
+#include <cmocka.h>
+
+#include "sig_http.h"
+
+#define MAX_HEAD 8192
+#define MAX_BODY 65536
+
+/* What a request looked like, copied before the next feed invalidates it. */
+typedef struct {
+  sig_http_method_t method;
+  char method_name[16];
+  char path[256];
+  size_t path_len;
+  int http_major, http_minor, keep_alive, upgrade;
+  char *h_upgrade, *h_connection, *h_ws_key, *h_ws_version, *h_expect;
+  char *body;
+  size_t body_len;
+  size_t consumed; /* bytes of the stream up to and including this request */
+} req_t;
+
+/* The outcome of feeding a whole stream. */
+typedef struct {
+  req_t reqs[4];
+  int nreqs;
+  int err_status; /* 0, or the status of a failed feed */
+  char err_msg[160];
+  int expect_continue; /* how many times sig_http_take_expect_continue said yes */
+  int drained;         /* every byte was fed: no error, no upgrade */
+  size_t consumed;
+} run_t;
+
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+static void copy_request(const sig_http_request_t *r, req_t *q, size_t consumed) {
+  memset(q, 0, sizeof *q);
+  q->method = r->method;
+  snprintf(q->method_name, sizeof q->method_name, "%s", r->method_name);
+  assert_true(r->path_len < sizeof q->path);
+  assert_int_equal(strlen(r->path), r->path_len);
+  memcpy(q->path, r->path, r->path_len + 1);
+  q->path_len = r->path_len;
+  q->http_major = r->http_major;
+  q->http_minor = r->http_minor;
+  q->keep_alive = r->keep_alive;
+  q->upgrade = r->upgrade;
+  q->h_upgrade = dup_or_null(r->h_upgrade);
+  q->h_connection = dup_or_null(r->h_connection);
+  q->h_ws_key = dup_or_null(r->h_ws_key);
+  q->h_ws_version = dup_or_null(r->h_ws_version);
+  q->h_expect = dup_or_null(r->h_expect);
+  q->body = malloc(r->body_len + 1);
+  memcpy(q->body, r->body, r->body_len + 1); /* the body is NUL-terminated */
+  q->body_len = r->body_len;
+  q->consumed = consumed;
+}
+
+static void free_run(run_t *run) {
+  for (int i = 0; i < run->nreqs; i++) {
+    req_t *q = &run->reqs[i];
+    free(q->h_upgrade);
+    free(q->h_connection);
+    free(q->h_ws_key);
+    free(q->h_ws_version);
+    free(q->h_expect);
+    free(q->body);
+  }
+  memset(run, 0, sizeof *run);
+}
+
+/* Feeds buf[0..n) as the chunks that end at cuts[] (ascending, inside (0, n)) and at n, the way the
+ * server does: after a request, the rest of the chunk is fed again; an upgrade ends the stream. */
+static void run_chunks(size_t max_head, size_t max_body, const char *buf, size_t n,
+                       const size_t *cuts, size_t ncuts, run_t *run) {
+  sig_http_t *h = sig_http_new(max_head, max_body);
+  size_t start = 0;
+  memset(run, 0, sizeof *run);
+  for (size_t k = 0; k <= ncuts; k++) {
+    size_t end = k < ncuts ? cuts[k] : n;
+    while (start < end) {
+      size_t used = 0;
+      int rc = sig_http_feed(h, buf + start, end - start, &used);
+      assert_true(used <= end - start);
+      start += used;
+      run->consumed = start;
+      if (rc < 0) {
+        const char *msg;
+        run->err_status = sig_http_error(h, &msg);
+        snprintf(run->err_msg, sizeof run->err_msg, "%s", msg);
+        goto done;
+      }
+      if (rc == SIG_HTTP_NEED_MORE) {
+        assert_int_equal(start, end); /* everything was consumed */
+        run->expect_continue += sig_http_take_expect_continue(h);
+        assert_int_equal(sig_http_take_expect_continue(h), 0);
+        break;
+      }
+      assert_int_equal(rc, SIG_HTTP_REQUEST);
+      assert_false(sig_http_in_request(h));
+      assert_int_equal(sig_http_take_expect_continue(h), 0);
+      assert_true(run->nreqs < 4);
+      copy_request(sig_http_request(h), &run->reqs[run->nreqs++], start);
+      if (run->reqs[run->nreqs - 1].upgrade) goto done;
+    }
+    start = end;
+  }
+  run->drained = 1;
+done:
+  sig_http_free(h);
+}
+
+static void run_whole(size_t max_head, size_t max_body, const char *buf, size_t n, run_t *run) {
+  run_chunks(max_head, max_body, buf, n, NULL, 0, run);
+}
+
+static int str_or_null_equal(const char *a, const char *b) {
+  return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/* 1 if the two requests parsed the same, else 0. */
+static int same_req(const req_t *a, const req_t *b) {
+  return a->method == b->method && strcmp(a->method_name, b->method_name) == 0 &&
+         strcmp(a->path, b->path) == 0 && a->path_len == b->path_len &&
+         a->http_major == b->http_major && a->http_minor == b->http_minor &&
+         a->keep_alive == b->keep_alive && a->upgrade == b->upgrade &&
+         str_or_null_equal(a->h_upgrade, b->h_upgrade) &&
+         str_or_null_equal(a->h_connection, b->h_connection) &&
+         str_or_null_equal(a->h_ws_key, b->h_ws_key) &&
+         str_or_null_equal(a->h_ws_version, b->h_ws_version) &&
+         str_or_null_equal(a->h_expect, b->h_expect) && a->body_len == b->body_len &&
+         memcmp(a->body, b->body, a->body_len + 1) == 0 && a->consumed == b->consumed;
+}
+
+/* 1 if got matches want; else says how it differs and returns 0. */
+static int same_run(const run_t *got, const run_t *want, const char *how) {
+  int same = got->nreqs == want->nreqs && got->err_status == want->err_status &&
+             strcmp(got->err_msg, want->err_msg) == 0 && got->drained == want->drained;
+  for (int i = 0; same && i < want->nreqs; i++) same = same_req(&got->reqs[i], &want->reqs[i]);
+  if (!same)
+    print_error("%s: got %d requests, error %d '%s'; want %d requests, error %d '%s'\n", how,
+                got->nreqs, got->err_status, got->err_msg, want->nreqs, want->err_status,
+                want->err_msg);
+  return same;
+}
+
+/* Feeds buf byte by byte, then split in two at every point: each run must match want, the whole
+ * feed's run (expect_continue aside, which depends on the split). Frees want, so that a failure
+ * leaks nothing. */
+static void check_every_split(size_t max_head, size_t max_body, const char *buf, size_t n,
+                              run_t *want) {
+  run_t run;
+  char how[48];
+  int bad = 0;
+  size_t *cuts = calloc(n, sizeof *cuts);
+  for (size_t i = 1; i < n; i++) cuts[i - 1] = i;
+  run_chunks(max_head, max_body, buf, n, cuts, n - 1, &run);
+  bad += !same_run(&run, want, "byte by byte");
+  free_run(&run);
+  for (size_t i = 1; i < n; i++) {
+    run_chunks(max_head, max_body, buf, n, &i, 1, &run);
+    snprintf(how, sizeof how, "split at %zu", i);
+    bad += !same_run(&run, want, how);
+    free_run(&run);
+  }
+  free(cuts);
+  free_run(want);
+  assert_int_equal(bad, 0);
+}
+
+#define S(lit) lit, sizeof(lit) - 1
+
+static const char get_req[] =
+    "GET /healthz?verbose=1 HTTP/1.1\r\n"
+    "Host: example.com\r\n"
+    "User-Agent: test/1.0\r\n"
+    "Accept: */*\r\n"
+    "\r\n";
+
+static void test_get_with_headers(void **state) {
+  run_t run;
+  (void)state;
+  run_whole(MAX_HEAD, MAX_BODY, S(get_req), &run);
+  assert_int_equal(run.err_status, 0);
+  assert_int_equal(run.nreqs, 1);
+  req_t *q = &run.reqs[0];
+  assert_int_equal(q->method, SIG_HTTP_GET);
+  assert_string_equal(q->method_name, "GET");
+  assert_string_equal(q->path, "/healthz");
+  assert_int_equal(q->path_len, 8);
+  assert_int_equal(q->http_major, 1);
+  assert_int_equal(q->http_minor, 1);
+  assert_true(q->keep_alive);
+  assert_false(q->upgrade);
+  assert_null(q->h_upgrade);
+  assert_null(q->h_connection);
+  assert_null(q->h_ws_key);
+  assert_null(q->h_ws_version);
+  assert_null(q->h_expect);
+  assert_int_equal(q->body_len, 0);
+  assert_string_equal(q->body, "");
+  assert_int_equal(q->consumed, sizeof get_req - 1);
+  check_every_split(MAX_HEAD, MAX_BODY, S(get_req), &run);
+}
+
+static void test_methods(void **state) {
+  static const struct {
+    const char *req;
+    sig_http_method_t method;
+    const char *name;
+  } rows[] = {
+      {"GET / HTTP/1.1\r\n\r\n", SIG_HTTP_GET, "GET"},
+      {"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", SIG_HTTP_POST, "POST"},
+      {"OPTIONS /offer HTTP/1.1\r\n\r\n", SIG_HTTP_OPTIONS, "OPTIONS"},
+      {"HEAD / HTTP/1.1\r\n\r\n", SIG_HTTP_HEAD, "HEAD"},
+      {"DELETE / HTTP/1.1\r\n\r\n", SIG_HTTP_OTHER, "DELETE"},
+      {"PUT / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", SIG_HTTP_OTHER, "PUT"},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    run_t run;
+    run_whole(MAX_HEAD, MAX_BODY, rows[i].req, strlen(rows[i].req), &run);
+    assert_int_equal(run.nreqs, 1);
+    assert_int_equal(run.reqs[0].method, rows[i].method);
+    assert_string_equal(run.reqs[0].method_name, rows[i].name);
+    free_run(&run);
+  }
+}
+
+static const char post_req[] =
+    "POST /offer HTTP/1.1\r\n"
+    "Host: x\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 27\r\n"
+    "\r\n"
+    "{\"offer_sdp\":\"dj0=\",\"a\":[]}";
+
+static void test_post_content_length(void **state) {
+  run_t run;
+  (void)state;
+  run_whole(MAX_HEAD, MAX_BODY, S(post_req), &run);
+  assert_int_equal(run.nreqs, 1);
+  assert_int_equal(run.reqs[0].method, SIG_HTTP_POST);
+  assert_string_equal(run.reqs[0].path, "/offer");
+  assert_int_equal(run.reqs[0].body_len, 27);
+  assert_string_equal(run.reqs[0].body, "{\"offer_sdp\":\"dj0=\",\"a\":[]}");
+  assert_int_equal(run.reqs[0].consumed, sizeof post_req - 1);
+  assert_int_equal(run.expect_continue, 0);
+  check_every_split(MAX_HEAD, MAX_BODY, S(post_req), &run);
+  /* the body may be exactly max_body_bytes */
+  free_run(&run);
+  run_whole(MAX_HEAD, 27, S(post_req), &run);
+  assert_int_equal(run.nreqs, 1);
+  check_every_split(MAX_HEAD, 27, S(post_req), &run);
+}
+
+static const char chunked_req[] =
+    "POST /offer HTTP/1.1\r\n"
+    "Host: x\r\n"
+    "Transfer-Encoding: chunked\r\n"
+    "\r\n"
+    "5\r\nhello\r\n"
+    "1;ext=1\r\n,\r\n"
+    "10\r\n world, chunked!\r\n"
+    "0\r\n"
+    "\r\n";
+
+static void test_chunked(void **state) {
+  run_t run;
+  (void)state;
+  run_whole(MAX_HEAD, MAX_BODY, S(chunked_req), &run);
+  assert_int_equal(run.err_status, 0);
+  assert_int_equal(run.nreqs, 1);
+  assert_string_equal(run.reqs[0].body, "hello, world, chunked!");
+  assert_int_equal(run.reqs[0].body_len, 22);
+  assert_int_equal(run.reqs[0].consumed, sizeof chunked_req - 1);
+  check_every_split(MAX_HEAD, MAX_BODY, S(chunked_req), &run);
+}
+
+static const char pipelined[] =
+    "GET /healthz HTTP/1.1\r\n"
+    "Host: x\r\n"
+    "\r\n"
+    "POST /offer HTTP/1.1\r\n"
+    "Content-Length: 3\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "abc";
+#define FIRST_LEN (sizeof "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" - 1)
+
+static void test_pipelined(void **state) {
+  (void)state;
+  /* the parser stops right after the first request */
+  sig_http_t *h = sig_http_new(MAX_HEAD, MAX_BODY);
+  size_t used = 0;
+  assert_int_equal(sig_http_feed(h, S(pipelined), &used), SIG_HTTP_REQUEST);
+  assert_int_equal(used, FIRST_LEN);
+  const sig_http_request_t *r = sig_http_request(h);
+  assert_int_equal(r->method, SIG_HTTP_GET);
+  assert_string_equal(r->path, "/healthz");
+  assert_true(r->keep_alive);
+  assert_int_equal(r->body_len, 0);
+  /* then the rest is the second */
+  assert_int_equal(sig_http_feed(h, pipelined + used, sizeof pipelined - 1 - used, &used),
+                   SIG_HTTP_REQUEST);
+  assert_int_equal(used, sizeof pipelined - 1 - FIRST_LEN);
+  r = sig_http_request(h);
+  assert_int_equal(r->method, SIG_HTTP_POST);
+  assert_string_equal(r->path, "/offer");
+  assert_false(r->keep_alive);
+  assert_string_equal(r->body, "abc");
+  sig_http_free(h);
+
+  run_t run;
+  run_whole(MAX_HEAD, MAX_BODY, S(pipelined), &run);
+  assert_int_equal(run.nreqs, 2);
+  assert_int_equal(run.reqs[0].consumed, FIRST_LEN);
+  assert_int_equal(run.reqs[1].consumed, sizeof pipelined - 1);
+  check_every_split(MAX_HEAD, MAX_BODY, S(pipelined), &run);
+}
+
+#define UPGRADE_HEAD                                \
+  "GET /ws/alice?token=1 HTTP/1.1\r\n"              \
+  "Host: x\r\n"                                     \
+  "Upgrade: websocket\r\n"                          \
+  "Connection: Upgrade\r\n"                         \
+  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" \
+  "Sec-WebSocket-Version: 13\r\n"                   \
+  "\r\n"
+static const char upgrade_req[] = UPGRADE_HEAD "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+
+static void test_upgrade(void **state) {
+  run_t run;
+  (void)state;
+  run_whole(MAX_HEAD, MAX_BODY, S(upgrade_req), &run);
+  assert_int_equal(run.nreqs, 1);
+  req_t *q = &run.reqs[0];
+  assert_true(q->upgrade);
+  assert_string_equal(q->path, "/ws/alice");
+  assert_string_equal(q->h_upgrade, "websocket");
+  assert_string_equal(q->h_connection, "Upgrade");
+  assert_string_equal(q->h_ws_key, "dGhlIHNhbXBsZSBub25jZQ==");
+  assert_string_equal(q->h_ws_version, "13");
+  /* consumed stops at the end of the head: the rest is WebSocket */
+  assert_int_equal(q->consumed, sizeof UPGRADE_HEAD - 1);
+  assert_int_equal(run.consumed, sizeof UPGRADE_HEAD - 1);
+  check_every_split(MAX_HEAD, MAX_BODY, S(upgrade_req), &run);
+
+  /* "Connection: upgrade" alone is not an upgrade */
+  static const char not_upgrade[] = "GET /ws/a HTTP/1.1\r\nConnection: upgrade\r\n\r\n";
+  run_whole(MAX_HEAD, MAX_BODY, S(not_upgrade), &run);
+  assert_int_equal(run.nreqs, 1);
+  assert_false(run.reqs[0].upgrade);
+  assert_null(run.reqs[0].h_upgrade);
+  free_run(&run);
+}
+
+static const char repeated_req[] =
+    "GET /ws/a HTTP/1.1\r\n"
+    "connection: keep-alive\r\n"
+    "X-Other: 1\r\n"
+    "CONNECTION: Upgrade\r\n"
+    "uPgRaDe: websocket\r\n"
+    "X-Empty:\r\n"
+    "SEC-WEBSOCKET-KEY: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "sec-websocket-version: 8\r\n"
+    "Sec-WebSocket-Version: 13\r\n"
+    "Expect: 100-continue\r\n"
+    "\r\n";
+
+static void test_repeated_and_case_insensitive_headers(void **state) {
+  run_t run;
+  (void)state;
+  run_whole(MAX_HEAD, MAX_BODY, S(repeated_req), &run);
+  assert_int_equal(run.nreqs, 1);
+  req_t *q = &run.reqs[0];
+  assert_string_equal(q->h_connection, "keep-alive, Upgrade");
+  assert_string_equal(q->h_upgrade, "websocket");
+  assert_string_equal(q->h_ws_key, "dGhlIHNhbXBsZSBub25jZQ==");
+  assert_string_equal(q->h_ws_version, "8, 13");
+  assert_string_equal(q->h_expect, "100-continue");
+  assert_true(q->upgrade);
+  /* no body follows: nothing to continue */
+  assert_int_equal(run.expect_continue, 0);
+  check_every_split(MAX_HEAD, MAX_BODY, S(repeated_req), &run);
+}
+
+static void test_query_string(void **state) {
+  static const struct {
+    const char *req, *path;
+  } rows[] = {
+      {"GET /offer?x=1 HTTP/1.1\r\n\r\n", "/offer"},
+      {"GET /offer? HTTP/1.1\r\n\r\n", "/offer"},
+      {"GET /ws/a?b=c?d HTTP/1.1\r\n\r\n", "/ws/a"},
+      {"GET /ws/a#frag HTTP/1.1\r\n\r\n", "/ws/a"},
+      {"GET /?q HTTP/1.1\r\n\r\n", "/"},
+      {"GET /plain HTTP/1.1\r\n\r\n", "/plain"},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    run_t run;
+    run_whole(MAX_HEAD, MAX_BODY, rows[i].req, strlen(rows[i].req), &run);
+    assert_int_equal(run.nreqs, 1);
+    assert_string_equal(run.reqs[0].path, rows[i].path);
+    assert_int_equal(run.reqs[0].path_len, strlen(rows[i].path));
+    check_every_split(MAX_HEAD, MAX_BODY, rows[i].req, strlen(rows[i].req), &run);
+  }
+}
+
+static void test_keep_alive(void **state) {
+  static const struct {
+    const char *req;
+    int keep_alive, minor;
+  } rows[] = {
+      {"GET / HTTP/1.1\r\n\r\n", 1, 1},
+      {"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 0, 1},
+      {"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n", 0, 1},
+      {"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", 1, 1},
+      {"GET / HTTP/1.0\r\n\r\n", 0, 0},
+      {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 1, 0},
+      {"GET / HTTP/1.0\r\nConnection: close\r\n\r\n", 0, 0},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    run_t run;
+    run_whole(MAX_HEAD, MAX_BODY, rows[i].req, strlen(rows[i].req), &run);
+    assert_int_equal(run.nreqs, 1);
+    if (run.reqs[0].keep_alive != rows[i].keep_alive) print_error("row %zu\n", i);
+    assert_int_equal(run.reqs[0].keep_alive, rows[i].keep_alive);
+    assert_int_equal(run.reqs[0].http_major, 1);
+    assert_int_equal(run.reqs[0].http_minor, rows[i].minor);
+    free_run(&run);
+  }
+}
+
+/* A request whose head is big: several headers, most of them ignored. */
+static const char big_head[] =
+    "GET /ws/alice HTTP/1.1\r\n"
+    "Host: signal.example.com\r\n"
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n"
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+    "Accept-Language: en-US,en;q=0.5\r\n"
+    "Accept-Encoding: gzip, deflate, br\r\n"
+    "Sec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Connection: keep-alive, Upgrade\r\n"
+    "Pragma: no-cache\r\n"
+    "Cache-Control: no-cache\r\n"
+    "Upgrade: websocket\r\n"
+    "\r\n";
+
+static void test_head_limit(void **state) {
+  run_t run, want;
+  (void)state;
+  /* far over the limit: 431 however the bytes arrive */
+  run_whole(100, MAX_BODY, S(big_head), &run);
+  assert_int_equal(run.err_status, 431);
+  assert_string_equal(run.err_msg, "head: request head too large");
+  assert_int_equal(run.nreqs, 0);
+  check_every_split(100, MAX_BODY, S(big_head), &run);
+
+  /* a head of exactly max_header_bytes is accepted however the bytes arrive */
+  run_whole(sizeof big_head - 1, MAX_BODY, S(big_head), &want);
+  assert_int_equal(want.err_status, 0);
+  assert_int_equal(want.nreqs, 1);
+  check_every_split(sizeof big_head - 1, MAX_BODY, S(big_head), &want);
+}
+
+static void test_header_value_too_long(void **state) {
+  char req[1024];
+  char key[300];
+  run_t run;
+  (void)state;
+  memset(key, 'A', 257);
+  key[257] = '\0';
+  int n = snprintf(req, sizeof req, "GET /ws/a HTTP/1.1\r\nSec-WebSocket-Key: %s\r\n\r\n", key);
+  run_whole(MAX_HEAD, MAX_BODY, req, (size_t)n, &run);
+  assert_int_equal(run.err_status, 400);
+  assert_string_equal(run.err_msg, "sec-websocket-key: header value too long");
+  check_every_split(MAX_HEAD, MAX_BODY, req, (size_t)n, &run);
+  /* an ignored header may be long */
+  n = snprintf(req, sizeof req, "GET /ws/a HTTP/1.1\r\nX-Long: %s\r\n\r\n", key);
+  run_whole(MAX_HEAD, MAX_BODY, req, (size_t)n, &run);
+  assert_int_equal(run.nreqs, 1);
+  free_run(&run);
+}
+
+static void test_content_length_too_big(void **state) {
+  static const char head[] =
+      "POST /offer HTTP/1.1\r\n"
+      "Host: x\r\n"
+      "Content-Length: 101\r\n"
+      "\r\n";
+  run_t run;
+  (void)state;
+  /* refused as soon as the head is complete, before any of the body arrives */
+  run_whole(MAX_HEAD, 100, S(head), &run);
+  assert_int_equal(run.err_status, 413);
+  assert_string_equal(run.err_msg, "body: larger than 100 bytes");
+  assert_int_equal(run.nreqs, 0);
+  check_every_split(MAX_HEAD, 100, S(head), &run);
+}
+
+static void test_chunked_too_big(void **state) {
+  run_t run;
+  (void)state;
+  run_whole(MAX_HEAD, 21, S(chunked_req), &run); /* the body is 22 bytes */
+  assert_int_equal(run.err_status, 413);
+  assert_string_equal(run.err_msg, "body: larger than 21 bytes");
+  assert_int_equal(run.nreqs, 0);
+  check_every_split(MAX_HEAD, 21, S(chunked_req), &run);
+  run_whole(MAX_HEAD, 22, S(chunked_req), &run);
+  assert_int_equal(run.nreqs, 1);
+  free_run(&run);
+}
+
+static void test_malformed(void **state) {
+  static const struct {
+    const char *req, *msg;
+  } rows[] = {
+      {"BLAH / HTTP/1.1\r\n\r\n", "http: invalid HTTP method"},
+      {"GET / HTTP/1.1 junk\r\n\r\n", NULL},
+      {"GET / HTTP/x.1\r\n\r\n", NULL},
+      {"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", NULL},
+      {"GET  HTTP/1.1\r\n\r\n", NULL},
+      {"GET / HTTP/1.1\r\nNo-Colon\r\n\r\n", "http: invalid character in header"},
+      {"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", NULL},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", NULL},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    run_t run;
+    run_whole(MAX_HEAD, MAX_BODY, rows[i].req, strlen(rows[i].req), &run);
+    if (run.err_status != 400) print_error("row %zu: %d %s\n", i, run.err_status, run.err_msg);
+    assert_int_equal(run.err_status, 400);
+    assert_int_equal(run.nreqs, 0);
+    assert_memory_equal(run.err_msg, "http: ", 6);
+    assert_true(strlen(run.err_msg) > 6);
+    if (rows[i].msg != NULL) assert_string_equal(run.err_msg, rows[i].msg);
+    check_every_split(MAX_HEAD, MAX_BODY, rows[i].req, strlen(rows[i].req), &run);
+  }
+}
+
+static void test_expect_continue(void **state) {
+  static const char head[] =
+      "POST /offer HTTP/1.1\r\n"
+      "Expect: 100-continue\r\n"
+      "Content-Length: 5\r\n"
+      "\r\n";
+  static const char req[] =
+      "POST /offer HTTP/1.1\r\n"
+      "Expect: 100-continue\r\n"
+      "Content-Length: 5\r\n"
+      "\r\n"
+      "hello";
+  const size_t head_len = sizeof head - 1, n = sizeof req - 1;
+  size_t used;
+  (void)state;
+
+  sig_http_t *h = sig_http_new(MAX_HEAD, MAX_BODY);
+  assert_int_equal(sig_http_take_expect_continue(h), 0);
+  assert_int_equal(sig_http_feed(h, req, head_len, &used), SIG_HTTP_NEED_MORE);
+  assert_int_equal(used, head_len);
+  assert_int_equal(sig_http_take_expect_continue(h), 1);
+  assert_int_equal(sig_http_take_expect_continue(h), 0); /* once */
+  assert_int_equal(sig_http_feed(h, req + head_len, 2, &used), SIG_HTTP_NEED_MORE);
+  assert_int_equal(sig_http_take_expect_continue(h), 0);
+  assert_int_equal(sig_http_feed(h, req + head_len + 2, 3, &used), SIG_HTTP_REQUEST);
+  assert_int_equal(sig_http_take_expect_continue(h), 0);
+  assert_string_equal(sig_http_request(h)->body, "hello");
+  assert_string_equal(sig_http_request(h)->h_expect, "100-continue");
+  sig_http_free(h);
+
+  /* head and body together: nothing to wait for */
+  h = sig_http_new(MAX_HEAD, MAX_BODY);
+  assert_int_equal(sig_http_feed(h, req, n, &used), SIG_HTTP_REQUEST);
+  assert_int_equal(sig_http_take_expect_continue(h), 0);
+  sig_http_free(h);
+
+  /* every split: reported once exactly when the first part holds the head but not all the body */
+  for (size_t i = 1; i < n; i++) {
+    run_t run;
+    run_chunks(MAX_HEAD, MAX_BODY, req, n, &i, 1, &run);
+    assert_int_equal(run.nreqs, 1);
+    assert_string_equal(run.reqs[0].body, "hello");
+    assert_int_equal(run.expect_continue, i >= head_len ? 1 : 0);
+    free_run(&run);
+  }
+
+  /* no body, or another expectation: nothing */
+  static const char no_body[] =
+      "POST /offer HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n";
+  static const char other[] =
+      "POST /offer HTTP/1.1\r\nExpect: something\r\nContent-Length: 5\r\n\r\n";
+  h = sig_http_new(MAX_HEAD, MAX_BODY);
+  assert_int_equal(sig_http_feed(h, S(no_body), &used), SIG_HTTP_REQUEST);
+  assert_int_equal(sig_http_take_expect_continue(h), 0);
+  sig_http_free(h);
+  h = sig_http_new(MAX_HEAD, MAX_BODY);
+  assert_int_equal(sig_http_feed(h, S(other), &used), SIG_HTTP_NEED_MORE);
+  assert_int_equal(sig_http_take_expect_continue(h), 0);
+  sig_http_free(h);
+
+  /* chunked */
+  static const char chunked[] =
+      "POST /offer HTTP/1.1\r\nExpect: 100-Continue\r\nTransfer-Encoding: chunked\r\n\r\n";
+  h = sig_http_new(MAX_HEAD, MAX_BODY);
+  assert_int_equal(sig_http_feed(h, S(chunked), &used), SIG_HTTP_NEED_MORE);
+  assert_int_equal(sig_http_take_expect_continue(h), 1);
+  assert_int_equal(sig_http_take_expect_continue(h), 0);
+  sig_http_free(h);
+}
+
+static void test_in_request(void **state) {
+  size_t used;
+  (void)state;
+  sig_http_t *h = sig_http_new(MAX_HEAD, MAX_BODY);
+  assert_false(sig_http_in_request(h));
+  assert_int_equal(sig_http_feed(h, "G", 1, &used), SIG_HTTP_NEED_MORE);
+  assert_true(sig_http_in_request(h));
+  assert_int_equal(sig_http_feed(h, get_req + 1, sizeof get_req - 2, &used), SIG_HTTP_REQUEST);
+  assert_false(sig_http_in_request(h));
+  /* the next request on the keep-alive connection */
+  assert_int_equal(sig_http_feed(h, post_req, 10, &used), SIG_HTTP_NEED_MORE);
+  assert_true(sig_http_in_request(h));
+  assert_int_equal(sig_http_feed(h, post_req + 10, sizeof post_req - 11, &used), SIG_HTTP_REQUEST);
+  assert_false(sig_http_in_request(h));
+  assert_string_equal(sig_http_request(h)->path, "/offer");
+  sig_http_free(h);
+  sig_http_free(NULL);
+}
+
+static void assert_response_n(int status, const char *extra, const char *ctype, const char *body,
+                              size_t body_len, int keep_alive, const char *want, size_t want_len) {
+  size_t len = 0;
+  char *out = sig_http_format_response(status, extra, ctype, body, body_len, keep_alive, &len);
+  assert_int_equal(len, want_len);
+  assert_memory_equal(out, want, len);
+  free(out);
+}
+
+#define assert_response(status, extra, ctype, body, body_len, keep_alive, want) \
+  assert_response_n(status, extra, ctype, body, body_len, keep_alive, S(want))
+
+static void test_format_response(void **state) {
+  (void)state;
+  assert_response(200, "Access-Control-Allow-Origin: *\r\n", "application/json", "{\"code\":0}", 10,
+                  1,
+                  "HTTP/1.1 200 OK\r\n"
+                  "Access-Control-Allow-Origin: *\r\n"
+                  "Content-Type: application/json\r\n"
+                  "Content-Length: 10\r\n"
+                  "Connection: keep-alive\r\n"
+                  "\r\n"
+                  "{\"code\":0}");
+  assert_response(204, NULL, NULL, "", 0, 0,
+                  "HTTP/1.1 204 No Content\r\n"
+                  "Content-Length: 0\r\n"
+                  "Connection: close\r\n"
+                  "\r\n");
+  assert_response(431, "", "application/json", "{}", 2, 0,
+                  "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                  "Content-Type: application/json\r\n"
+                  "Content-Length: 2\r\n"
+                  "Connection: close\r\n"
+                  "\r\n"
+                  "{}");
+  assert_response(405, "Allow: POST, OPTIONS\r\nX-A: b\r\n", "text/plain", "no", 2, 1,
+                  "HTTP/1.1 405 Method Not Allowed\r\n"
+                  "Allow: POST, OPTIONS\r\nX-A: b\r\n"
+                  "Content-Type: text/plain\r\n"
+                  "Content-Length: 2\r\n"
+                  "Connection: keep-alive\r\n"
+                  "\r\n"
+                  "no");
+  /* a body with NUL bytes is copied whole */
+  assert_response(200, NULL, NULL, "a\0b", 3, 1,
+                  "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\na\0b");
+}
+
+static void test_format_response_big(void **state) {
+  (void)state;
+  size_t n = 100000, len;
+  char *body = malloc(n);
+  memset(body, 'x', n);
+  char *out = sig_http_format_response(200, NULL, "application/json", body, n, 1, &len);
+  const char *head =
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"
+      "Connection: keep-alive\r\n\r\n";
+  assert_int_equal(len, strlen(head) + n);
+  assert_memory_equal(out, head, strlen(head));
+  assert_memory_equal(out + strlen(head), body, n);
+  free(out);
+  free(body);
+}
+
+/* A long Content-Type: the buffer must have room for it. Run in a child process because the
+ * overflow this checks for would corrupt the heap of the rest of the suite. */
+static void test_format_response_long_content_type(void **state) {
+  (void)state;
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char ctype[301], want[1024];
+    memset(ctype, 'c', 300);
+    ctype[300] = '\0';
+    int wn = snprintf(want, sizeof want,
+                      "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: 2\r\n"
+                      "Connection: close\r\n\r\n{}",
+                      ctype);
+    size_t len;
+    char *out = sig_http_format_response(200, NULL, ctype, "{}", 2, 0, &len);
+    int ok = len == (size_t)wn && memcmp(out, want, len) == 0;
+    if (!ok) fprintf(stderr, "long Content-Type: response truncated or overflowed\n");
+    free(out);
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_reason(void **state) {
+  (void)state;
+  assert_string_equal(sig_http_reason(101), "Switching Protocols");
+  assert_string_equal(sig_http_reason(413), "Content Too Large");
+  assert_string_equal(sig_http_reason(426), "Upgrade Required");
+  assert_string_equal(sig_http_reason(503), "Service Unavailable");
+  assert_string_equal(sig_http_reason(599), "Unknown");
+}
+
+static void test_has_token(void **state) {
+  static const struct {
+    const char *value, *token;
+    int want;
+  } rows[] = {
+      {"upgrade", "upgrade", 1},
+      {"Upgrade", "upgrade", 1},
+      {"websocket", "WebSocket", 1},
+      {"keep-alive, Upgrade", "upgrade", 1},
+      {"keep-alive,Upgrade", "upgrade", 1},
+      {"Upgrade, keep-alive", "upgrade", 1},
+      {"  upgrade  ", "upgrade", 1},
+      {"\tupgrade\t, close", "upgrade", 1},
+      {"a,,upgrade,", "upgrade", 1},
+      {", ,upgrade", "upgrade", 1},
+      {"upgrades", "upgrade", 0},
+      {"upgrad", "upgrade", 0},
+      {"keep-alive, upgrade-x", "upgrade", 0},
+      {"x-upgrade", "upgrade", 0},
+      {"up grade", "upgrade", 0},
+      {"upgrade;q=1", "upgrade", 0},
+      {"", "upgrade", 0},
+      {",,, ", "upgrade", 0},
+      {"close", "upgrade", 0},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    if (sig_http_has_token(rows[i].value, rows[i].token) != rows[i].want)
+      print_error("row %zu: '%s' '%s'\n", i, rows[i].value, rows[i].token);
+    assert_int_equal(sig_http_has_token(rows[i].value, rows[i].token), rows[i].want);
+  }
+  assert_int_equal(sig_http_has_token(NULL, "upgrade"), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_get_with_headers),
+      cmocka_unit_test(test_methods),
+      cmocka_unit_test(test_post_content_length),
+      cmocka_unit_test(test_chunked),
+      cmocka_unit_test(test_pipelined),
+      cmocka_unit_test(test_upgrade),
+      cmocka_unit_test(test_repeated_and_case_insensitive_headers),
+      cmocka_unit_test(test_query_string),
+      cmocka_unit_test(test_keep_alive),
+      cmocka_unit_test(test_head_limit),
+      cmocka_unit_test(test_header_value_too_long),
+      cmocka_unit_test(test_content_length_too_big),
+      cmocka_unit_test(test_chunked_too_big),
+      cmocka_unit_test(test_malformed),
+      cmocka_unit_test(test_expect_continue),
+      cmocka_unit_test(test_in_request),
+      cmocka_unit_test(test_format_response),
+      cmocka_unit_test(test_format_response_big),
+      cmocka_unit_test(test_format_response_long_content_type),
+      cmocka_unit_test(test_reason),
+      cmocka_unit_test(test_has_token),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
