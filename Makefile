@@ -9,8 +9,9 @@ LIBS    := -luv -lhttp_parser -lwslay -ljansson -lcrypto
 PYTHON  := /usr/bin/python3
 
 SRC     := $(filter-out src/main.c,$(wildcard src/sig_*.c))
-OBJ     := $(SRC:src/%.c=build/obj/%.o)
-ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o)
+WEB     := $(sort $(wildcard web/*))
+OBJ     := $(SRC:src/%.c=build/obj/%.o) build/obj/sig_assets.o
+ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o) build/asan/obj/sig_assets.o
 UNIT    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT:tests/unit/%.c=build/tests/%)
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -41,6 +42,18 @@ build/libsig.a: $(OBJ)
 build/obj/%.o: src/%.c $(wildcard src/*.h) build/generated.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Ibuild $(CFLAGS) $(WARN) -MMD -c -o $@ $<
+
+build/sig_assets.c: $(WEB) scripts/embed.sh
+	@mkdir -p build
+	scripts/embed.sh $@ $(WEB)
+
+build/obj/sig_assets.o: build/sig_assets.c src/sig_assets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+build/asan/obj/sig_assets.o: build/sig_assets.c src/sig_assets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(SANFLAGS) $(WARN) -c -o $@ $<
 
 build/generated.h: VERSION
 	@mkdir -p build

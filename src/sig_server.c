@@ -11,6 +11,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "sig_assets.h"
 #include "sig_http.h"
 #include "sig_list.h"
 #include "sig_log.h"
@@ -334,18 +335,23 @@ static uint64_t transport_now(void *ctx) {
 
 /* ---- HTTP */
 
-static void respond(conn_t *c, int status, const char *extra, const char *body, size_t blen,
-                    int keep_alive) {
+static void respond_typed(conn_t *c, int status, const char *extra, const char *type,
+                          const char *body, size_t blen, int keep_alive) {
   if (extra == NULL) extra = "";
   size_t hlen = strlen(c->srv->cors) + strlen(extra) + 1;
   char *headers = sig_malloc(hlen);
   snprintf(headers, hlen, "%s%s", c->srv->cors, extra);
   size_t len;
-  char *resp = sig_http_format_response(status, headers, body ? "application/json" : NULL,
-                                        body ? body : "", blen, keep_alive, &len);
+  char *resp = sig_http_format_response(status, headers, type, body ? body : "", blen, keep_alive,
+                                        &len);
   conn_write(c, resp, len);
   free(resp);
   free(headers);
+}
+
+static void respond(conn_t *c, int status, const char *extra, const char *body, size_t blen,
+                    int keep_alive) {
+  respond_typed(c, status, extra, body ? "application/json" : NULL, body, blen, keep_alive);
 }
 
 static void respond_error(conn_t *c, int status, const char *extra, const char *msg,
@@ -471,11 +477,18 @@ static int handle_request(conn_t *c, const sig_http_request_t *r) {
     }
   }
   char msg[SIG_MSG_ERR_MAX];
-  if (route == NULL) {
+  const sig_asset_t *asset = route ? NULL : sig_assets_find(r->path, r->path_len);
+  if (asset != NULL && r->method == SIG_HTTP_GET) {
+    respond_typed(c, 200, "Cache-Control: no-cache\r\n", asset->content_type,
+                  (const char *)asset->data, asset->len, keep_alive);
+  } else if (asset != NULL && r->method != SIG_HTTP_OPTIONS) {
+    snprintf(msg, sizeof(msg), "method: %s is not allowed on %.200s", r->method_name, r->path);
+    respond_error(c, 405, "Allow: GET, OPTIONS\r\n", msg, keep_alive);
+  } else if (route == NULL && asset == NULL) {
     snprintf(msg, sizeof(msg), "path: no such endpoint '%.200s'", r->path);
     SIG_INFO("http", "%s %.200s status=404 peer=%s", r->method_name, r->path, PEER(c));
     respond_error(c, 404, NULL, msg, keep_alive);
-  } else if (r->method == SIG_HTTP_OPTIONS) {
+  } else if (r->method == SIG_HTTP_OPTIONS) { /* on a route or an asset */
     respond(c, 204,
             "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
             "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 86400\r\n",
