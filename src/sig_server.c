@@ -572,7 +572,12 @@ static void process_ws(conn_t *c, const char *buf, size_t len) {
     uint16_t code = sig_ws_close_code(c->ws);
     if (code != 1000 && code != 1001 && code != 1005 && c->state == C_WS)
       SIG_INFO("ws", "closed by server code=%u domain=%s peer=%s", code, DOMAIN(c), PEER(c));
-    conn_finish(c);
+    /* Handshake complete and nothing left to send: close now (RFC 6455 7.1.1, the server
+     * closes first). Otherwise flush and linger for the peer's side. */
+    if (sig_ws_close_received(c->ws) && c->wq_bytes == 0)
+      conn_destroy(c);
+    else
+      conn_finish(c);
   } else if (sig_ws_idle(c->ws)) {
     sig_ws_free(c->ws);
     c->ws = NULL;

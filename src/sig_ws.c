@@ -150,6 +150,10 @@ int sig_ws_idle(const sig_ws_t *ws) {
          !wslay_event_want_write(ws->ctx) && wslay_event_get_read_enabled(ws->ctx);
 }
 
+int sig_ws_close_received(const sig_ws_t *ws) {
+  return wslay_event_get_close_received(ws->ctx);
+}
+
 uint16_t sig_ws_close_code(const sig_ws_t *ws) {
   if (ws->protocol_error && !wslay_event_get_close_sent(ws->ctx)) return WSLAY_CODE_PROTOCOL_ERROR;
   return wslay_event_get_close_sent(ws->ctx) ? wslay_event_get_status_code_sent(ws->ctx) : 0;

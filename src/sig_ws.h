@@ -46,6 +46,9 @@ int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len);
  * and a new one made for the next bytes. */
 int sig_ws_idle(const sig_ws_t *ws);
 
+/* True once the peer's close frame has arrived. */
+int sig_ws_close_received(const sig_ws_t *ws);
+
 /* Close code sent by the parser (after SIG_WS_CLOSED), or 0. */
 uint16_t sig_ws_close_code(const sig_ws_t *ws);
 

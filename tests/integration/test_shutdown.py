@@ -44,7 +44,7 @@ def test_sigterm_exits_promptly_when_clients_answer(make_server, ws):
     srv.proc.send_signal(signal.SIGTERM)
     assert c.expect_close() == (1001, "server shutting down")
     assert srv.proc.wait(timeout=7) == 0
-    assert time.monotonic() - t0 < 3.0
+    assert time.monotonic() - t0 < 1.0  # the handshake completes: no lingering
 
 
 def test_sigterm_with_unresponsive_client_exits_within_timeout(make_server, ws):
