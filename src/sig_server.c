@@ -646,7 +646,8 @@ static int resolve(uv_loop_t *loop, const sig_config_t *cfg, struct sockaddr_sto
   snprintf(port, sizeof(port), "%d", cfg->host_port);
   int rc = uv_getaddrinfo(loop, &req, NULL, cfg->host_addr, port, &hints);
   if (rc != 0) {
-    snprintf(err, errlen, "server.host: cannot resolve %s: %s", cfg->host, uv_strerror(rc));
+    snprintf(err, errlen, "%s%sserver.host: cannot resolve %s: %s", cfg->path ? cfg->path : "",
+             cfg->path ? ": " : "", cfg->host, uv_strerror(rc));
     return rc;
   }
   memcpy(ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
@@ -694,7 +695,9 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
   if (rc != 0) {
-    snprintf(err, errlen, "server.host: cannot listen on %s: %s", cfg->host, uv_strerror(rc));
+    /* libuv's codes are negated errnos here: strerror gives the OS's own words. */
+    snprintf(err, errlen, "%s%sserver.host: cannot listen on %s: %s", cfg->path ? cfg->path : "",
+             cfg->path ? ": " : "", cfg->host, strerror(-rc));
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_run(loop, UV_RUN_NOWAIT); /* let the close finish before freeing */
     free(s->cors);
