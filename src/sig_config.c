@@ -132,28 +132,10 @@ static bool has_ctrl(const char *s) {
   return false;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (no overlongs, surrogates or > U+10FFFF), or 0. */
+/* Length of the well-formed UTF-8 sequence at s, or 0. */
 static size_t utf8_len(const char *s, const char *end) {
-  const unsigned char *p = (const unsigned char *)s;
-  uint32_t cp, min;
-  size_t n;
-  if (p[0] < 0x80) return 1;
-  if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-    n = 2, cp = p[0] & 0x1f, min = 0x80;
-  } else if ((p[0] & 0xf0) == 0xe0) {
-    n = 3, cp = p[0] & 0x0f, min = 0x800;
-  } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-    n = 4, cp = p[0] & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if ((size_t)(end - s) < n) return 0;
-  for (size_t i = 1; i < n; i++) {
-    if ((p[i] & 0xc0) != 0x80) return 0;
-    cp = cp << 6 | (p[i] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return n;
+  uint32_t cp;
+  return sig_utf8_next((const unsigned char *)s, (size_t)(end - s), &cp);
 }
 
 static size_t utf8_put(char *out, uint32_t cp) {

@@ -38,39 +38,11 @@ int sig_msg_id_valid(const char *s, size_t len) {
   return name_valid(s, len, SIG_MSG_ID_MAX);
 }
 
-/* Length of the well-formed UTF-8 sequence at s (n > 0 bytes available) with its code point, or 0.
- */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
-  size_t len;
-  uint32_t v, min;
-  if (s[0] < 0x80) {
-    *cp = s[0];
-    return 1;
-  }
-  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-    len = 2, v = s[0] & 0x1f, min = 0x80;
-  } else if ((s[0] & 0xf0) == 0xe0) {
-    len = 3, v = s[0] & 0x0f, min = 0x800;
-  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-    len = 4, v = s[0] & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n < len) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-    v = v << 6 | (s[i] & 0x3f);
-  }
-  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
-  *cp = v;
-  return len;
-}
-
 static int utf8_valid(const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   uint32_t cp;
   for (size_t i = 0, k; i < n; i += k) {
-    if ((k = utf8_next(p + i, n - i, &cp)) == 0) return 0;
+    if ((k = sig_utf8_next(p + i, n - i, &cp)) == 0) return 0;
   }
   return 1;
 }
@@ -92,7 +64,7 @@ static void escape_text(char *out, size_t outsz, const char *s, size_t n, size_t
     size_t plen, k;
     uint32_t cp;
     if (chars == max) break;
-    k = utf8_next(p + i, n - i, &cp);
+    k = sig_utf8_next(p + i, n - i, &cp);
     if (k == 0) k = 1, cp = 0x80; /* an invalid byte shows as \xNN like a C1 control */
     if (k == 1 && cp >= 0x20 && cp < 0x7f) {
       if (quote && (cp == '\'' || cp == '\\')) {
@@ -421,7 +393,7 @@ static json_t *text(const char *s) {
   fixed = sig_malloc(3 * n + 1);
   for (size_t i = 0, k; i < n; i += k) {
     uint32_t cp;
-    if ((k = utf8_next((const unsigned char *)s + i, n - i, &cp)) == 0) {
+    if ((k = sig_utf8_next((const unsigned char *)s + i, n - i, &cp)) == 0) {
       memcpy(fixed + o, "\xef\xbf\xbd", 3), o += 3, k = 1;
     } else {
       memcpy(fixed + o, s + i, k), o += k;

@@ -53,3 +53,29 @@ uint64_t sig_now_ms(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+size_t sig_utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
+  size_t len;
+  uint32_t v, min;
+  if (s[0] < 0x80) {
+    *cp = s[0];
+    return 1;
+  }
+  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+    len = 2, v = s[0] & 0x1f, min = 0x80;
+  } else if ((s[0] & 0xf0) == 0xe0) {
+    len = 3, v = s[0] & 0x0f, min = 0x800;
+  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+    len = 4, v = s[0] & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (n < len) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80) return 0;
+    v = v << 6 | (s[i] & 0x3f);
+  }
+  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
+  *cp = v;
+  return len;
+}

@@ -31,6 +31,10 @@ void *sig_realloc_at(void *p, size_t n, const char *file, int line);
 /* Copies at most n bytes of s (stops at NUL) and terminates the copy. */
 char *sig_strndup_at(const char *s, size_t n, const char *file, int line);
 
+/* Length of the well-formed UTF-8 sequence at s (n > 0 bytes available; no overlongs,
+ * surrogates or code points past U+10FFFF) with its code point in *cp, or 0. */
+size_t sig_utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
+
 /* Milliseconds from an arbitrary monotonic origin. */
 uint64_t sig_now_ms(void);
 
