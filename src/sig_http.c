@@ -124,6 +124,11 @@ static int on_headers_complete(http_parser *p) {
     snprintf(h->err_buf, sizeof(h->err_buf), "body: larger than %zu bytes", h->max_body_bytes);
     return fail(h, 413, h->err_buf);
   }
+  if ((p->flags & F_CHUNKED) == 0 && p->content_length != ULLONG_MAX &&
+      p->content_length + 1 > h->body_cap) { /* one allocation for the whole body */
+    h->body_cap = (size_t)p->content_length + 1;
+    h->body = sig_realloc(h->body, h->body_cap);
+  }
   if (h->present[H_EXPECT] && strcasecmp(h->values[H_EXPECT], "100-continue") == 0 &&
       ((p->flags & F_CHUNKED) || (p->content_length != ULLONG_MAX && p->content_length > 0)))
     h->expect_continue = 1;

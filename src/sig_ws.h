@@ -32,9 +32,13 @@ typedef enum {
   SIG_WS_CLOSED = 1 /* a close frame was sent (as an echo or for an error): flush and close */
 } sig_ws_state_t;
 
-/* cb is borrowed for the parser's life. */
+/* cb is borrowed for the parser's life. Parsers freed while idle are kept in a
+ * small pool and handed out again. */
 sig_ws_t *sig_ws_new(const sig_ws_callbacks_t *cb, void *user, uint64_t max_message);
+/* Accepts NULL. */
 void sig_ws_free(sig_ws_t *ws);
+/* Frees the pooled parsers (at exit, so that leak checkers see a clean heap). */
+void sig_ws_pool_drain(void);
 
 /* Parses received bytes, calling on_text for each message and answering pings
  * and closes itself. Binary messages are refused with 1003, invalid UTF-8 with
