@@ -22,3 +22,7 @@ run_integration build/signal-server
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   run_integration build/asan/signal-server
+
+echo "== browser end-to-end tests"
+scripts/setup-e2e.sh
+tests/e2e/run.sh

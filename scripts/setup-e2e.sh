@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs what the browser end-to-end tests (tests/e2e) need, only what is missing:
+# Debian's chromium and iproute2 (apt-get, after an apt-get update), then the npm
+# packages pinned in tests/e2e/package-lock.json (npm ci) if node_modules is absent.
+# Node.js 20 and npm come with the machine.
+set -eu
+cd "$(dirname "$0")/.."
+
+missing=""
+for p in chromium iproute2; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+if [ -n "$missing" ]; then
+  echo "setup-e2e: installing$missing"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+for tool in node npm; do
+  command -v "$tool" >/dev/null || { echo "setup-e2e: $tool is not installed (Node.js 20 is needed)" >&2; exit 1; }
+done
+if [ ! -d tests/e2e/node_modules ]; then
+  echo "setup-e2e: npm ci in tests/e2e"
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
