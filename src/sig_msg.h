@@ -18,8 +18,8 @@ int sig_msg_id_valid(const char *s, size_t len);
 
 typedef enum { SIG_MSG_OFFER = 1, SIG_MSG_ANSWER, SIG_MSG_CANDIDATE, SIG_MSG_BYE } sig_msg_type_t;
 
-/* A decoded message. Every pointer is borrowed from doc and valid until sig_msg_free; strings are
- * NUL-free, valid UTF-8, and domains/ids already checked against their alphabet. */
+/* A decoded message. Its strings are NUL-terminated copies owned by m (valid until sig_msg_free):
+ * NUL-free, valid UTF-8, domains/ids already checked against their alphabet. */
 typedef struct {
   sig_msg_type_t type;
   const char *id; /* NULL when absent */
@@ -31,10 +31,20 @@ typedef struct {
   /* candidate, bye */
   const char *to;
   size_t ncandidates; /* offer, answer, candidate */
-  void *doc;          /* owned jansson root */
-  void *candidates;   /* borrowed jansson array (offer, answer, candidate) */
-  void *sdp;          /* borrowed jansson string behind offer_sdp/answer_sdp, reused by encoders */
+  /* The JSON text of the SDP string (quotes included) and of the candidate array (brackets
+   * included) as the client wrote them (escapes kept; only whitespace between array elements is
+   * dropped), which the encoders copy verbatim. Usually borrowed from the decoded buffer, so that
+   * buffer must stay unchanged while m is passed to an encoder. NULL when absent or in a
+   * hand-filled message. */
+  const char *sdp_raw, *cand_raw;
+  size_t sdp_raw_len, cand_raw_len;
+  char *arena; /* owned: the one allocation behind the strings above */
 } sig_msg_t;
+
+/* Both decoders accept exactly RFC 8259 JSON text: UTF-8 without a byte order mark, no duplicate
+ * keys in an object, at most SIG_MSG_JSON_DEPTH nested objects and arrays; anything else is
+ * "body: invalid JSON: <what> at line L column C" (column counts characters, 1-based). */
+#define SIG_MSG_JSON_DEPTH 32
 
 /* Decodes a POST /offer body (OfferReq plus optional id). Returns 0, or 400 with err set to
  * "field: reason" (first problem in the order offer_sdp, candidate, answer_domain, offer_domain,
@@ -49,20 +59,20 @@ int sig_msg_decode_offer_body(sig_msg_t *m, const char *buf, size_t len, char *e
  *   candidate: to, candidate;  bye: to.
  * id is optional everywhere; unknown fields are ignored. Returns 0, or 400 with err set as
  * docs/PROTOCOL.md words it ("ty: required", "answer_resp.answer_sdp: not valid base64", ...).
- * Even on failure, when the message was an object with a valid id, m->id is set and m->doc kept
+ * Even on failure, when the message was an object with a valid id, m->id is set and m->arena kept
  * (all else zero) so the caller can echo the id: always call sig_msg_free afterwards. The caller
  * checks what needs the sender's identity (a WebSocket offer without offer_domain naming the sender
  * as answer_domain, spoofed domains). */
 int sig_msg_decode_frame(sig_msg_t *m, const char *buf, size_t len, char *err, size_t errlen);
 
-/* Releases m's document; accepts NULL and zeroed or failed structs; leaves m zeroed. */
+/* Releases m's strings; accepts NULL and zeroed or failed structs; leaves m zeroed. */
 void sig_msg_free(sig_msg_t *m);
 
 /* Encoders return compact JSON (key order as in docs/PROTOCOL.md), allocated with sig_malloc and
  * NUL-terminated; *len (if len is non-NULL) gets its length without the NUL. The caller frees it
  * with free(). Any string argument may hold arbitrary bytes: invalid UTF-8 becomes U+FFFD. A NULL
- * id is encoded as null. The message arguments may come from a decoder or be filled in by hand (sdp
- * and candidates NULL: the strings are used and candidate is []). */
+ * id is encoded as null. The message arguments may come from a decoder or be filled in by hand
+ * (sdp_raw and cand_raw NULL: offer_sdp/answer_sdp are used as strings and candidate is []). */
 
 /* {"ty":"offer","id":ID,"offer_req":{"offer_sdp":S,"candidate":[...],"answer_domain":B,
  *  "offer_domain":A},"answer_resp":{"answer_sdp":"","candidate":[],"answer_domain":B}}

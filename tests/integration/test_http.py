@@ -61,11 +61,31 @@ def test_unknown_path_is_404(server):
     assert resp.header("access-control-allow-origin") == "*"
 
 
-@pytest.mark.parametrize("method,path", [("POST", "/nothing/here"), ("GET", "/"), ("GET", "/offerx"),
-                                         ("GET", "/wsx/B")])
+@pytest.mark.parametrize("method,path", [("POST", "/nothing/here"), ("GET", "/index.html"),
+                                         ("GET", "/offerx"), ("GET", "/wsx/B"),
+                                         ("GET", "/signal-client.js/x")])
 def test_other_unknown_paths_are_404(server, method, path):
     resp = http(server.port, method, path, body=b"{}" if method == "POST" else None)
     assert assert_json_response(resp, 404) == err_resp(f"path: no such endpoint '{path}'")
+
+
+@pytest.mark.parametrize("path,ctype,marker", [
+    ("/", "text/html; charset=utf-8", b"<!doctype html>"),
+    ("/signal-client.js", "text/javascript; charset=utf-8", b"export class SignalClient"),
+])
+def test_demo_page_and_client_are_served(server, path, ctype, marker):
+    resp = http(server.port, "GET", path)
+    assert resp.status == 200
+    assert resp.header("content-type") == ctype
+    assert resp.header("cache-control") == "no-cache"
+    assert int(resp.header("content-length")) == len(resp.body)
+    assert marker in resp.body
+
+
+def test_demo_page_wrong_method_is_405(server):
+    resp = http(server.port, "POST", "/", body=b"x")
+    assert assert_json_response(resp, 405) == err_resp("method: POST is not allowed on /")
+    assert resp.header("allow") == "GET, OPTIONS"
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
