@@ -5,7 +5,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -Isrc
-LIBS    := -luv -lhttp_parser -lwslay -ljansson -lcrypto
+LIBS    := -luv -lhttp_parser -lcrypto
 PYTHON  := /usr/bin/python3
 
 SRC     := $(filter-out src/main.c,$(wildcard src/sig_*.c))
@@ -85,3 +85,26 @@ format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c
 
 -include $(OBJ:.o=.d) build/obj/main.d
+
+# ---- Benchmarks (bench/, BENCHMARKS.md). Not part of `make test`.
+# `make bench` installs what it needs (scripts/setup-bench.sh: matplotlib, PeerJS into
+# bench/node_modules) and writes the BENCHMARKS.md section and its plots (~13 min);
+# `make bench-smoke` is a seconds-long run against signal-server and the floor that fails
+# on any error; `make bench-hold` holds 19,900 idle peers for 10 minutes.
+BENCH_BIN := build/bench/loadgen build/bench/floor
+
+.PHONY: bench bench-smoke bench-hold
+
+bench: deps all $(BENCH_BIN)
+	scripts/setup-bench.sh
+	$(PYTHON) bench/run.py
+
+bench-smoke: all $(BENCH_BIN)
+	$(PYTHON) bench/run.py --smoke
+
+bench-hold: deps all $(BENCH_BIN)
+	$(PYTHON) bench/run.py --hold
+
+build/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIBS) -lm

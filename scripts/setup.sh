@@ -3,7 +3,7 @@
 # only those that are missing (so a second run costs one dpkg query).
 set -eu
 
-PKGS="make gcc pkg-config xxd libuv1-dev libhttp-parser-dev libwslay-dev libjansson-dev libssl-dev
+PKGS="make gcc pkg-config xxd libuv1-dev libhttp-parser-dev libssl-dev
 libcmocka-dev python3-pytest python3-websockets python3-pytest-timeout"
 
 missing=""

@@ -15,7 +15,6 @@
 #include "sig_log.h"
 #include "sig_server.h"
 #include "sig_util.h"
-#include "sig_ws.h"
 
 #define CONFIG_NAME "signal-server.toml"
 
@@ -169,7 +168,6 @@ out_loop:
     uv_run(app.loop, UV_RUN_DEFAULT); /* finish pending close callbacks */
     uv_loop_close(app.loop);
   }
-  sig_ws_pool_drain();
 out:
   sig_log_close();
   sig_config_free(&cfg);

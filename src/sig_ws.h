@@ -1,7 +1,6 @@
-/* WebSocket (RFC 6455) on wslay: the handshake's accept key, server-side
- * framing, and an inbound parser that exists only while a connection has a
- * frame or message in flight, so idle connections cost nothing here.
- * Only this file sees wslay. */
+/* WebSocket (RFC 6455), server side: the handshake's accept key, framing of what
+ * the server sends, and a streaming parser for what clients send that exists only
+ * while a connection has a frame or message in flight. */
 #ifndef SIG_WS_H
 #define SIG_WS_H
 
@@ -32,18 +31,18 @@ typedef enum {
   SIG_WS_CLOSED = 1 /* a close frame was sent (as an echo or for an error): flush and close */
 } sig_ws_state_t;
 
-/* cb is borrowed for the parser's life. Parsers freed while idle are kept in a
- * small pool and handed out again. */
+/* cb is borrowed for the parser's life. */
 sig_ws_t *sig_ws_new(const sig_ws_callbacks_t *cb, void *user, uint64_t max_message);
 /* Accepts NULL. */
 void sig_ws_free(sig_ws_t *ws);
-/* Frees the pooled parsers (at exit, so that leak checkers see a clean heap). */
-void sig_ws_pool_drain(void);
 
-/* Parses received bytes, calling on_text for each message and answering pings
- * and closes itself. Binary messages are refused with 1003, invalid UTF-8 with
- * 1007 (by wslay, as the bytes arrive, with no reason text), messages over max_message with 1009, protocol violations with 1002.
- * Returns SIG_WS_OPEN, SIG_WS_CLOSED, or a negative error (close the transport). */
+/* Parses received bytes (any split), calling on_text for each complete message
+ * (the text is valid only during the call) and answering pings and closes itself.
+ * Refusals send a close frame at the first offending byte: 1003 "binary frames are
+ * not supported", 1007 "invalid UTF-8", 1009 "message too big" (on the frame header
+ * that announces it), 1002 "protocol error" (RFC 6455 violations). A peer's close is
+ * echoed. Returns SIG_WS_OPEN, SIG_WS_CLOSED (a close frame went out: flush and
+ * close), or a negative error when the write callback failed. */
 int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len);
 
 /* True when no frame or fragmented message is in progress: the parser may be freed

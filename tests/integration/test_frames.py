@@ -46,7 +46,7 @@ def test_binary_frame_closes_1003(server, ws):
 def test_invalid_utf8_closes_1007(server, ws, payload):
     c = ws(server, uniq("B"))
     c.send_frame(OP_TEXT, payload)
-    assert c.expect_close() == (1007, "")
+    assert c.expect_close() == (1007, "invalid UTF-8")
     assert_still_serves(server)
 
 
@@ -55,7 +55,7 @@ def test_invalid_utf8_in_fragmented_message_closes_1007(server, ws):
     c.send_frame(OP_TEXT, b'{"ty":"', fin=False)
     c.send_frame(OP_CONT, b"\xff\xfe", fin=False)
     c.send_frame(OP_CONT, b'"}', fin=True)
-    assert c.expect_close() == (1007, "")
+    assert c.expect_close() == (1007, "invalid UTF-8")
     assert_still_serves(server)
 
 
@@ -71,7 +71,7 @@ def test_utf8_split_across_fragments_is_fine(server, ws):
 def test_message_too_big_closes_1009(small, ws):
     c = ws(small, uniq("B"))
     c.send_text(json.dumps({"ty": "hello", "pad": "x" * 1100}))
-    assert c.expect_close() == (1009, "")
+    assert c.expect_close() == (1009, "message too big")
     assert_still_serves(small)
 
 
@@ -89,14 +89,14 @@ def test_fragmented_message_too_big_closes_1009(small, ws):
     c.send_frame(OP_TEXT, b'{"ty":"hello","pad":"' + b"x" * 480, fin=False)
     c.send_frame(OP_CONT, b"x" * 500, fin=False)
     c.send_frame(OP_CONT, b"x" * 500 + b'"}', fin=True)
-    assert c.expect_close() == (1009, "")
+    assert c.expect_close() == (1009, "message too big")
     assert_still_serves(small)
 
 
 def test_message_too_big_64bit_length_closes_1009(server, ws):
     c = ws(server, uniq("B"))
     c.send_text(json.dumps({"ty": "hello", "pad": "x" * 70000}))
-    assert c.expect_close() == (1009, "")
+    assert c.expect_close() == (1009, "message too big")
     assert_still_serves(server)
 
 
@@ -104,7 +104,7 @@ def test_huge_declared_length_closes_1009(small, ws):
     """A frame header announcing 2^40 bytes is refused on the header alone."""
     c = ws(small, uniq("B"))
     c.send(struct.pack("!BBQ", 0x81, 0xFF, 1 << 40) + b"\x00\x00\x00\x00" + b"x" * 100)
-    assert c.expect_close() == (1009, "")
+    assert c.expect_close() == (1009, "message too big")
 
 
 PROTOCOL_VIOLATIONS = {

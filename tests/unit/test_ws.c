@@ -354,18 +354,18 @@ static void test_binary_refused(void **state) {
   buf_free(&in);
 }
 
-/* 1007 comes from wslay, at the first bad byte, with no reason text (docs/PROTOCOL.md). */
+/* 1007 "invalid UTF-8", at the first bad byte (docs/PROTOCOL.md). */
 static void test_invalid_utf8_refused(void **state) {
   buf_t in = {0};
   (void)state;
   client_text(&in, "first");
   client_text(&in, "caf\xc3");
-  check_refusal(1024, &in, 1007, "", 1, "first");
+  check_refusal(1024, &in, 1007, "invalid UTF-8", 1, "first");
   buf_free(&in);
   /* across fragments, each half harmless alone: \xed\xa0\x80 is a surrogate */
   client_frame(&in, 0, SIG_WS_OP_TEXT, "a\xed", 2);
   client_frame(&in, 1, 0, "\xa0\x80", 2);
-  check_refusal(1024, &in, 1007, "", 0, NULL);
+  check_refusal(1024, &in, 1007, "invalid UTF-8", 0, NULL);
   buf_free(&in);
   /* a bad byte in the first fragment is refused before the message ends */
   client_frame(&in, 0, SIG_WS_OP_TEXT, "\xff", 1);
@@ -377,7 +377,7 @@ static void test_invalid_utf8_refused(void **state) {
   buf_free(&in);
 }
 
-/* 1009 comes from wslay, as soon as a frame header announces too much, with no reason text. */
+/* 1009 "message too big", as soon as a frame header announces too much. */
 static void test_too_big(void **state) {
   buf_t in = {0};
   char payload[200], exact[17];
@@ -387,21 +387,21 @@ static void test_too_big(void **state) {
   exact[16] = '\0';
   /* one byte over, in one frame */
   client_frame(&in, 1, SIG_WS_OP_TEXT, payload, 17);
-  check_refusal(16, &in, 1009, "", 0, NULL);
+  check_refusal(16, &in, 1009, "message too big", 0, NULL);
   buf_free(&in);
   /* far over, in one frame */
   client_frame(&in, 1, SIG_WS_OP_TEXT, payload, 100);
-  check_refusal(16, &in, 1009, "", 0, NULL);
+  check_refusal(16, &in, 1009, "message too big", 0, NULL);
   buf_free(&in);
   /* over across fragments: 10 + 7 */
   client_frame(&in, 0, SIG_WS_OP_TEXT, payload, 10);
   client_frame(&in, 1, 0, payload, 7);
-  check_refusal(16, &in, 1009, "", 0, NULL);
+  check_refusal(16, &in, 1009, "message too big", 0, NULL);
   buf_free(&in);
   /* far over across fragments: 10 + 40 */
   client_frame(&in, 0, SIG_WS_OP_TEXT, payload, 10);
   client_frame(&in, 1, 0, payload, 40);
-  check_refusal(16, &in, 1009, "", 0, NULL);
+  check_refusal(16, &in, 1009, "message too big", 0, NULL);
   buf_free(&in);
   /* exactly the limit, in one frame and in fragments, is delivered; control frames don't count */
   outcome_t want;
@@ -418,8 +418,7 @@ static void test_too_big(void **state) {
   buf_free(&in);
 }
 
-/* Violations of RFC 6455 close with 1002: wslay's own close has no reason text, the ones wslay
- * gives up on without a close frame get ours with "protocol error" (docs/PROTOCOL.md). */
+/* Violations of RFC 6455 close with 1002 "protocol error" (docs/PROTOCOL.md). */
 static void test_protocol_errors(void **state) {
   static const struct {
     const char *what;
@@ -427,16 +426,16 @@ static void test_protocol_errors(void **state) {
     size_t len;
     const char *reason;
   } rows[] = {
-      {"unmasked", {0x81, 0x02, 'h', 'i'}, 4, ""},
-      {"continuation first", {0x80, 0x81, 1, 2, 3, 4, 'x'}, 7, ""},
-      {"reserved data opcode", {0x83, 0x81, 1, 2, 3, 4, 'x'}, 7, ""},
-      {"reserved control opcode", {0x8b, 0x81, 1, 2, 3, 4, 'x'}, 7, ""},
-      {"rsv bits", {0xc1, 0x81, 1, 2, 3, 4, 'x'}, 7, ""},
+      {"unmasked", {0x81, 0x02, 'h', 'i'}, 4, "protocol error"},
+      {"continuation first", {0x80, 0x81, 1, 2, 3, 4, 'x'}, 7, "protocol error"},
+      {"reserved data opcode", {0x83, 0x81, 1, 2, 3, 4, 'x'}, 7, "protocol error"},
+      {"reserved control opcode", {0x8b, 0x81, 1, 2, 3, 4, 'x'}, 7, "protocol error"},
+      {"rsv bits", {0xc1, 0x81, 1, 2, 3, 4, 'x'}, 7, "protocol error"},
       {"text inside a fragmented text",
        {0x01, 0x81, 0, 0, 0, 0, 'a', 0x81, 0x81, 0, 0, 0, 0, 'b'},
        14,
-       ""},
-      {"close code 1005", {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xed}, 8, ""},
+       "protocol error"},
+      {"close code 1005", {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xed}, 8, "protocol error"},
       {"fragmented ping", {0x09, 0x81, 1, 2, 3, 4, 'x'}, 7, "protocol error"},
       {"126-byte ping", {0x89, 0xfe, 0x00, 0x7e, 0, 0, 0, 0}, 8, "protocol error"},
       {"one-byte close", {0x88, 0x81, 0, 0, 0, 0, 0x03}, 7, "protocol error"},
@@ -660,7 +659,7 @@ static void test_utf8(void **state) {
       expect(&want, SIG_WS_OPEN, 0, NULL, 0);
       on_text(&want.rec, (const char *)rows[i].s, rows[i].len);
     } else {
-      server_close(&close, 1007, "");
+      server_close(&close, 1007, "invalid UTF-8");
       expect(&want, SIG_WS_CLOSED, 1007, &close, 0);
     }
     outcome_t got;
