@@ -88,7 +88,7 @@ format:
 
 # ---- Benchmarks (bench/, BENCHMARKS.md). Not part of `make test`.
 # `make bench` installs what it needs (scripts/setup-bench.sh: matplotlib, PeerJS into
-# bench/node_modules) and writes the BENCHMARKS.md section and its plots (~13 min);
+# bench/node_modules) and writes the BENCHMARKS.md section and its plots (7-12 min);
 # `make bench-smoke` is a seconds-long run against signal-server and the floor that fails
 # on any error; `make bench-hold` holds 19,900 idle peers for 10 minutes.
 BENCH_BIN := build/bench/loadgen build/bench/floor
