@@ -23,6 +23,8 @@
 #define READ_BUF_SIZE 65536
 #define TICK_MS 100
 #define CLOSE_LINGER_MS 2000
+/* 5,000 pings a second at most: a full server's (~20,000 peers) wave in 4 s. */
+#define PINGS_PER_TICK 500
 /* TCP connections allowed beyond max_connections, so that refusals can be explained. */
 #define CONN_SLACK 64
 
@@ -149,7 +151,11 @@ static void on_tick(uv_timer_t *t) {
   sig_server_t *s = t->data;
   uint64_t now = uv_now(s->loop);
   for (int l = 0; l < T_COUNT; l++) {
-    while (!sig_list_empty(&s->lists[l])) {
+    /* Peers that registered together (all of them, after a restart) come due together:
+     * pings go out at most PINGS_PER_TICK at a time, so a wave never stalls the loop,
+     * and the wave spreads out, since each peer's next deadline counts from its ping. */
+    int budget = l == T_PING ? PINGS_PER_TICK : -1;
+    while (!sig_list_empty(&s->lists[l]) && budget-- != 0) {
       conn_t *c = SIG_LIST_DATA(s->lists[l].next, conn_t, tlink);
       if (c->tstamp + s->durations[l] > now) break;
       on_deadline(c);
