@@ -14,6 +14,7 @@ OBJ     := $(SRC:src/%.c=build/obj/%.o) build/obj/sig_assets.o
 ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o) build/asan/obj/sig_assets.o
 UNIT    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT:tests/unit/%.c=build/tests/%)
+BENCH_BIN := build/bench/loadgen build/bench/floor
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 .PHONY: all run test deps unit integration asan asan-integration clean format
@@ -26,7 +27,7 @@ deps:
 run: deps all
 	./build/signal-server
 
-test: deps all $(UNIT_BIN) build/asan/signal-server
+test: deps all $(UNIT_BIN) build/asan/signal-server $(BENCH_BIN)
 	scripts/run-tests.sh
 
 build/signal-server: build/obj/main.o build/libsig.a
@@ -86,12 +87,11 @@ format:
 
 -include $(OBJ:.o=.d) build/obj/main.d
 
-# ---- Benchmarks (bench/, BENCHMARKS.md). Not part of `make test`.
+# ---- Benchmarks (bench/, BENCHMARKS.md). `make test` runs only the smoke mode.
 # `make bench` installs what it needs (scripts/setup-bench.sh: matplotlib, PeerJS into
 # bench/node_modules) and writes the BENCHMARKS.md section and its plots (7-12 min);
 # `make bench-smoke` is a seconds-long run against signal-server and the floor that fails
 # on any error; `make bench-hold` holds 19,900 idle peers for 10 minutes.
-BENCH_BIN := build/bench/loadgen build/bench/floor
 
 .PHONY: bench bench-smoke bench-hold
 

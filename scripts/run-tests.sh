@@ -1,7 +1,8 @@
 #!/bin/sh
-# The whole test suite, as `make test` runs it: cmocka unit tests, then the
-# pytest integration suite against the release build and again against the
-# ASan+UBSan build (where any sanitizer report fails the run).
+# The whole test suite, as `make test` runs it: cmocka unit tests; the pytest
+# integration suite against the release build and again against the ASan+UBSan
+# build (where any sanitizer report fails the run); the benchmark's smoke mode;
+# real-WebRTC browser tests last (node's pass/fail lines close the output).
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON=/usr/bin/python3
@@ -22,6 +23,9 @@ run_integration build/signal-server
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   run_integration build/asan/signal-server
+
+echo "== benchmark harness, smoke mode (seconds; the full run is make bench)"
+"$PYTHON" bench/run.py --smoke
 
 echo "== browser end-to-end tests"
 scripts/setup-e2e.sh
