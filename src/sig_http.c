@@ -16,9 +16,9 @@
 #define HVAL_MAX 256
 #define HNAME_MAX 32
 
-enum { H_UPGRADE, H_CONNECTION, H_WS_KEY, H_WS_VERSION, H_EXPECT, H_COUNT, H_NONE = -1 };
-static const char *const header_names[H_COUNT] = {"upgrade", "connection", "sec-websocket-key",
-                                                  "sec-websocket-version", "expect"};
+enum { H_UPGRADE, H_CONNECTION, H_WS_KEY, H_WS_VERSION, H_EXPECT, H_HOST, H_COUNT, H_NONE = -1 };
+static const char *const header_names[H_COUNT] = {
+    "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "expect", "host"};
 
 struct sig_http_s {
   http_parser parser;
@@ -35,7 +35,7 @@ struct sig_http_s {
   int present[H_COUNT];
   char *body;
   size_t body_len, body_cap;
-  int started, head_done, complete, expect_continue;
+  int started, head_done, complete, expect_continue, has_body;
   int err_status;
   const char *err_msg;
   char err_buf[160];
@@ -119,6 +119,8 @@ too_long:
 static int on_headers_complete(http_parser *p) {
   sig_http_t *h = p->data;
   h->head_done = 1;
+  /* Read now: the parser counts content_length down as the body arrives. */
+  h->has_body = (p->flags & F_CHUNKED) || (p->content_length != ULLONG_MAX && p->content_length > 0);
   if ((p->flags & F_CHUNKED) == 0 && p->content_length != ULLONG_MAX &&
       p->content_length > h->max_body_bytes) {
     snprintf(h->err_buf, sizeof(h->err_buf), "body: larger than %zu bytes", h->max_body_bytes);
@@ -130,6 +132,7 @@ static int on_headers_complete(http_parser *p) {
     h->body = sig_realloc(h->body, h->body_cap);
   }
   if (h->present[H_EXPECT] && strcasecmp(h->values[H_EXPECT], "100-continue") == 0 &&
+      p->http_major == 1 && p->http_minor >= 1 && /* never to HTTP/1.0 (RFC 9110 10.1.1) */
       ((p->flags & F_CHUNKED) || (p->content_length != ULLONG_MAX && p->content_length > 0)))
     h->expect_continue = 1;
   return 0;
@@ -186,7 +189,7 @@ static void reset_request(sig_http_t *h) {
     h->body = NULL;
     h->body_cap = 0;
   }
-  h->started = h->head_done = h->complete = h->expect_continue = 0;
+  h->started = h->head_done = h->complete = h->expect_continue = h->has_body = 0;
 }
 
 sig_http_t *sig_http_new(size_t max_header_bytes, size_t max_body_bytes) {
@@ -230,8 +233,9 @@ static void build_request(sig_http_t *h) {
   r->http_minor = p->http_minor;
   r->keep_alive = http_should_keep_alive(p);
   r->upgrade = p->upgrade;
-  const char **slots[H_COUNT] = {&r->h_upgrade, &r->h_connection, &r->h_ws_key, &r->h_ws_version,
-                                 &r->h_expect};
+  r->has_body = h->has_body;
+  const char **slots[H_COUNT] = {&r->h_upgrade,    &r->h_connection, &r->h_ws_key,
+                                 &r->h_ws_version, &r->h_expect,     &r->h_host};
   for (int i = 0; i < H_COUNT; i++) {
     h->values[i][h->value_len[i]] = '\0';
     *slots[i] = h->present[i] ? h->values[i] : NULL;
@@ -308,11 +312,13 @@ char *sig_http_format_response(int status, const char *extra_headers, const char
   if (extra_headers == NULL) extra_headers = "";
   size_t cap = 256 + strlen(extra_headers) + (content_type ? strlen(content_type) : 0) + body_len;
   char *out = sig_malloc(cap);
-  int n = snprintf(out, cap,
-                   "HTTP/1.1 %d %s\r\n%s%s%s%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
-                   status, sig_http_reason(status), extra_headers,
-                   content_type ? "Content-Type: " : "", content_type ? content_type : "",
-                   content_type ? "\r\n" : "", body_len, keep_alive ? "keep-alive" : "close");
+  char length[48] = ""; /* none on 1xx and 204 (RFC 9110 8.6) */
+  if (status >= 200 && status != 204)
+    snprintf(length, sizeof(length), "Content-Length: %zu\r\n", body_len);
+  int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%sConnection: %s\r\n\r\n", status,
+                   sig_http_reason(status), extra_headers, content_type ? "Content-Type: " : "",
+                   content_type ? content_type : "", content_type ? "\r\n" : "", length,
+                   keep_alive ? "keep-alive" : "close");
   memcpy(out + n, body, body_len);
   *len = (size_t)n + body_len;
   return out;

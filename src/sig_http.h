@@ -25,7 +25,8 @@ typedef struct {
   int http_major, http_minor;
   int keep_alive; /* the client wants the connection kept */
   int upgrade;    /* the parser stopped at an upgrade: the rest is another protocol */
-  const char *h_upgrade, *h_connection, *h_ws_key, *h_ws_version, *h_expect;
+  int has_body;   /* Content-Length > 0 or chunked */
+  const char *h_upgrade, *h_connection, *h_ws_key, *h_ws_version, *h_expect, *h_host;
   const char *body; /* NUL-terminated copy; body_len bytes */
   size_t body_len;
 } sig_http_request_t;

@@ -46,6 +46,7 @@ typedef struct conn_s {
   uint32_t wq_bytes;
   uint8_t state;
   uint8_t tlist;
+  uint8_t head; /* answering a HEAD request: headers only (RFC 9112 6.3) */
 } conn_t;
 
 typedef struct {
@@ -188,7 +189,9 @@ static int conn_writev(conn_t *c, const uv_buf_t *bufs, unsigned n) {
   }
   if ((size_t)w == total) return 0;
   size_t rest = total - (size_t)w;
-  if (c->wq_bytes + rest > (uint64_t)c->srv->cfg->max_write_queue_bytes) {
+  /* One frame larger than the cap may wait alone (max_message_bytes can exceed it); a
+   * reader that stops reading is caught by the next write. */
+  if (c->wq_bytes > 0 && c->wq_bytes + rest > (uint64_t)c->srv->cfg->max_write_queue_bytes) {
     SIG_WARN("conn", "write queue over %" PRId64 " bytes: disconnecting slow reader domain=%s peer=%s",
              c->srv->cfg->max_write_queue_bytes, DOMAIN(c), PEER(c));
     conn_doom(c);
@@ -350,7 +353,7 @@ static void respond_typed(conn_t *c, int status, const char *extra, const char *
   size_t len;
   char *resp = sig_http_format_response(status, headers, type, body ? body : "", blen, keep_alive,
                                         &len);
-  conn_write(c, resp, len);
+  conn_write(c, resp, c->head ? len - blen : len); /* the body comes last */
   free(resp);
   free(headers);
 }
@@ -437,6 +440,8 @@ static int handle_ws(conn_t *c, const sig_http_request_t *r, int keep_alive) {
                           "sec-websocket-version: only version 13 is supported");
   if (!sig_ws_key_valid(r->h_ws_key))
     return refuse_upgrade(c, 400, NULL, "sec-websocket-key: must be base64 of 16 bytes");
+  if (r->has_body) /* what follows the head would be read as WebSocket frames */
+    return refuse_upgrade(c, 400, NULL, "body: a WebSocket upgrade has no body");
   if (c->srv->shutting_down) return refuse_upgrade(c, 503, NULL, "server: shutting down");
 
   char accept[29], resp[256];
@@ -467,12 +472,20 @@ static int handle_ws(conn_t *c, const sig_http_request_t *r, int keep_alive) {
 static const route_t routes[] = {
     {"/ws/", 1, SIG_HTTP_GET, "GET, OPTIONS", handle_ws},
     {"/offer", 0, SIG_HTTP_POST, "POST, OPTIONS", handle_offer},
-    {"/healthz", 0, SIG_HTTP_GET, "GET, OPTIONS", handle_health},
+    {"/healthz", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", handle_health},
 };
 
 /* Answers one request. Returns 1 when the connection is no longer reading HTTP. */
 static int handle_request(conn_t *c, const sig_http_request_t *r) {
   int keep_alive = r->keep_alive && !r->upgrade && !c->srv->shutting_down;
+  c->head = r->method == SIG_HTTP_HEAD;
+  if (r->http_major == 1 && r->http_minor >= 1 && r->h_host == NULL) { /* RFC 9112 3.2 */
+    SIG_INFO("http", "%s %.200s status=400 peer=%s msg=\"host: required\"", r->method_name,
+             r->path, PEER(c));
+    respond_error(c, 400, NULL, "host: required", 0);
+    conn_finish(c);
+    return 1;
+  }
   const route_t *route = NULL;
   for (size_t i = 0; i < SIG_ARRAY_SIZE(routes); i++) {
     const route_t *rt = &routes[i];
@@ -484,12 +497,16 @@ static int handle_request(conn_t *c, const sig_http_request_t *r) {
   }
   char msg[SIG_MSG_ERR_MAX];
   const sig_asset_t *asset = route ? NULL : sig_assets_find(r->path, r->path_len);
-  if (asset != NULL && r->method == SIG_HTTP_GET) {
+  /* HEAD is GET without the body (respond_typed drops it), except for the upgrade. */
+  sig_http_method_t method = r->method;
+  if (method == SIG_HTTP_HEAD && !(route != NULL && route->handle == handle_ws))
+    method = SIG_HTTP_GET;
+  if (asset != NULL && method == SIG_HTTP_GET) {
     respond_typed(c, 200, "Cache-Control: no-cache\r\n", asset->content_type,
                   (const char *)asset->data, asset->len, keep_alive);
   } else if (asset != NULL && r->method != SIG_HTTP_OPTIONS) {
     snprintf(msg, sizeof(msg), "method: %s is not allowed on %.200s", r->method_name, r->path);
-    respond_error(c, 405, "Allow: GET, OPTIONS\r\n", msg, keep_alive);
+    respond_error(c, 405, "Allow: GET, HEAD, OPTIONS\r\n", msg, keep_alive);
   } else if (route == NULL && asset == NULL) {
     snprintf(msg, sizeof(msg), "path: no such endpoint '%.200s'", r->path);
     SIG_INFO("http", "%s %.200s status=404 peer=%s", r->method_name, r->path, PEER(c));
@@ -499,7 +516,7 @@ static int handle_request(conn_t *c, const sig_http_request_t *r) {
             "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
             "Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 86400\r\n",
             NULL, 0, keep_alive);
-  } else if (r->method != route->method) {
+  } else if (method != route->method) {
     char allow[64];
     snprintf(allow, sizeof(allow), "Allow: %s\r\n", route->allow);
     snprintf(msg, sizeof(msg), "method: %s is not allowed on %s", r->method_name,
@@ -537,6 +554,8 @@ static void process_http(conn_t *c, const char *buf, size_t len) {
     buf += used;
     len -= used;
     if (rc == SIG_HTTP_NEED_MORE) {
+      if (c->tlist == T_KEEPALIVE && sig_http_in_request(c->http))
+        set_deadline(c, T_REQUEST); /* a pipelined request began in this read */
       if (sig_http_take_expect_continue(c->http))
         conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
       return;

@@ -85,7 +85,7 @@ def test_demo_page_and_client_are_served(server, path, ctype, marker):
 def test_demo_page_wrong_method_is_405(server):
     resp = http(server.port, "POST", "/", body=b"x")
     assert assert_json_response(resp, 405) == err_resp("method: POST is not allowed on /")
-    assert resp.header("allow") == "GET, OPTIONS"
+    assert resp.header("allow") == "GET, HEAD, OPTIONS"
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
