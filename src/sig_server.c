@@ -562,7 +562,7 @@ static void process_http(conn_t *c, const char *buf, size_t len) {
     }
     int upgrade = sig_http_request(c->http)->upgrade;
     if (handle_request(c, sig_http_request(c->http))) {
-      if (c->state == C_WS && len > 0) process_ws(c, buf, len);
+      if ((c->state == C_WS || c->state == C_CLOSING) && len > 0) process_ws(c, buf, len);
       return;
     }
     if (upgrade || len == 0) return;
