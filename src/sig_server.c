@@ -635,7 +635,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 static void on_connection(uv_stream_t *server, int status) {
   sig_server_t *s = server->data;
   if (status < 0) {
-    SIG_WARN("server", "accept failed error=\"%s\"", uv_strerror(status));
+    SIG_WARN("server", "accept failed error=\"%s\"", sig_strerror(status));
     return;
   }
   conn_t *c = sig_calloc(1, sizeof(*c));

@@ -1,10 +1,9 @@
-/* Shared helpers: aborting allocators, error strings, monotonic time. */
+/* Shared helpers: aborting allocators, error strings, UTF-8 decoding. */
 #include "sig_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <uv.h>
 
 static void oom(size_t n, const char *file, int line) {
@@ -43,15 +42,8 @@ const char *sig_strerror(int err) {
     case SIG_ECONFIG: return "invalid configuration";
     case SIG_EPROTO: return "protocol error";
     case SIG_ETOOBIG: return "limit exceeded";
-    case SIG_ENOTFOUND: return "not found";
     default: return uv_strerror(err);
   }
-}
-
-uint64_t sig_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 size_t sig_utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {

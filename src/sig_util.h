@@ -1,5 +1,5 @@
 /* Shared helpers: allocation that aborts on out-of-memory, the project's
- * error space (libuv's UV_E* plus a few SIG_E*), monotonic time. */
+ * error space (libuv's UV_E* plus a few SIG_E*), UTF-8 decoding. */
 #ifndef SIG_UTIL_H
 #define SIG_UTIL_H
 
@@ -11,8 +11,7 @@
 enum {
   SIG_ECONFIG = -20001,  /* configuration file is invalid */
   SIG_EPROTO = -20002,   /* peer violated the protocol */
-  SIG_ETOOBIG = -20003,  /* input exceeds a configured limit */
-  SIG_ENOTFOUND = -20004 /* no such domain / exchange */
+  SIG_ETOOBIG = -20003   /* input exceeds a configured limit */
 };
 
 /* Returns a static, human-readable string for a SIG_E* or UV_E* code. */
@@ -34,9 +33,6 @@ char *sig_strndup_at(const char *s, size_t n, const char *file, int line);
 /* Length of the well-formed UTF-8 sequence at s (n > 0 bytes available; no overlongs,
  * surrogates or code points past U+10FFFF) with its code point in *cp, or 0. */
 size_t sig_utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
-
-/* Milliseconds from an arbitrary monotonic origin. */
-uint64_t sig_now_ms(void);
 
 #define SIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
