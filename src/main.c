@@ -27,7 +27,8 @@ typedef struct {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: signal-server [--config PATH] [--check-config] [--version] [--help]\n"
-          "  --config PATH    read PATH instead of " CONFIG_NAME " beside the executable\n"
+          "  --config PATH    read PATH instead of " CONFIG_NAME
+          " beside the executable\n"
           "  --check-config   validate the configuration and exit (0 when valid)\n"
           "  --version        print the version and exit\n"
           "  --help           print this text and exit\n");

@@ -120,7 +120,8 @@ static int on_headers_complete(http_parser *p) {
   sig_http_t *h = p->data;
   h->head_done = 1;
   /* Read now: the parser counts content_length down as the body arrives. */
-  h->has_body = (p->flags & F_CHUNKED) || (p->content_length != ULLONG_MAX && p->content_length > 0);
+  h->has_body =
+      (p->flags & F_CHUNKED) || (p->content_length != ULLONG_MAX && p->content_length > 0);
   if ((p->flags & F_CHUNKED) == 0 && p->content_length != ULLONG_MAX &&
       p->content_length > h->max_body_bytes) {
     snprintf(h->err_buf, sizeof(h->err_buf), "body: larger than %zu bytes", h->max_body_bytes);

@@ -9,7 +9,8 @@
 
 /* Creates dir (and its parents) if missing and opens dir/file for appending.
  * Returns 0, or a negative error with a message for humans in err. */
-int sig_log_open(const char *dir, const char *file, sig_log_level_t level, char *err, size_t errlen);
+int sig_log_open(const char *dir, const char *file, sig_log_level_t level, char *err,
+                 size_t errlen);
 /* Reopens the same path (after logrotate moved it). Keeps the old file on failure. */
 int sig_log_reopen(void);
 void sig_log_close(void);
@@ -21,8 +22,8 @@ const char *sig_log_path(void);
 void sig_log_write(sig_log_level_t level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define SIG_LOG(level, module, ...)                                          \
-  do {                                                                       \
+#define SIG_LOG(level, module, ...)                                            \
+  do {                                                                         \
     if (sig_log_enabled(level)) sig_log_write((level), (module), __VA_ARGS__); \
   } while (0)
 #define SIG_DEBUG(module, ...) SIG_LOG(SIG_LOG_DEBUG, module, __VA_ARGS__)

@@ -56,7 +56,8 @@ static const char *other_domain(const exchange_t *x, const sig_router_peer_t *p)
 
 static exchange_t *xlink_exchange(sig_list_t *l) {
   xlink_t *xl = SIG_LIST_DATA(l, xlink_t, link);
-  return xl->is_answer ? SIG_LIST_DATA(xl, exchange_t, answer) : SIG_LIST_DATA(xl, exchange_t, offer);
+  return xl->is_answer ? SIG_LIST_DATA(xl, exchange_t, answer)
+                       : SIG_LIST_DATA(xl, exchange_t, offer);
 }
 
 static void send_frame(sig_router_t *r, sig_router_peer_t *p, char *frame, size_t len) {
@@ -183,8 +184,7 @@ static void new_id(sig_router_t *r, char id[SIG_MSG_ID_MAX + 1]) {
 
 /* The common part of POST /offer and a WebSocket offer. prefix is "" or "offer_req.". */
 static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domain,
-                    const char *prefix, char id_out[SIG_MSG_ID_MAX + 1], char *err,
-                    size_t errlen) {
+                    const char *prefix, char id_out[SIG_MSG_ID_MAX + 1], char *err, size_t errlen) {
   if (r->shutting_down) {
     snprintf(err, errlen, "server: shutting down");
     return 503;

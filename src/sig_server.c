@@ -84,7 +84,8 @@ static void conn_doom(conn_t *c);
 static void conn_ws_close(conn_t *c, uint16_t code, const char *reason);
 static void process_ws(conn_t *c, const char *buf, size_t len);
 static int conn_write(conn_t *c, const char *data, size_t len);
-static void respond_error(conn_t *c, int status, const char *extra, const char *msg, int keep_alive);
+static void respond_error(conn_t *c, int status, const char *extra, const char *msg,
+                          int keep_alive);
 
 static void format_address(const struct sockaddr_storage *ss, char *out, size_t outlen);
 
@@ -128,9 +129,7 @@ static void on_deadline(conn_t *c) {
         conn_destroy(c);
       }
       return;
-    case T_KEEPALIVE:
-      conn_destroy(c);
-      return;
+    case T_KEEPALIVE: conn_destroy(c); return;
     case T_PING: {
       static const char ping[2] = {(char)(0x80 | SIG_WS_OP_PING), 0};
       set_deadline(c, T_PONG);
@@ -142,9 +141,7 @@ static void on_deadline(conn_t *c) {
       conn_ws_close(c, 4408, "ping timeout");
       conn_destroy(c); /* a silent peer will not complete a close handshake */
       return;
-    default:
-      conn_destroy(c);
-      return;
+    default: conn_destroy(c); return;
   }
 }
 
@@ -192,7 +189,8 @@ static int conn_writev(conn_t *c, const uv_buf_t *bufs, unsigned n) {
   /* One frame larger than the cap may wait alone (max_message_bytes can exceed it); a
    * reader that stops reading is caught by the next write. */
   if (c->wq_bytes > 0 && c->wq_bytes + rest > (uint64_t)c->srv->cfg->max_write_queue_bytes) {
-    SIG_WARN("conn", "write queue over %" PRId64 " bytes: disconnecting slow reader domain=%s peer=%s",
+    SIG_WARN("conn",
+             "write queue over %" PRId64 " bytes: disconnecting slow reader domain=%s peer=%s",
              c->srv->cfg->max_write_queue_bytes, DOMAIN(c), PEER(c));
     conn_doom(c);
     return SIG_ETOOBIG;
@@ -230,8 +228,9 @@ static int conn_write(conn_t *c, const char *data, size_t len) {
 static void ws_send_text(conn_t *c, const char *data, size_t len) {
   if (c->state != C_WS) return;
   uint8_t hdr[10];
-  uv_buf_t b[2] = {uv_buf_init((char *)hdr, (unsigned)sig_ws_frame_header(hdr, SIG_WS_OP_TEXT, len)),
-                   uv_buf_init((char *)data, (unsigned)len)};
+  uv_buf_t b[2] = {
+      uv_buf_init((char *)hdr, (unsigned)sig_ws_frame_header(hdr, SIG_WS_OP_TEXT, len)),
+      uv_buf_init((char *)data, (unsigned)len)};
   conn_writev(c, b, 2);
 }
 
@@ -351,8 +350,8 @@ static void respond_typed(conn_t *c, int status, const char *extra, const char *
   char *headers = sig_malloc(hlen);
   snprintf(headers, hlen, "%s%s", c->srv->cors, extra);
   size_t len;
-  char *resp = sig_http_format_response(status, headers, type, body ? body : "", blen, keep_alive,
-                                        &len);
+  char *resp =
+      sig_http_format_response(status, headers, type, body ? body : "", blen, keep_alive, &len);
   conn_write(c, resp, c->head ? len - blen : len); /* the body comes last */
   free(resp);
   free(headers);
@@ -395,8 +394,10 @@ static int handle_offer(conn_t *c, const sig_http_request_t *r, int keep_alive) 
   sig_msg_t m;
   char err[SIG_MSG_ERR_MAX], id[SIG_MSG_ID_MAX + 1];
   int status = sig_msg_decode_offer_body(&m, r->body, r->body_len, err, sizeof(err));
-  if (status == 0) status = sig_router_offer(c->srv->router, &m, id, err, sizeof(err));
-  else status = 400;
+  if (status == 0)
+    status = sig_router_offer(c->srv->router, &m, id, err, sizeof(err));
+  else
+    status = 400;
   sig_msg_free(&m);
   if (status == 200)
     SIG_INFO("http", "POST /offer status=200 id=%s peer=%s", id, PEER(c));
@@ -480,8 +481,8 @@ static int handle_request(conn_t *c, const sig_http_request_t *r) {
   int keep_alive = r->keep_alive && !r->upgrade && !c->srv->shutting_down;
   c->head = r->method == SIG_HTTP_HEAD;
   if (r->http_major == 1 && r->http_minor >= 1 && r->h_host == NULL) { /* RFC 9112 3.2 */
-    SIG_INFO("http", "%s %.200s status=400 peer=%s msg=\"host: required\"", r->method_name,
-             r->path, PEER(c));
+    SIG_INFO("http", "%s %.200s status=400 peer=%s msg=\"host: required\"", r->method_name, r->path,
+             PEER(c));
     respond_error(c, 400, NULL, "host: required", 0);
     conn_finish(c);
     return 1;
@@ -587,8 +588,7 @@ static const sig_ws_callbacks_t ws_callbacks = {ws_on_text, ws_write};
 
 static void process_ws(conn_t *c, const char *buf, size_t len) {
   if (c->state == C_WS) ws_alive(c);
-  if (c->ws == NULL)
-    c->ws = sig_ws_new(&ws_callbacks, c, (uint64_t)c->srv->cfg->max_message_bytes);
+  if (c->ws == NULL) c->ws = sig_ws_new(&ws_callbacks, c, (uint64_t)c->srv->cfg->max_message_bytes);
   int rc = sig_ws_feed(c->ws, buf, len);
   if (c->state != C_WS && c->state != C_CLOSING) return;
   if (rc < 0) {
@@ -659,8 +659,8 @@ static void on_connection(uv_stream_t *server, int status) {
 
 /* ---- lifecycle */
 
-static int resolve(uv_loop_t *loop, const sig_config_t *cfg, struct sockaddr_storage *ss,
-                   char *err, size_t errlen) {
+static int resolve(uv_loop_t *loop, const sig_config_t *cfg, struct sockaddr_storage *ss, char *err,
+                   size_t errlen) {
   uv_getaddrinfo_t req;
   struct addrinfo hints;
   memset(&hints, 0, sizeof(hints));

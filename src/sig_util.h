@@ -9,9 +9,9 @@
 /* Our own error codes live below libuv's (which are small negative errnos
  * and -3000..-4100 on some platforms). */
 enum {
-  SIG_ECONFIG = -20001,  /* configuration file is invalid */
-  SIG_EPROTO = -20002,   /* peer violated the protocol */
-  SIG_ETOOBIG = -20003   /* input exceeds a configured limit */
+  SIG_ECONFIG = -20001, /* configuration file is invalid */
+  SIG_EPROTO = -20002,  /* peer violated the protocol */
+  SIG_ETOOBIG = -20003  /* input exceeds a configured limit */
 };
 
 /* Returns a static, human-readable string for a SIG_E* or UV_E* code. */

@@ -115,12 +115,12 @@ static int utf8_step(sig_ws_t *ws, const uint8_t *s, size_t n) {
         ws->utf8_need = 1;
       } else if (c >= 0xe0 && c <= 0xef) {
         ws->utf8_need = 2;
-        if (c == 0xe0) lo = 0xa0;  /* overlong */
-        if (c == 0xed) hi = 0x9f;  /* surrogates */
+        if (c == 0xe0) lo = 0xa0; /* overlong */
+        if (c == 0xed) hi = 0x9f; /* surrogates */
       } else if (c >= 0xf0 && c <= 0xf4) {
         ws->utf8_need = 3;
-        if (c == 0xf0) lo = 0x90;  /* overlong */
-        if (c == 0xf4) hi = 0x8f;  /* past U+10FFFF */
+        if (c == 0xf0) lo = 0x90; /* overlong */
+        if (c == 0xf4) hi = 0x8f; /* past U+10FFFF */
       } else {
         return -1;
       }

@@ -27,7 +27,7 @@ typedef struct {
 
 /* Result of sig_ws_feed. */
 typedef enum {
-  SIG_WS_OPEN = 0, /* keep reading */
+  SIG_WS_OPEN = 0,  /* keep reading */
   SIG_WS_CLOSED = 1 /* a close frame was sent (as an echo or for an error): flush and close */
 } sig_ws_state_t;
 
