@@ -6,21 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-missing=""
-for p in chromium iproute2; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing="$missing $p"
-  fi
-done
-if [ -n "$missing" ]; then
-  echo "setup-e2e: installing$missing"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  # shellcheck disable=SC2086
-  $SUDO apt-get install -y -qq --no-install-recommends $missing
-fi
+scripts/apt-install.sh chromium iproute2
 
 for tool in node npm; do
   command -v "$tool" >/dev/null || { echo "setup-e2e: $tool is not installed (Node.js 20 is needed)" >&2; exit 1; }
