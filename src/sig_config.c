@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sig_text.h"
 #include "sig_util.h"
 
 #define MAX_FILE_BYTES (1024 * 1024)
@@ -136,29 +137,6 @@ static bool has_ctrl(const char *s) {
 static size_t utf8_len(const char *s, const char *end) {
   uint32_t cp;
   return sig_utf8_next((const unsigned char *)s, (size_t)(end - s), &cp);
-}
-
-static size_t utf8_put(char *out, uint32_t cp) {
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = (char)(0xc0 | cp >> 6);
-    out[1] = (char)(0x80 | (cp & 0x3f));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = (char)(0xe0 | cp >> 12);
-    out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-    out[2] = (char)(0x80 | (cp & 0x3f));
-    return 3;
-  }
-  out[0] = (char)(0xf0 | cp >> 18);
-  out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-  out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-  out[3] = (char)(0x80 | (cp & 0x3f));
-  return 4;
 }
 
 /* Names the character at p for a message without echoing control bytes to a terminal. */
@@ -540,18 +518,14 @@ static int read_escape(reader *r, char *out, size_t *n, const char *key) {
       ndig = c == 'u' ? 4 : 8;
       if (r->end - (r->p + 2) < ndig) return fail(r, bs, key, "\\%c needs %d hex digits", c, ndig);
       for (int i = 0; i < ndig; i++) {
-        char h = r->p[2 + i];
-        int d = is_digit(h)              ? h - '0'
-                : (h >= 'a' && h <= 'f') ? h - 'a' + 10
-                : (h >= 'A' && h <= 'F') ? h - 'A' + 10
-                                         : -1;
+        int d = sig_hex_value((unsigned char)r->p[2 + i]);
         if (d < 0) return fail(r, bs, key, "\\%c needs %d hex digits", c, ndig);
         cp = cp << 4 | (uint32_t)d;
       }
       if (cp == 0) return fail(r, bs, key, "\\%c escapes of NUL are not allowed", c);
       if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return fail(r, bs, key, "\\%c%.*s is not a Unicode scalar value", c, ndig, r->p + 2);
-      *n += utf8_put(out + *n, cp);
+      *n += sig_utf8_put(out + *n, cp);
       r->p += 2 + ndig;
       return 0;
     default:

@@ -1,5 +1,12 @@
 /* HTTP/1.1 request parsing on http-parser, with our own limits on head and body
- * size, and the response formatter. Only this file sees http_parser.h. */
+ * size, and the response formatter. Only this file sees http_parser.h.
+ *
+ * The same bytes must give the same outcome however they are split, yet
+ * http-parser calls the data callbacks (URL, header value, body) wherever a read
+ * happens to end. So nothing here refuses from a data callback: the head limit
+ * caps the bytes fed to the parser while the head is incomplete; a header value
+ * too long to keep is refused at on_headers_complete, and a chunked body too
+ * large at on_chunk_header: notifications that fire at fixed byte positions. */
 #include "sig_http.h"
 
 #include <http_parser.h>
@@ -23,7 +30,8 @@ static const char *const header_names[H_COUNT] = {
 struct sig_http_s {
   http_parser parser;
   size_t max_header_bytes, max_body_bytes;
-  size_t head_bytes;
+  size_t head_bytes;    /* fed to the parser since this request began, while its head was open */
+  size_t body_announced; /* chunked: the sum of the chunk sizes so far */
   char *url;
   size_t url_len;
   char name[HNAME_MAX + 1];
@@ -36,22 +44,19 @@ struct sig_http_s {
   char *body;
   size_t body_len, body_cap;
   int started, head_done, complete, expect_continue, has_body;
+  int too_long; /* a header we act on whose value is longer than HVAL_MAX, or H_NONE */
   int err_status;
   const char *err_msg;
   char err_buf[160];
   sig_http_request_t req;
 };
 
+/* Records the refusal; returns what a callback returns to stop the parser (nonzero) and
+ * what sig_http_feed returns (negative). */
 static int fail(sig_http_t *h, int status, const char *msg) {
   h->err_status = status;
   h->err_msg = msg;
-  return -1;
-}
-
-static int count_head(sig_http_t *h, size_t len) {
-  h->head_bytes += len;
-  if (h->head_bytes > h->max_header_bytes) return fail(h, 431, "head: request head too large");
-  return 0;
+  return SIG_EBADMSG;
 }
 
 static int on_message_begin(http_parser *p) {
@@ -62,7 +67,6 @@ static int on_message_begin(http_parser *p) {
 
 static int on_url(http_parser *p, const char *at, size_t len) {
   sig_http_t *h = p->data;
-  if (count_head(h, len)) return -1;
   h->url = sig_realloc(h->url, h->url_len + len + 1);
   memcpy(h->url + h->url_len, at, len);
   h->url_len += len;
@@ -80,9 +84,6 @@ static void finish_name(sig_http_t *h) {
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   sig_http_t *h = p->data;
-  /* A name may arrive in pieces: its ": " and CRLF count once, with the first. */
-  int first_piece = h->in_value || h->name_len == 0;
-  if (count_head(h, len + (first_piece ? 4 : 0))) return -1;
   if (h->in_value) {
     h->in_value = 0;
     h->name_len = 0;
@@ -92,33 +93,38 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
   return 0;
 }
 
-static int on_header_value(http_parser *p, const char *at, size_t len) {
-  sig_http_t *h = p->data;
-  if (count_head(h, len)) return -1;
-  if (!h->in_value) {
-    h->in_value = 1;
-    finish_name(h);
-    if (h->cur != H_NONE && h->present[h->cur]) { /* repeated header: join */
-      if (h->value_len[h->cur] + 2 > HVAL_MAX) goto too_long;
-      memcpy(h->values[h->cur] + h->value_len[h->cur], ", ", 2);
-      h->value_len[h->cur] += 2;
-    }
-    if (h->cur != H_NONE) h->present[h->cur] = 1;
+/* Appends to the value of the header being read; past HVAL_MAX it only notes which header
+ * was too long (refused once the head is complete). */
+static void append_value(sig_http_t *h, const char *at, size_t len) {
+  if (h->value_len[h->cur] + len > HVAL_MAX) {
+    if (h->too_long == H_NONE) h->too_long = h->cur;
+    return;
   }
-  if (h->cur == H_NONE) return 0;
-  if (h->value_len[h->cur] + len > HVAL_MAX) goto too_long;
   memcpy(h->values[h->cur] + h->value_len[h->cur], at, len);
   h->value_len[h->cur] += len;
   h->values[h->cur][h->value_len[h->cur]] = '\0';
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+  sig_http_t *h = p->data;
+  if (!h->in_value) {
+    h->in_value = 1;
+    finish_name(h);
+    if (h->cur != H_NONE && h->present[h->cur]) append_value(h, ", ", 2); /* repeated: join */
+    if (h->cur != H_NONE) h->present[h->cur] = 1;
+  }
+  if (h->cur != H_NONE) append_value(h, at, len);
   return 0;
-too_long:
-  snprintf(h->err_buf, sizeof(h->err_buf), "%s: header value too long", header_names[h->cur]);
-  return fail(h, 400, h->err_buf);
 }
 
 static int on_headers_complete(http_parser *p) {
   sig_http_t *h = p->data;
   h->head_done = 1;
+  if (h->too_long != H_NONE) {
+    snprintf(h->err_buf, sizeof(h->err_buf), "%s: header value too long",
+             header_names[h->too_long]);
+    return fail(h, 400, h->err_buf);
+  }
   /* Read now: the parser counts content_length down as the body arrives. */
   h->has_body =
       (p->flags & F_CHUNKED) || (p->content_length != ULLONG_MAX && p->content_length > 0);
@@ -139,12 +145,20 @@ static int on_headers_complete(http_parser *p) {
   return 0;
 }
 
-static int on_body(http_parser *p, const char *at, size_t len) {
+/* A chunked body is bounded by what its chunk headers announce, before the data arrives. */
+static int on_chunk_header(http_parser *p) {
   sig_http_t *h = p->data;
-  if (h->body_len + len > h->max_body_bytes) {
+  h->body_announced += (size_t)p->content_length;
+  if (p->content_length > h->max_body_bytes || h->body_announced > h->max_body_bytes) {
     snprintf(h->err_buf, sizeof(h->err_buf), "body: larger than %zu bytes", h->max_body_bytes);
     return fail(h, 413, h->err_buf);
   }
+  return 0;
+}
+
+/* Never refuses: the size was checked when the head or the chunk header announced it. */
+static int on_body(http_parser *p, const char *at, size_t len) {
+  sig_http_t *h = p->data;
   if (h->body_len + len + 1 > h->body_cap) {
     size_t cap = h->body_cap ? h->body_cap : 1024;
     while (cap < h->body_len + len + 1) cap *= 2;
@@ -172,13 +186,15 @@ static const http_parser_settings settings = {
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
 };
 
 static void reset_request(sig_http_t *h) {
   free(h->url);
   h->url = NULL;
   h->url_len = 0;
-  h->head_bytes = 0;
+  h->head_bytes = h->body_announced = 0;
+  h->too_long = H_NONE;
   h->name_len = 0;
   h->cur = H_NONE;
   h->in_value = 0;
@@ -199,7 +215,7 @@ sig_http_t *sig_http_new(size_t max_header_bytes, size_t max_body_bytes) {
   h->parser.data = h;
   h->max_header_bytes = max_header_bytes;
   h->max_body_bytes = max_body_bytes;
-  h->cur = H_NONE;
+  h->cur = h->too_long = H_NONE;
   return h;
 }
 
@@ -241,7 +257,7 @@ static void build_request(sig_http_t *h) {
     h->values[i][h->value_len[i]] = '\0';
     *slots[i] = h->present[i] ? h->values[i] : NULL;
   }
-  r->body = h->body ? h->body : "";
+  r->body = h->body_len > 0 ? h->body : ""; /* never an earlier request's body */
   r->body_len = h->body_len;
 }
 
@@ -250,17 +266,29 @@ int sig_http_feed(sig_http_t *h, const char *buf, size_t len, size_t *consumed) 
     reset_request(h);
     http_parser_pause(&h->parser, 0);
   }
-  size_t n = http_parser_execute(&h->parser, &settings, buf, len);
-  *consumed = n;
-  enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
-  if (e != HPE_OK && e != HPE_PAUSED) {
-    if (h->err_status != 0) return -1; /* one of our limits */
-    if (e == HPE_HEADER_OVERFLOW) return fail(h, 431, "head: request head too large");
-    snprintf(h->err_buf, sizeof(h->err_buf), "http: %s", http_errno_description(e));
-    return fail(h, 400, h->err_buf);
+  size_t used = 0;
+  *consumed = 0;
+  while (used < len && !h->complete) {
+    size_t n = len - used;
+    if (!h->head_done) { /* the head may not pass max_header_bytes, by position */
+      if (h->head_bytes == h->max_header_bytes) return fail(h, 431, "head: request head too large");
+      if (n > h->max_header_bytes - h->head_bytes) n = h->max_header_bytes - h->head_bytes;
+    }
+    size_t k = http_parser_execute(&h->parser, &settings, buf + used, n);
+    enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
+    used += k;
+    *consumed = used;
+    if (e != HPE_OK && e != HPE_PAUSED) {
+      if (h->err_status != 0) return SIG_EBADMSG; /* one of our checks */
+      if (e == HPE_HEADER_OVERFLOW) return fail(h, 431, "head: request head too large");
+      snprintf(h->err_buf, sizeof(h->err_buf), "http: %s", http_errno_description(e));
+      return fail(h, 400, h->err_buf);
+    }
+    if (!h->head_done) h->head_bytes += k;
   }
-  if (h->complete || h->parser.upgrade) {
-    h->complete = 1;
+  if (!h->complete && !h->head_done && h->head_bytes == h->max_header_bytes)
+    return fail(h, 431, "head: request head too large");
+  if (h->complete) {
     build_request(h);
     return SIG_HTTP_REQUEST;
   }
@@ -308,20 +336,64 @@ const char *sig_http_reason(int status) {
   }
 }
 
-char *sig_http_format_response(int status, const char *extra_headers, const char *content_type,
-                               const char *body, size_t body_len, int keep_alive, size_t *len) {
-  if (extra_headers == NULL) extra_headers = "";
-  size_t cap = 256 + strlen(extra_headers) + (content_type ? strlen(content_type) : 0) + body_len;
+const char *sig_http_continue(size_t *len) {
+  static const char text[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  *len = sizeof(text) - 1;
+  return text;
+}
+
+/* Appends "name: value\r\n" when value is not NULL. */
+static size_t header(char *out, const char *name, const char *value) {
+  if (value == NULL) return 0;
+  size_t n = strlen(name), v = strlen(value);
+  memcpy(out, name, n);
+  memcpy(out + n, ": ", 2);
+  memcpy(out + n + 2, value, v);
+  memcpy(out + n + 2 + v, "\r\n", 2);
+  return n + v + 4;
+}
+
+static size_t header_size(const char *name, const char *value) {
+  return value == NULL ? 0 : strlen(name) + strlen(value) + 4;
+}
+
+char *sig_http_format(const sig_http_response_t *r, size_t *len) {
+  static const char *const preflight[][2] = {
+      {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
+      {"Access-Control-Allow-Headers", "Content-Type"},
+      {"Access-Control-Max-Age", "86400"},
+  };
+  char length[24] = "", status[48];
+  const char *clen = NULL;
+  if (r->status >= 200 && r->status != 204) { /* none on 1xx and 204 (RFC 9110 8.6) */
+    snprintf(length, sizeof(length), "%zu", r->body_len);
+    clen = length;
+  }
+  snprintf(status, sizeof(status), "HTTP/1.1 %d %s\r\n", r->status, sig_http_reason(r->status));
+  /* Every header, in order; the last is Connection. */
+  const char *lines[16][2];
+  size_t n = 0;
+  lines[n][0] = "Access-Control-Allow-Origin", lines[n++][1] = r->cors_origin;
+  lines[n][0] = "Allow", lines[n++][1] = r->allow;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(preflight); i++)
+    lines[n][0] = preflight[i][0], lines[n++][1] = r->preflight ? preflight[i][1] : NULL;
+  lines[n][0] = "Cache-Control", lines[n++][1] = r->no_cache ? "no-cache" : NULL;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(r->extra); i++)
+    lines[n][0] = r->extra[i].name, lines[n++][1] = r->extra[i].name ? r->extra[i].value : NULL;
+  lines[n][0] = "Content-Type", lines[n++][1] = r->content_type;
+  lines[n][0] = "Content-Length", lines[n++][1] = clen;
+  lines[n][0] = "Connection", lines[n++][1] = r->keep_alive ? "keep-alive" : "close";
+
+  size_t body = r->head ? 0 : r->body_len, cap = strlen(status) + 2 + body;
+  for (size_t i = 0; i < n; i++) cap += header_size(lines[i][0], lines[i][1]);
   char *out = sig_malloc(cap);
-  char length[48] = ""; /* none on 1xx and 204 (RFC 9110 8.6) */
-  if (status >= 200 && status != 204)
-    snprintf(length, sizeof(length), "Content-Length: %zu\r\n", body_len);
-  int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%sConnection: %s\r\n\r\n", status,
-                   sig_http_reason(status), extra_headers, content_type ? "Content-Type: " : "",
-                   content_type ? content_type : "", content_type ? "\r\n" : "", length,
-                   keep_alive ? "keep-alive" : "close");
-  memcpy(out + n, body, body_len);
-  *len = (size_t)n + body_len;
+  size_t o = strlen(status);
+  memcpy(out, status, o);
+  for (size_t i = 0; i < n; i++) o += header(out + o, lines[i][0], lines[i][1]);
+  memcpy(out + o, "\r\n", 2);
+  o += 2;
+  if (body > 0) memcpy(out + o, r->body, body);
+  *len = o + body;
   return out;
 }
 

@@ -5,11 +5,13 @@
 
 #include <stddef.h>
 
+#include "sig_util.h"
+
 typedef struct sig_list_s {
   struct sig_list_s *next, *prev;
 } sig_list_t;
 
-#define SIG_LIST_DATA(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
+#define SIG_LIST_DATA(ptr, type, field) SIG_CONTAINER_OF(ptr, type, field)
 
 static inline void sig_list_init(sig_list_t *h) {
   h->next = h->prev = h;

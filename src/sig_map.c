@@ -5,15 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sig_text.h"
 #include "sig_util.h"
 
 static uint32_t hash_key(const char *s, size_t len) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < len; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 16777619u;
-  }
-  return h;
+  return sig_fnv1a(SIG_FNV1A_INIT, s, len);
 }
 
 void sig_map_init(sig_map_t *m) {
@@ -71,4 +67,18 @@ void sig_map_remove(sig_map_t *m, sig_map_node_t *n) {
   *p = n->next;
   n->next = NULL;
   m->count--;
+}
+
+static sig_map_node_t *first_from(const sig_map_t *m, size_t bucket) {
+  for (size_t i = bucket; i < m->nbuckets; i++)
+    if (m->buckets[i] != NULL) return m->buckets[i];
+  return NULL;
+}
+
+sig_map_node_t *sig_map_first(const sig_map_t *m) {
+  return first_from(m, 0);
+}
+
+sig_map_node_t *sig_map_next(const sig_map_t *m, const sig_map_node_t *n) {
+  return n->next != NULL ? n->next : first_from(m, (n->hash & (m->nbuckets - 1)) + 1);
 }

@@ -29,4 +29,10 @@ void sig_map_put(sig_map_t *m, sig_map_node_t *n, const char *key, size_t len);
 /* Removes n, which must be in the map. */
 void sig_map_remove(sig_map_t *m, sig_map_node_t *n);
 
+/* Iteration in no particular order: the first node, or NULL when empty; the node after n
+ * (which must still be in the map), or NULL. Removing n after taking its successor is safe;
+ * sig_map_put during an iteration is not. Get the owner with SIG_CONTAINER_OF. */
+sig_map_node_t *sig_map_first(const sig_map_t *m);
+sig_map_node_t *sig_map_next(const sig_map_t *m, const sig_map_node_t *n);
+
 #endif

@@ -6,10 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sig_json.h"
+#include "sig_proto.h"
+
 #define SIG_MSG_DOMAIN_MAX 128
 #define SIG_MSG_ID_MAX 64
 /* An err buffer of this size holds any decoder message untruncated (smaller buffers truncate). */
-#define SIG_MSG_ERR_MAX 768
+#define SIG_MSG_ERR_MAX SIG_REFUSAL_MAX
 
 /* 1 if s[0..len) is 1-SIG_MSG_DOMAIN_MAX (resp. SIG_MSG_ID_MAX) characters of A-Z a-z 0-9 . _ ~ -,
  * else 0. */
@@ -41,12 +44,11 @@ typedef struct {
   char *arena; /* owned: the one allocation behind the strings above */
 } sig_msg_t;
 
-/* Both decoders accept exactly RFC 8259 JSON text: UTF-8 without a byte order mark, no duplicate
- * keys in an object, at most SIG_MSG_JSON_DEPTH nested objects and arrays; anything else is
+/* Both decoders accept exactly RFC 8259 JSON text (sig_json: UTF-8 without a byte order mark, no
+ * duplicate keys in an object, at most SIG_JSON_DEPTH nested objects and arrays); anything else is
  * "body: invalid JSON: <what> at line L column C" (column counts characters, 1-based). */
-#define SIG_MSG_JSON_DEPTH 32
 
-/* Decodes a POST /offer body (OfferReq plus optional id). Returns 0, or 400 with err set to
+/* Decodes a POST /offer body (OfferReq plus optional id). Returns 0, or SIG_EBADMSG with err set to
  * "field: reason" (first problem in the order offer_sdp, candidate, answer_domain, offer_domain,
  * id, then answer_domain != offer_domain). On failure m is zeroed: nothing to free, though
  * sig_msg_free on it is safe. */
@@ -57,7 +59,7 @@ int sig_msg_decode_offer_body(sig_msg_t *m, const char *buf, size_t len, char *e
  *   answer:    answer_resp object (answer_sdp, candidate required; answer_domain optional),
  * optional offer_req object whose offer_domain, if present, must be a domain -> echo_offer_domain;
  *   candidate: to, candidate;  bye: to.
- * id is optional everywhere; unknown fields are ignored. Returns 0, or 400 with err set as
+ * id is optional everywhere; unknown fields are ignored. Returns 0, or SIG_EBADMSG with err set as
  * docs/PROTOCOL.md words it ("ty: required", "answer_resp.answer_sdp: not valid base64", ...).
  * Even on failure, when the message was an object with a valid id, m->id is set and m->arena kept
  * (all else zero) so the caller can echo the id: always call sig_msg_free afterwards. The caller

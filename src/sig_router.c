@@ -5,6 +5,7 @@
 #include "sig_router.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "sig_list.h"
 #include "sig_log.h"
 #include "sig_map.h"
+#include "sig_proto.h"
 #include "sig_util.h"
 
 struct sig_router_peer_s {
@@ -106,29 +108,44 @@ sig_router_t *sig_router_new(const sig_router_transport_t *t, const sig_router_l
 
 void sig_router_free(sig_router_t *r) {
   if (r == NULL) return;
-  for (size_t i = 0; i < r->domains.nbuckets; i++) {
-    while (r->domains.buckets[i] != NULL) {
-      sig_router_peer_t *p = (sig_router_peer_t *)r->domains.buckets[i];
-      r->shutting_down = 1;
-      sig_router_unregister(r, p);
-    }
+  r->shutting_down = 1; /* no bye to anyone */
+  for (sig_map_node_t *n = sig_map_first(&r->domains), *next; n != NULL; n = next) {
+    next = sig_map_next(&r->domains, n);
+    sig_router_unregister(r, SIG_CONTAINER_OF(n, sig_router_peer_t, node));
   }
   sig_map_free(&r->domains);
   sig_map_free(&r->ids);
   free(r);
 }
 
+static int refuse(sig_refusal_t *why, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int refuse(sig_refusal_t *why, int code, const char *fmt, ...) {
+  va_list ap;
+  why->code = code;
+  va_start(ap, fmt);
+  vsnprintf(why->msg, sizeof(why->msg), fmt, ap);
+  va_end(ap);
+  return SIG_EREFUSED;
+}
+
+static sig_router_peer_t *find_peer_n(sig_router_t *r, const char *domain, size_t len) {
+  sig_map_node_t *n = sig_map_get(&r->domains, domain, len);
+  return n != NULL ? SIG_CONTAINER_OF(n, sig_router_peer_t, node) : NULL;
+}
+
 int sig_router_register(sig_router_t *r, const char *domain, size_t len, void *conn,
-                        sig_router_peer_t **out) {
-  sig_router_peer_t *old = (sig_router_peer_t *)sig_map_get(&r->domains, domain, len);
+                        sig_router_peer_t **out, sig_refusal_t *why) {
+  sig_router_peer_t *old = find_peer_n(r, domain, len);
   if (old != NULL) {
-    if (r->l.reject_duplicates) return 4409;
+    if (r->l.reject_duplicates) return refuse(why, SIG_CLOSE_TAKEN, "domain taken");
     void *old_conn = old->conn;
     SIG_INFO("router", "replaced domain=%.*s", (int)len, domain);
     sig_router_unregister(r, old);
-    r->t.close(old_conn, 4000, "replaced");
+    r->t.close(old_conn, SIG_CLOSE_REPLACED, "replaced");
   } else if (r->domains.count >= r->l.max_domains) {
-    return 4503;
+    return refuse(why, SIG_CLOSE_FULL, "server full");
   }
   sig_router_peer_t *p = sig_calloc(1, sizeof(*p) + len + 1);
   memcpy(p->domain, domain, len);
@@ -157,7 +174,12 @@ const char *sig_router_peer_domain(const sig_router_peer_t *p) {
 }
 
 static sig_router_peer_t *find_peer(sig_router_t *r, const char *domain) {
-  return (sig_router_peer_t *)sig_map_get(&r->domains, domain, strlen(domain));
+  return find_peer_n(r, domain, strlen(domain));
+}
+
+static exchange_t *find_exchange(sig_router_t *r, const char *id) {
+  sig_map_node_t *n = sig_map_get(&r->ids, id, strlen(id));
+  return n != NULL ? SIG_CONTAINER_OF(n, exchange_t, node) : NULL;
 }
 
 /* p's oldest answered exchange (forgotten first when p is at its cap), or NULL. */
@@ -184,36 +206,26 @@ static void new_id(sig_router_t *r, char id[SIG_MSG_ID_MAX + 1]) {
 
 /* The common part of POST /offer and a WebSocket offer. prefix is "" or "offer_req.". */
 static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domain,
-                    const char *prefix, char id_out[SIG_MSG_ID_MAX + 1], char *err, size_t errlen) {
-  if (r->shutting_down) {
-    snprintf(err, errlen, "server: shutting down");
-    return 503;
-  }
+                    const char *prefix, char id_out[SIG_MSG_ID_MAX + 1], sig_refusal_t *why) {
+  if (r->shutting_down) return refuse(why, SIG_STATUS_UNAVAILABLE, "server: shutting down");
   sig_router_peer_t *answer = find_peer(r, m->answer_domain);
-  if (answer == NULL) {
-    snprintf(err, errlen, "%sanswer_domain: '%s' is not connected", prefix, m->answer_domain);
-    return 404;
-  }
+  if (answer == NULL)
+    return refuse(why, SIG_STATUS_NOT_FOUND, "%sanswer_domain: '%s' is not connected", prefix,
+                  m->answer_domain);
   sig_router_peer_t *offer = find_peer(r, offer_domain);
-  if (offer == NULL) {
-    snprintf(err, errlen, "%soffer_domain: '%s' is not connected", prefix, offer_domain);
-    return 409;
-  }
-  if (m->id != NULL && sig_map_get(&r->ids, m->id, strlen(m->id)) != NULL) {
-    snprintf(err, errlen, "id: '%s' is already in use", m->id);
-    return 409;
-  }
-  if (answer->npending_in >= r->l.max_pending_offers) {
-    snprintf(err, errlen, "%sanswer_domain: '%s' has too many pending offers", prefix,
-             answer->domain);
-    return 429;
-  }
+  if (offer == NULL)
+    return refuse(why, SIG_STATUS_CONFLICT, "%soffer_domain: '%s' is not connected", prefix,
+                  offer_domain);
+  if (m->id != NULL && find_exchange(r, m->id) != NULL)
+    return refuse(why, SIG_STATUS_CONFLICT, "id: '%s' is already in use", m->id);
+  if (answer->npending_in >= r->l.max_pending_offers)
+    return refuse(why, SIG_STATUS_TOO_MANY, "%sanswer_domain: '%s' has too many pending offers",
+                  prefix, answer->domain);
   /* Both are checked before anything is forgotten: a refused offer changes nothing. */
   if (!has_room(r, offer) || !has_room(r, answer)) {
     int off = !has_room(r, offer);
-    snprintf(err, errlen, "%s%s_domain: '%s' has too many open exchanges", prefix,
-             off ? "offer" : "answer", off ? offer->domain : answer->domain);
-    return 429;
+    return refuse(why, SIG_STATUS_TOO_MANY, "%s%s_domain: '%s' has too many open exchanges",
+                  prefix, off ? "offer" : "answer", off ? offer->domain : answer->domain);
   }
   make_room(r, offer);
   make_room(r, answer); /* forgetting one of offer's may already have made room here */
@@ -241,38 +253,40 @@ static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domai
   SIG_DEBUG("router", "offer id=%s sdp=%s", x->id, m->offer_sdp);
   send_frame(r, answer, push, len);
   memcpy(id_out, x->id, sizeof(x->id));
-  return 200;
+  return 0;
 }
 
 int sig_router_offer(sig_router_t *r, const sig_msg_t *m, char id_out[SIG_MSG_ID_MAX + 1],
-                     char *err, size_t errlen) {
-  return do_offer(r, m, m->offer_domain, "", id_out, err, errlen);
+                     sig_refusal_t *why) {
+  return do_offer(r, m, m->offer_domain, "", id_out, why);
 }
 
 static void on_offer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
   char err[ERR_MAX], id[SIG_MSG_ID_MAX + 1];
+  sig_refusal_t why;
   if (m->offer_domain != NULL && strcmp(m->offer_domain, from->domain) != 0) {
     snprintf(err, sizeof(err), "offer_req.offer_domain: must be your own domain '%s'",
              from->domain);
-    send_error(r, from, 403, err, m->id);
+    send_error(r, from, SIG_STATUS_FORBIDDEN, err, m->id);
     return;
   }
   if (strcmp(m->answer_domain, from->domain) == 0) {
-    send_error(r, from, 400, "offer_req.answer_domain: must differ from offer_domain", m->id);
+    send_error(r, from, SIG_STATUS_BAD_REQUEST,
+               "offer_req.answer_domain: must differ from offer_domain", m->id);
     return;
   }
-  int status = do_offer(r, m, from->domain, "offer_req.", id, err, sizeof(err));
-  if (status != 200) send_error(r, from, status, err, m->id);
+  if (do_offer(r, m, from->domain, "offer_req.", id, &why) != 0)
+    send_error(r, from, why.code, why.msg, m->id);
 }
 
+/* The pending offer an answer from `from` answers: by id, else by the echoed offer_domain,
+ * else the single one. NULL with the refusal otherwise. */
 static exchange_t *find_pending_for_answer(sig_router_t *r, sig_router_peer_t *from,
-                                           const sig_msg_t *m, int *status, char *err,
-                                           size_t errlen) {
+                                           const sig_msg_t *m, sig_refusal_t *why) {
   if (m->id != NULL) {
-    exchange_t *x = (exchange_t *)sig_map_get(&r->ids, m->id, strlen(m->id));
+    exchange_t *x = find_exchange(r, m->id);
     if (x != NULL && x->answer.peer == from && !x->answered) return x;
-    snprintf(err, errlen, "id: no pending offer '%s' for you", m->id);
-    *status = 404;
+    refuse(why, SIG_STATUS_NOT_FOUND, "id: no pending offer '%s' for you", m->id);
     return NULL;
   }
   exchange_t *found = NULL;
@@ -287,35 +301,29 @@ static exchange_t *find_pending_for_answer(sig_router_t *r, sig_router_peer_t *f
     }
     if (n++ == 0) found = x;
   }
-  if (m->echo_offer_domain != NULL) {
-    snprintf(err, errlen, "offer_req.offer_domain: no pending offer from '%s'",
-             m->echo_offer_domain);
-    *status = 404;
-    return NULL;
-  }
-  if (n == 1) return found;
-  if (n == 0) {
-    snprintf(err, errlen, "answer: no pending offer for you");
-    *status = 404;
-  } else {
-    snprintf(err, errlen, "answer: %d offers are pending; give id", n);
-    *status = 409;
-  }
+  if (m->echo_offer_domain != NULL)
+    refuse(why, SIG_STATUS_NOT_FOUND, "offer_req.offer_domain: no pending offer from '%s'",
+           m->echo_offer_domain);
+  else if (n == 1)
+    return found;
+  else if (n == 0)
+    refuse(why, SIG_STATUS_NOT_FOUND, "answer: no pending offer for you");
+  else
+    refuse(why, SIG_STATUS_CONFLICT, "answer: %d offers are pending; give id", n);
   return NULL;
 }
 
 static void on_answer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
-  char err[ERR_MAX];
-  int status = 0;
+  sig_refusal_t why;
   if (m->answer_domain != NULL && strcmp(m->answer_domain, from->domain) != 0) {
-    snprintf(err, sizeof(err), "answer_resp.answer_domain: must be your own domain '%s'",
-             from->domain);
-    send_error(r, from, 403, err, m->id);
+    refuse(&why, SIG_STATUS_FORBIDDEN, "answer_resp.answer_domain: must be your own domain '%s'",
+           from->domain);
+    send_error(r, from, why.code, why.msg, m->id);
     return;
   }
-  exchange_t *x = find_pending_for_answer(r, from, m, &status, err, sizeof(err));
+  exchange_t *x = find_pending_for_answer(r, from, m, &why);
   if (x == NULL) {
-    send_error(r, from, status, err, m->id);
+    send_error(r, from, why.code, why.msg, m->id);
     return;
   }
   x->answered = 1;
@@ -330,22 +338,22 @@ static void on_answer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t 
 }
 
 /* The exchange a candidate or bye refers to: by id (it must link from and to),
- * else the most recent between the two. */
+ * else the most recent between the two. NULL with the refusal (404) otherwise. */
 static exchange_t *find_between(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m,
-                                char *err, size_t errlen) {
+                                sig_refusal_t *why) {
   if (m->id != NULL) {
-    exchange_t *x = (exchange_t *)sig_map_get(&r->ids, m->id, strlen(m->id));
+    exchange_t *x = find_exchange(r, m->id);
     if (x != NULL && (x->offer.peer == from || x->answer.peer == from) &&
         strcmp(other_domain(x, from), m->to) == 0)
       return x;
-    snprintf(err, errlen, "id: no exchange '%s' with '%s'", m->id, m->to);
+    refuse(why, SIG_STATUS_NOT_FOUND, "id: no exchange '%s' with '%s'", m->id, m->to);
     return NULL;
   }
   for (sig_list_t *it = from->exchanges.prev; it != &from->exchanges; it = it->prev) {
     exchange_t *x = xlink_exchange(it);
     if (strcmp(other_domain(x, from), m->to) == 0) return x;
   }
-  snprintf(err, errlen, "to: no exchange with '%s'", m->to);
+  refuse(why, SIG_STATUS_NOT_FOUND, "to: no exchange with '%s'", m->to);
   return NULL;
 }
 
@@ -354,10 +362,10 @@ static sig_router_peer_t *other_peer(exchange_t *x, sig_router_peer_t *p) {
 }
 
 static void on_candidate(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
-  char err[ERR_MAX];
-  exchange_t *x = find_between(r, from, m, err, sizeof(err));
+  sig_refusal_t why;
+  exchange_t *x = find_between(r, from, m, &why);
   if (x == NULL) {
-    send_error(r, from, 404, err, m->id);
+    send_error(r, from, why.code, why.msg, m->id);
     return;
   }
   size_t len;
@@ -368,17 +376,17 @@ static void on_candidate(sig_router_t *r, sig_router_peer_t *from, const sig_msg
 }
 
 static void on_bye(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
-  char err[ERR_MAX];
-  exchange_t *x = find_between(r, from, m, err, sizeof(err));
+  sig_refusal_t why;
+  exchange_t *x = find_between(r, from, m, &why);
   if (x == NULL) {
-    send_error(r, from, 404, err, m->id);
+    send_error(r, from, why.code, why.msg, m->id);
     return;
   }
   do {
     SIG_INFO("router", "bye id=%s from=%s to=%s", x->id, from->domain, m->to);
     send_bye(r, other_peer(x, from), x->id, from->domain, "hangup");
     end_exchange(r, x);
-  } while (m->id == NULL && (x = find_between(r, from, m, err, sizeof(err))) != NULL);
+  } while (m->id == NULL && (x = find_between(r, from, m, &why)) != NULL);
 }
 
 typedef void (*handler_t)(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m);
@@ -393,9 +401,8 @@ static const handler_t handlers[] = {
 void sig_router_on_message(sig_router_t *r, sig_router_peer_t *from, const char *buf, size_t len) {
   sig_msg_t m;
   char err[ERR_MAX];
-  int status = sig_msg_decode_frame(&m, buf, len, err, sizeof(err));
-  if (status != 0)
-    send_error(r, from, status, err, m.id);
+  if (sig_msg_decode_frame(&m, buf, len, err, sizeof(err)) != 0)
+    send_error(r, from, SIG_STATUS_BAD_REQUEST, err, m.id);
   else
     handlers[m.type](r, from, &m);
   sig_msg_free(&m);
@@ -411,7 +418,7 @@ void sig_router_tick(sig_router_t *r) {
              r->l.answer_timeout_ms / 1000);
     SIG_INFO("router", "offer expired id=%s offer_domain=%s answer_domain=%s", x->id,
              x->offer.peer->domain, x->answer.peer->domain);
-    send_error(r, x->offer.peer, 408, msg, x->id);
+    send_error(r, x->offer.peer, SIG_STATUS_TIMEOUT, msg, x->id);
     send_bye(r, x->answer.peer, x->id, x->offer.peer->domain, "timeout");
     end_exchange(r, x);
   }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "sig_msg.h"
+#include "sig_proto.h"
 
 typedef struct sig_router_s sig_router_t;
 typedef struct sig_router_peer_s sig_router_peer_t;
@@ -17,7 +18,10 @@ typedef struct {
   /* Queues a text frame on conn. */
   void (*send)(void *conn, const char *data, size_t len);
   /* Closes conn with a WebSocket close code. The router has already unregistered
-   * the peer: the transport must forget it and not unregister it again. */
+   * the peer: the transport must forget it and not unregister it again.
+   * send and close are called while the router walks its peers and exchanges: they
+   * must not call back into the router (a failing write defers the connection's
+   * end to a safe point; see sig_conn.h). */
   void (*close)(void *conn, uint16_t code, const char *reason);
   /* Monotonic milliseconds. */
   uint64_t (*now_ms)(void *ctx);
@@ -37,21 +41,23 @@ sig_router_t *sig_router_new(const sig_router_transport_t *t, const sig_router_l
 /* Frees every peer and exchange without notifying anyone. Accepts NULL. */
 void sig_router_free(sig_router_t *r);
 
-/* Registers domain (already validated) for conn. Returns 0 with *out set, or the
- * WebSocket close code refusing it: 4409 (taken, reject policy), 4503 (full).
- * Under the replace policy the previous owner is closed with 4000 first. */
+/* Registers domain (already validated) for conn. Returns 0 with *out set, or
+ * SIG_EREFUSED with the WebSocket close code and reason in why: 4409 "domain taken"
+ * (reject policy), 4503 "server full". Under the replace policy the previous owner
+ * is closed with 4000 first. */
 int sig_router_register(sig_router_t *r, const char *domain, size_t len, void *conn,
-                        sig_router_peer_t **out);
+                        sig_router_peer_t **out, sig_refusal_t *why);
 /* Ends p's registration and its exchanges; counterparts get a bye with reason
  * "disconnected" unless the router is shutting down. Frees p. Accepts NULL. */
 void sig_router_unregister(sig_router_t *r, sig_router_peer_t *p);
 
 const char *sig_router_peer_domain(const sig_router_peer_t *p);
 
-/* POST /offer with a decoded OfferReq. Returns 200 with the exchange id in
- * id_out, or an HTTP status with "field: reason" in err. */
+/* POST /offer with a decoded OfferReq. Returns 0 with the exchange id in id_out,
+ * or SIG_EREFUSED with the HTTP status (404, 409, 429, 503) and "field: reason" in
+ * why. */
 int sig_router_offer(sig_router_t *r, const sig_msg_t *m, char id_out[SIG_MSG_ID_MAX + 1],
-                     char *err, size_t errlen);
+                     sig_refusal_t *why);
 
 /* A text message from a registered peer: carried out, or answered with an error frame. */
 void sig_router_on_message(sig_router_t *r, sig_router_peer_t *from, const char *buf, size_t len);

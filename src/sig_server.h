@@ -1,6 +1,6 @@
-/* The listener and its connections: HTTP/1.1 requests, the WebSocket upgrade,
- * the endpoints of docs/PROTOCOL.md, bounded write queues, one timer for every
- * deadline (request head, keep-alive, pings, lingering close), and shutdown. */
+/* The server: the listener, the connections it accepts (sig_conn) served by the
+ * HTTP endpoints (sig_endpoints) and WebSocket sessions (sig_session), the
+ * router between the sessions, and an orderly shutdown. */
 #ifndef SIG_SERVER_H
 #define SIG_SERVER_H
 
@@ -13,7 +13,8 @@ typedef struct sig_server_s sig_server_t;
 
 /* Binds cfg->host and starts accepting on loop. cfg is borrowed for the server's
  * life. Returns 0 with *out set, or a negative error with a message naming the
- * address and the OS error in err. */
+ * address and the OS error in err. Never runs the loop; a failure may leave handles
+ * closing, which the caller's next run of the loop finishes. */
 int sig_server_start(sig_server_t **out, struct uv_loop_s *loop, const sig_config_t *cfg, char *err,
                      size_t errlen);
 

@@ -1,5 +1,11 @@
 /* Shared helpers: allocation that aborts on out-of-memory, the project's
- * error space (libuv's UV_E* plus a few SIG_E*), UTF-8 decoding. */
+ * error space (libuv's UV_E* plus a few SIG_E*), and the container macros.
+ *
+ * One error convention everywhere: 0 on success, a negative SIG_E* or UV_E* on
+ * failure. What a peer must be told (an HTTP status or a WebSocket close code,
+ * with a message) travels beside the return value in a sig_refusal_t (see
+ * sig_proto.h). Incremental decoders (sig_http_feed, sig_ws_feed) return a
+ * non-negative event code or a negative error. */
 #ifndef SIG_UTIL_H
 #define SIG_UTIL_H
 
@@ -11,7 +17,9 @@
 enum {
   SIG_ECONFIG = -20001, /* configuration file is invalid */
   SIG_EPROTO = -20002,  /* peer violated the protocol */
-  SIG_ETOOBIG = -20003  /* input exceeds a configured limit */
+  SIG_ETOOBIG = -20003, /* input exceeds a configured limit */
+  SIG_EBADMSG = -20004, /* a message or request is malformed: the refusal says where */
+  SIG_EREFUSED = -20005 /* refused by policy or state: the refusal says why */
 };
 
 /* Returns a static, human-readable string for a SIG_E* or UV_E* code. */
@@ -30,10 +38,9 @@ void *sig_realloc_at(void *p, size_t n, const char *file, int line);
 /* Copies at most n bytes of s (stops at NUL) and terminates the copy. */
 char *sig_strndup_at(const char *s, size_t n, const char *file, int line);
 
-/* Length of the well-formed UTF-8 sequence at s (n > 0 bytes available; no overlongs,
- * surrogates or code points past U+10FFFF) with its code point in *cp, or 0. */
-size_t sig_utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
-
 #define SIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The struct of type that holds member at ptr. */
+#define SIG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

@@ -9,9 +9,13 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sig_http.h"
+#include "sig_proto.h"
+#include "sig_text.h"
 #include "sig_util.h"
 
 enum { OP_CONT = 0x0 };
@@ -76,7 +80,7 @@ static void fail(sig_ws_t *ws, uint16_t code, const char *reason) {
 }
 
 static void protocol_error(sig_ws_t *ws) {
-  fail(ws, 1002, "protocol error");
+  fail(ws, SIG_CLOSE_PROTOCOL, "protocol error");
 }
 
 /* XORs n bytes of in with the mask (at phase off) into out, eight at a time. */
@@ -148,7 +152,7 @@ static void on_close_frame(sig_ws_t *ws) {
     protocol_error(ws);
     return;
   }
-  uint16_t code = 1005; /* no status received */
+  uint16_t code = SIG_CLOSE_NO_STATUS;
   if (ws->ctl_len >= 2) {
     code = (uint16_t)(ws->ctl[0] << 8 | ws->ctl[1]);
     if (!close_code_valid(code)) {
@@ -157,7 +161,7 @@ static void on_close_frame(sig_ws_t *ws) {
     }
     ws->utf8_need = 0;
     if (utf8_step(ws, ws->ctl + 2, ws->ctl_len - 2u) != 0 || ws->utf8_need != 0) {
-      fail(ws, 1007, "invalid UTF-8");
+      fail(ws, SIG_CLOSE_INVALID_DATA, "invalid UTF-8");
       return;
     }
   }
@@ -178,13 +182,13 @@ static void end_frame(sig_ws_t *ws) {
   }
   if (!ws->fin) return;
   if (ws->utf8_need != 0) { /* the message ends inside a character */
-    fail(ws, 1007, "invalid UTF-8");
+    fail(ws, SIG_CLOSE_INVALID_DATA, "invalid UTF-8");
     return;
   }
   ws->in_message = 0;
   size_t len = ws->msg_len;
   ws->msg_len = 0;
-  ws->cb->on_text(ws->user, len ? ws->msg : "", len);
+  if (!ws->dead) ws->cb->on_text(ws->user, len ? ws->msg : "", len);
 }
 
 /* Bytes of header needed so far: 2, then the extended length and the mask. */
@@ -222,12 +226,12 @@ static int start_frame(sig_ws_t *ws) {
   }
   if (ws->opcode == OP_CONT ? !ws->in_message : ws->in_message) goto proto;
   if (ws->opcode == SIG_WS_OP_BINARY) {
-    fail(ws, 1003, "binary frames are not supported");
+    fail(ws, SIG_CLOSE_UNSUPPORTED, "binary frames are not supported");
     return -1;
   }
   if (ws->opcode != OP_CONT && ws->opcode != SIG_WS_OP_TEXT) goto proto;
   if (ws->msg_len + len > ws->max_message) {
-    fail(ws, 1009, "message too big");
+    fail(ws, SIG_CLOSE_TOO_BIG, "message too big");
     return -1;
   }
   ws->in_message = 1;
@@ -244,7 +248,7 @@ proto:
 
 int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len) {
   const uint8_t *in = (const uint8_t *)buf;
-  while (len > 0 && !ws->closed) {
+  while (len > 0 && !ws->closed && !ws->dead) {
     if (!ws->in_payload) {
       size_t need = header_size(ws->hdr, ws->hdr_len);
       while (ws->hdr_len < need && len > 0) {
@@ -267,7 +271,7 @@ int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len) {
       unmask(out, in, n, ws->mask, ws->offset);
       ws->msg_len += n;
       if (utf8_step(ws, out, n) != 0) {
-        fail(ws, 1007, "invalid UTF-8");
+        fail(ws, SIG_CLOSE_INVALID_DATA, "invalid UTF-8");
         break;
       }
     }
@@ -324,13 +328,9 @@ size_t sig_ws_close_frame(uint8_t out[127], uint16_t code, const char *reason) {
 int sig_ws_key_valid(const char *key) {
   /* 16 bytes encode to 22 significant characters and "==". */
   if (key == NULL || strlen(key) != 24 || key[22] != '=' || key[23] != '=') return 0;
-  for (int i = 0; i < 22; i++) {
-    char c = key[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-          c == '/'))
-      return 0;
-  }
-  return strchr("AQgw", key[21]) != NULL; /* the last 4 bits must be zero padding */
+  for (int i = 0; i < 22; i++)
+    if (sig_base64_value((unsigned char)key[i]) < 0) return 0;
+  return (sig_base64_value((unsigned char)key[21]) & 0xf) == 0; /* the last 4 bits: padding */
 }
 
 void sig_ws_accept_key(const char *key, char out[29]) {
@@ -343,4 +343,44 @@ void sig_ws_accept_key(const char *key, char out[29]) {
   SHA1((const unsigned char *)buf, klen + sizeof(guid) - 1, digest);
   EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
   out[28] = '\0';
+}
+
+int sig_ws_handshake(const sig_http_request_t *r, char *out, size_t cap, size_t *len,
+                     sig_refusal_t *why, sig_http_header_t *hint) {
+  const char *msg = NULL;
+  int status = SIG_STATUS_BAD_REQUEST;
+  hint->name = hint->value = NULL;
+  if (r->http_major != 1 || r->http_minor < 1) {
+    msg = "version: a WebSocket upgrade needs HTTP/1.1";
+  } else if (r->h_upgrade == NULL) {
+    status = SIG_STATUS_UPGRADE_REQUIRED;
+    hint->name = "Upgrade", hint->value = "websocket";
+    msg = "upgrade: this endpoint needs a WebSocket upgrade";
+  } else if (!sig_http_has_token(r->h_upgrade, "websocket")) {
+    msg = "upgrade: expected websocket";
+  } else if (!sig_http_has_token(r->h_connection, "upgrade")) {
+    msg = "connection: expected upgrade";
+  } else if (r->h_ws_version == NULL || strcmp(r->h_ws_version, "13") != 0) {
+    status = SIG_STATUS_UPGRADE_REQUIRED;
+    hint->name = "Sec-WebSocket-Version", hint->value = "13";
+    msg = "sec-websocket-version: only version 13 is supported";
+  } else if (!sig_ws_key_valid(r->h_ws_key)) {
+    msg = "sec-websocket-key: must be base64 of 16 bytes";
+  } else if (r->has_body) { /* what follows the head would be read as WebSocket frames */
+    msg = "body: a WebSocket upgrade has no body";
+  }
+  if (msg != NULL) {
+    why->code = status;
+    snprintf(why->msg, sizeof(why->msg), "%s", msg);
+    return SIG_EREFUSED;
+  }
+  char accept[29];
+  sig_ws_accept_key(r->h_ws_key, accept);
+  int n = snprintf(out, cap,
+                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                   accept);
+  if (n < 0 || (size_t)n >= cap) return SIG_ETOOBIG;
+  *len = (size_t)n;
+  return 0;
 }

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sig_http.h"
+#include "sig_proto.h"
+
 typedef struct sig_ws_s sig_ws_t;
 
 enum {
@@ -21,11 +24,12 @@ typedef struct {
   /* A complete, UTF-8-valid text message. */
   void (*on_text)(void *user, const char *msg, size_t len);
   /* Bytes to put on the wire, in order. Returns 0, or negative when the transport
-   * is gone (the parser then stops). */
+   * is gone (the parser then stops: no
+   * further callback). */
   int (*write)(void *user, const char *data, size_t len);
 } sig_ws_callbacks_t;
 
-/* Result of sig_ws_feed. */
+/* sig_ws_feed's events (an incremental decoder: a non-negative event or a negative error). */
 typedef enum {
   SIG_WS_OPEN = 0,  /* keep reading */
   SIG_WS_CLOSED = 1 /* a close frame was sent (as an echo or for an error): flush and close */
@@ -61,6 +65,17 @@ size_t sig_ws_frame_header(uint8_t hdr[10], unsigned opcode, size_t len);
 
 /* Builds a close frame (at most 127 bytes; the reason is cut to fit) into out. */
 size_t sig_ws_close_frame(uint8_t out[127], uint16_t code, const char *reason);
+
+/* Room for the 101 response of sig_ws_handshake. */
+#define SIG_WS_HANDSHAKE_MAX 160
+
+/* Checks an upgrade request (RFC 6455 4.2.1: HTTP/1.1, Upgrade: websocket, Connection:
+ * upgrade, version 13, a valid key, no body). Returns 0 with the "101 Switching Protocols"
+ * response in out (cap bytes, at least SIG_WS_HANDSHAKE_MAX) and its length in *len; or
+ * SIG_EREFUSED with the status (400 or 426) and a message in why, and in hint a header the
+ * refusal should carry (426: Upgrade or Sec-WebSocket-Version; else name NULL). */
+int sig_ws_handshake(const sig_http_request_t *r, char *out, size_t cap, size_t *len,
+                     sig_refusal_t *why, sig_http_header_t *hint);
 
 /* True if key is the base64 of 16 bytes, as Sec-WebSocket-Key must be. */
 int sig_ws_key_valid(const char *key);

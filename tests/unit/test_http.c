@@ -643,22 +643,23 @@ static void test_in_request(void **state) {
   sig_http_free(NULL);
 }
 
-static void assert_response_n(int status, const char *extra, const char *ctype, const char *body,
-                              size_t body_len, int keep_alive, const char *want, size_t want_len) {
+static void assert_response_n(const sig_http_response_t *r, const char *want, size_t want_len) {
   size_t len = 0;
-  char *out = sig_http_format_response(status, extra, ctype, body, body_len, keep_alive, &len);
+  char *out = sig_http_format(r, &len);
+  if (len != want_len || memcmp(out, want, len) != 0)
+    print_error("got  %.*s\nwant %.*s\n", (int)len, out, (int)want_len, want);
   assert_int_equal(len, want_len);
   assert_memory_equal(out, want, len);
   free(out);
 }
 
-#define assert_response(status, extra, ctype, body, body_len, keep_alive, want) \
-  assert_response_n(status, extra, ctype, body, body_len, keep_alive, S(want))
+#define assert_response(r, want) assert_response_n(r, S(want))
 
 static void test_format_response(void **state) {
   (void)state;
-  assert_response(200, "Access-Control-Allow-Origin: *\r\n", "application/json", "{\"code\":0}", 10,
-                  1,
+  sig_http_response_t ok = {.status = 200, .cors_origin = "*", .content_type = "application/json",
+                            .body = "{\"code\":0}", .body_len = 10, .keep_alive = 1};
+  assert_response(&ok,
                   "HTTP/1.1 200 OK\r\n"
                   "Access-Control-Allow-Origin: *\r\n"
                   "Content-Type: application/json\r\n"
@@ -666,29 +667,58 @@ static void test_format_response(void **state) {
                   "Connection: keep-alive\r\n"
                   "\r\n"
                   "{\"code\":0}");
-  /* no Content-Length on a 204 (RFC 9110 8.6) */
-  assert_response(204, NULL, NULL, "", 0, 0,
+  /* HEAD: the same headers, no body */
+  ok.head = 1;
+  assert_response(&ok,
+                  "HTTP/1.1 200 OK\r\n"
+                  "Access-Control-Allow-Origin: *\r\n"
+                  "Content-Type: application/json\r\n"
+                  "Content-Length: 10\r\n"
+                  "Connection: keep-alive\r\n"
+                  "\r\n");
+  /* no Content-Length on a 204 (RFC 9110 8.6); the preflight's headers */
+  sig_http_response_t pre = {.status = 204, .cors_origin = "https://a.example", .preflight = 1};
+  assert_response(&pre,
                   "HTTP/1.1 204 No Content\r\n"
+                  "Access-Control-Allow-Origin: https://a.example\r\n"
+                  "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+                  "Access-Control-Allow-Headers: Content-Type\r\n"
+                  "Access-Control-Max-Age: 86400\r\n"
                   "Connection: close\r\n"
                   "\r\n");
-  assert_response(431, "", "application/json", "{}", 2, 0,
+  sig_http_response_t big = {.status = 431, .content_type = "application/json", .body = "{}",
+                             .body_len = 2};
+  assert_response(&big,
                   "HTTP/1.1 431 Request Header Fields Too Large\r\n"
                   "Content-Type: application/json\r\n"
                   "Content-Length: 2\r\n"
                   "Connection: close\r\n"
                   "\r\n"
                   "{}");
-  assert_response(405, "Allow: POST, OPTIONS\r\nX-A: b\r\n", "text/plain", "no", 2, 1,
+  sig_http_response_t na = {.status = 405, .allow = "POST, OPTIONS", .content_type = "text/plain",
+                            .body = "no", .body_len = 2, .keep_alive = 1,
+                            .extra = {{"X-A", "b"}, {"X-C", "d"}}};
+  assert_response(&na,
                   "HTTP/1.1 405 Method Not Allowed\r\n"
-                  "Allow: POST, OPTIONS\r\nX-A: b\r\n"
+                  "Allow: POST, OPTIONS\r\nX-A: b\r\nX-C: d\r\n"
                   "Content-Type: text/plain\r\n"
                   "Content-Length: 2\r\n"
                   "Connection: keep-alive\r\n"
                   "\r\n"
                   "no");
+  sig_http_response_t asset = {.status = 200, .no_cache = 1, .content_type = "text/css",
+                               .body = "a", .body_len = 1};
+  assert_response(&asset,
+                  "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nContent-Type: text/css\r\n"
+                  "Content-Length: 1\r\nConnection: close\r\n\r\na");
   /* a body with NUL bytes is copied whole */
-  assert_response(200, NULL, NULL, "a\0b", 3, 1,
+  sig_http_response_t nul = {.status = 200, .body = "a\0b", .body_len = 3, .keep_alive = 1};
+  assert_response(&nul,
                   "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\na\0b");
+  size_t n;
+  const char *cont = sig_http_continue(&n);
+  assert_int_equal(n, 25);
+  assert_memory_equal(cont, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 }
 
 static void test_format_response_big(void **state) {
@@ -696,7 +726,9 @@ static void test_format_response_big(void **state) {
   size_t n = 100000, len;
   char *body = malloc(n);
   memset(body, 'x', n);
-  char *out = sig_http_format_response(200, NULL, "application/json", body, n, 1, &len);
+  sig_http_response_t r = {.status = 200, .content_type = "application/json", .body = body,
+                           .body_len = n, .keep_alive = 1};
+  char *out = sig_http_format(&r, &len);
   const char *head =
       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"
       "Connection: keep-alive\r\n\r\n";
@@ -723,7 +755,8 @@ static void test_format_response_long_content_type(void **state) {
                       "Connection: close\r\n\r\n{}",
                       ctype);
     size_t len;
-    char *out = sig_http_format_response(200, NULL, ctype, "{}", 2, 0, &len);
+    sig_http_response_t r = {.status = 200, .content_type = ctype, .body = "{}", .body_len = 2};
+    char *out = sig_http_format(&r, &len);
     int ok = len == (size_t)wn && memcmp(out, want, len) == 0;
     if (!ok) fprintf(stderr, "long Content-Type: response truncated or overflowed\n");
     free(out);
@@ -733,6 +766,85 @@ static void test_format_response_long_content_type(void **state) {
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Contract: r->body is this request's body, NUL-terminated; "" when it has none, never an earlier
+ * request's body on the same connection and never uninitialised memory (Content-Length: 0). */
+static void test_body_never_stale(void **state) {
+  static const char reqs[] =
+      "POST /offer HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nSECRET"
+      "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /offer HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+  run_t run;
+  (void)state;
+  run_whole(MAX_HEAD, MAX_BODY, S(reqs), &run);
+  assert_int_equal(run.err_status, 0);
+  assert_int_equal(run.nreqs, 3);
+  assert_string_equal(run.reqs[0].body, "SECRET");
+  for (int i = 1; i < 3; i++) {
+    assert_int_equal(run.reqs[i].body_len, 0);
+    assert_string_equal(run.reqs[i].body, "");
+  }
+  check_every_split(MAX_HEAD, MAX_BODY, S(reqs), &run);
+}
+
+/* Contract: an upgrade request is complete only once its body (if any) is parsed, so a bad body
+ * is the same 400 whole and split right after the head. */
+static void test_upgrade_with_body(void **state) {
+  static const char bad_chunk[] =
+      "GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Transfer-Encoding: chunked\r\n\r\nzz\r\n";
+  static const char with_body[] =
+      "GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Content-Length: 3\r\n\r\nabc\x81\x80";
+  run_t run;
+  (void)state;
+  run_whole(MAX_HEAD, MAX_BODY, S(bad_chunk), &run);
+  assert_int_equal(run.err_status, 400);
+  assert_int_equal(run.nreqs, 0);
+  check_every_split(MAX_HEAD, MAX_BODY, S(bad_chunk), &run);
+  /* a well-formed body: the request comes with it, and what follows is left unread */
+  run_whole(MAX_HEAD, MAX_BODY, S(with_body), &run);
+  assert_int_equal(run.err_status, 0);
+  assert_int_equal(run.nreqs, 1);
+  assert_true(run.reqs[0].upgrade);
+  assert_string_equal(run.reqs[0].body, "abc");
+  assert_int_equal(run.consumed, sizeof with_body - 3);
+  check_every_split(MAX_HEAD, MAX_BODY, S(with_body), &run);
+}
+
+/* Contract: a limit gives the same outcome however the bytes are split, even when the bytes past
+ * the point where a data callback would first see the excess hold a syntax error. */
+static void test_limits_split_invariant(void **state) {
+  char req[1024], val[300];
+  run_t run;
+  int n;
+  (void)state;
+  /* a head longer than the limit whose syntax error lies past the limit: 431 */
+  n = snprintf(req, sizeof req, "GET /%0200d HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 0);
+  run_whole(100, MAX_BODY, req, (size_t)n, &run);
+  assert_int_equal(run.err_status, 431);
+  check_every_split(100, MAX_BODY, req, (size_t)n, &run);
+  /* the same error inside the limit: http-parser's 400 */
+  run_whole(MAX_HEAD, MAX_BODY, req, (size_t)n, &run);
+  assert_int_equal(run.err_status, 400);
+  check_every_split(MAX_HEAD, MAX_BODY, req, (size_t)n, &run);
+  /* a header value too long to keep, with an invalid character at its end: the syntax error */
+  memset(val, 'k', 299);
+  val[299] = '\0';
+  n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Key: %s\x01\r\n\r\n",
+               val);
+  run_whole(MAX_HEAD, MAX_BODY, req, (size_t)n, &run);
+  assert_int_equal(run.err_status, 400);
+  assert_memory_equal(run.err_msg, "http: ", 6);
+  check_every_split(MAX_HEAD, MAX_BODY, req, (size_t)n, &run);
+  /* a chunk larger than the body limit, not followed by CRLF: refused at its chunk header */
+  static const char chunk[] =
+      "POST /offer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "20\r\n0123456789abcdef0123456789abcdefXX";
+  run_whole(MAX_HEAD, 16, S(chunk), &run);
+  assert_int_equal(run.err_status, 413);
+  check_every_split(MAX_HEAD, 16, S(chunk), &run);
 }
 
 static void test_reason(void **state) {
@@ -799,6 +911,9 @@ int main(void) {
       cmocka_unit_test(test_format_response),
       cmocka_unit_test(test_format_response_big),
       cmocka_unit_test(test_format_response_long_content_type),
+      cmocka_unit_test(test_body_never_stale),
+      cmocka_unit_test(test_upgrade_with_body),
+      cmocka_unit_test(test_limits_split_invariant),
       cmocka_unit_test(test_reason),
       cmocka_unit_test(test_has_token),
   };

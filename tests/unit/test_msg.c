@@ -52,9 +52,9 @@ static void run_body_rows(const row_t *rows, size_t n) {
     sig_msg_t m;
     char err[SIG_MSG_ERR_MAX] = "";
     int rc = sig_msg_decode_offer_body(&m, rows[i].in, rows[i].len, err, sizeof err);
-    if (rc != 400 || strcmp(err, rows[i].err) != 0)
+    if (rc != SIG_EBADMSG || strcmp(err, rows[i].err) != 0)
       print_error("row %zu: %s\n  got %d '%s'\n  want '%s'\n", i, rows[i].in, rc, err, rows[i].err);
-    assert_int_equal(rc, 400);
+    assert_int_equal(rc, SIG_EBADMSG);
     assert_string_equal(err, rows[i].err);
     assert_zeroed(&m);
     sig_msg_free(&m);
@@ -66,9 +66,9 @@ static void run_frame_rows(const row_t *rows, size_t n) {
     sig_msg_t m;
     char err[SIG_MSG_ERR_MAX] = "";
     int rc = sig_msg_decode_frame(&m, rows[i].in, rows[i].len, err, sizeof err);
-    if (rc != 400 || strcmp(err, rows[i].err) != 0)
+    if (rc != SIG_EBADMSG || strcmp(err, rows[i].err) != 0)
       print_error("row %zu: %s\n  got %d '%s'\n  want '%s'\n", i, rows[i].in, rc, err, rows[i].err);
-    assert_int_equal(rc, 400);
+    assert_int_equal(rc, SIG_EBADMSG);
     assert_string_equal(err, rows[i].err);
     assert_int_equal(m.type, 0);
     assert_null(m.offer_sdp);
@@ -320,7 +320,7 @@ static void test_sdp_base64(void **state) {
       assert_int_equal(rc, 0);
     } else {
       snprintf(want, sizeof want, "offer_sdp: %s", reason);
-      assert_int_equal(rc, 400);
+      assert_int_equal(rc, SIG_EBADMSG);
       assert_string_equal(err, want);
     }
     sig_msg_free(&m);
@@ -332,7 +332,7 @@ static void test_sdp_base64(void **state) {
       assert_int_equal(rc, 0);
     } else {
       snprintf(want, sizeof want, "offer_req.offer_sdp: %s", reason);
-      assert_int_equal(rc, 400);
+      assert_int_equal(rc, SIG_EBADMSG);
       assert_string_equal(err, want);
     }
     sig_msg_free(&m);
@@ -345,7 +345,7 @@ static void test_sdp_base64(void **state) {
       assert_int_equal(rc, 0);
     } else {
       snprintf(want, sizeof want, "answer_resp.answer_sdp: %s", reason);
-      assert_int_equal(rc, 400);
+      assert_int_equal(rc, SIG_EBADMSG);
       assert_string_equal(err, want);
     }
     sig_msg_free(&m);
@@ -492,7 +492,7 @@ static void test_frame_error_keeps_id(void **state) {
     sig_msg_t m;
     char err[SIG_MSG_ERR_MAX];
     assert_int_equal(sig_msg_decode_frame(&m, rows[i].in, strlen(rows[i].in), err, sizeof err),
-                     400);
+                     SIG_EBADMSG);
     if (rows[i].id == NULL) {
       assert_zeroed(&m);
     } else {
@@ -511,11 +511,11 @@ static void test_err_buffer(void **state) {
   sig_msg_t m;
   char err[8];
   (void)state;
-  assert_int_equal(sig_msg_decode_frame(&m, "{}", 2, NULL, 0), 400);
+  assert_int_equal(sig_msg_decode_frame(&m, "{}", 2, NULL, 0), SIG_EBADMSG);
   sig_msg_free(&m);
-  assert_int_equal(sig_msg_decode_offer_body(&m, "{}", 2, err, sizeof err), 400);
+  assert_int_equal(sig_msg_decode_offer_body(&m, "{}", 2, err, sizeof err), SIG_EBADMSG);
   assert_string_equal(err, "offer_s"); /* truncated, terminated */
-  assert_int_equal(sig_msg_decode_frame(&m, NULL, 0, err, sizeof err), 400);
+  assert_int_equal(sig_msg_decode_frame(&m, NULL, 0, err, sizeof err), SIG_EBADMSG);
   assert_string_equal(err, "body: i");
 }
 
@@ -713,13 +713,13 @@ static void test_encode_escaping(void **state) {
               "\"reason\":\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"}");
 
   /* invalid UTF-8 never reaches the decoder's fields: the scanner refuses it first */
-  assert_int_equal(sig_msg_decode_frame(&m, bad_ty, strlen(bad_ty), err, sizeof err), 400);
+  assert_int_equal(sig_msg_decode_frame(&m, bad_ty, strlen(bad_ty), err, sizeof err), SIG_EBADMSG);
   sig_msg_free(&m);
-  assert_int_equal(sig_msg_decode_frame(&m, bad_ty2, strlen(bad_ty2), err, sizeof err), 400);
+  assert_int_equal(sig_msg_decode_frame(&m, bad_ty2, strlen(bad_ty2), err, sizeof err), SIG_EBADMSG);
   assert_string_equal(err, "ty: must not contain NUL");
   assert_string_equal(m.id, "e1");
   sig_msg_free(&m);
-  assert_int_equal(sig_msg_decode_frame(&m, bad_ty3, strlen(bad_ty3), err, sizeof err), 400);
+  assert_int_equal(sig_msg_decode_frame(&m, bad_ty3, strlen(bad_ty3), err, sizeof err), SIG_EBADMSG);
   assert_string_equal(err, "ty: unknown message type '<\"\\'\\\\>\\x08'");
   expect_json(sig_msg_encode_error(400, err, m.id, &len), &len,
               "{\"ty\":\"error\",\"status\":400,\"msg\":\"ty: unknown message type "
@@ -989,7 +989,7 @@ static void test_json_wide_objects(void **state) {
     for (size_t dup = 0; dup < n; dup += n / 7 + 1) {
       char want[64];
       snprintf(want, sizeof want, "duplicate key 'k%zu'", dup);
-      assert_int_equal(decode_wide(n, dup, (int)(dup & 1), err, sizeof err), 400);
+      assert_int_equal(decode_wide(n, dup, (int)(dup & 1), err, sizeof err), SIG_EBADMSG);
       assert_non_null(strstr(err, want));
     }
   }
@@ -1018,8 +1018,8 @@ static void test_json_depth(void **state) {
   sig_msg_t m;
   char err[SIG_MSG_ERR_MAX];
   (void)state;
-  assert_int_equal(decode_nested(SIG_MSG_JSON_DEPTH, err, sizeof err), 0);
-  assert_int_equal(decode_nested(SIG_MSG_JSON_DEPTH + 1, err, sizeof err), 400);
+  assert_int_equal(decode_nested(SIG_JSON_DEPTH, err, sizeof err), 0);
+  assert_int_equal(decode_nested(SIG_JSON_DEPTH + 1, err, sizeof err), SIG_EBADMSG);
   /* 25 characters of envelope, then "[" and "{\"y\":" by turns: the 33rd level is a "{" */
   assert_string_equal(err,
                       "body: invalid JSON: nesting deeper than 32 levels at line 1 column 117");
@@ -1027,7 +1027,7 @@ static void test_json_depth(void **state) {
   /* far deeper: refused at the limit, without recursing further */
   put(&buf, &len, "{\"x\":");
   for (int i = 0; i < 100000; i++) put(&buf, &len, "[");
-  assert_int_equal(sig_msg_decode_frame(&m, buf, len, err, sizeof err), 400);
+  assert_int_equal(sig_msg_decode_frame(&m, buf, len, err, sizeof err), SIG_EBADMSG);
   assert_string_equal(err, "body: invalid JSON: nesting deeper than 32 levels at line 1 column 37");
   sig_msg_free(&m);
   free(buf);
@@ -1091,11 +1091,11 @@ static void test_json_byte_classes(void **state) {
         assert_int_equal(rc, 0);
         assert_int_equal(m.ncandidates, 1);
       } else if (b < 0x20 || b >= 0x80) {
-        assert_int_equal(rc, 400);
+        assert_int_equal(rc, SIG_EBADMSG);
         assert_non_null(strstr(err, b < 0x20 ? "control character" : "invalid UTF-8 byte"));
         assert_non_null(strstr(err, col));
       } else {
-        assert_int_equal(rc, 400); /* '"' ends the string early, '\\' starts a bad escape */
+        assert_int_equal(rc, SIG_EBADMSG); /* '"' ends the string early, '\\' starts a bad escape */
       }
       sig_msg_free(&m);
 
@@ -1111,7 +1111,7 @@ static void test_json_byte_classes(void **state) {
         assert_string_equal(err, "offer_sdp: not valid base64");
       } else {
         if (rc != 400) print_error("byte 0x%02x at %zu\n", b, at);
-        assert_int_equal(rc, 400);
+        assert_int_equal(rc, SIG_EBADMSG);
       }
       sig_msg_free(&m);
     }
@@ -1224,7 +1224,7 @@ static void test_json_truncations(void **state) {
       } else {
         if (rc != 400 || strncmp(err, "body: invalid JSON: ", 20) != 0)
           print_error("prefix %zu of %s: %d %s\n", k, msgs[i], rc, err);
-        assert_int_equal(rc, 400);
+        assert_int_equal(rc, SIG_EBADMSG);
         assert_int_equal(strncmp(err, "body: invalid JSON: ", 20), 0);
         assert_zeroed(&m);
       }

@@ -13,6 +13,7 @@
 #include "sig_log.h"
 #include "sig_msg.h"
 #include "sig_router.h"
+#include "sig_util.h"
 
 #define SDP "dj0wDQpvPS0gMSAxIElOIElQNCAxMjcuMC4wLjENCg=="
 #define ASDP "dj0wDQo="
@@ -171,10 +172,21 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* sig_router_register, as 0 or the refusal's close code (and its reason). */
+static int reg_code(fixture_t *f, const char *domain, size_t len, int n, sig_router_peer_t **p) {
+  sig_refusal_t why;
+  int rc = sig_router_register(f->r, domain, len, CONN(n), p, &why);
+  if (rc == 0) return 0;
+  assert_int_equal(rc, SIG_EREFUSED);
+  if (why.code == 4409) assert_string_equal(why.msg, "domain taken");
+  if (why.code == 4503) assert_string_equal(why.msg, "server full");
+  return why.code;
+}
+
 /* Registers domain on conn n (peers[n] gets the peer). */
 static sig_router_peer_t *reg(fixture_t *f, const char *domain, int n) {
   sig_router_peer_t *p = NULL;
-  assert_int_equal(sig_router_register(f->r, domain, strlen(domain), CONN(n), &p), 0);
+  assert_int_equal(reg_code(f, domain, strlen(domain), n, &p), 0);
   assert_non_null(p);
   assert_string_equal(sig_router_peer_domain(p), domain);
   f->peers[n] = p;
@@ -188,7 +200,12 @@ static int post(fixture_t *f, const char *body, char id[SIG_MSG_ID_MAX + 1],
   char derr[SIG_MSG_ERR_MAX];
   assert_int_equal(sig_msg_decode_offer_body(&m, body, strlen(body), derr, sizeof derr), 0);
   id[0] = err[0] = '\0';
-  int status = sig_router_offer(f->r, &m, id, err, SIG_MSG_ERR_MAX);
+  sig_refusal_t why;
+  int status = 200;
+  if (sig_router_offer(f->r, &m, id, &why) != 0) {
+    status = why.code;
+    snprintf(err, SIG_MSG_ERR_MAX, "%s", why.msg);
+  }
   sig_msg_free(&m);
   return status;
 }
@@ -245,7 +262,7 @@ static void test_register_unregister(void **state) {
   assert_int_equal(sig_router_domains(f->r), 2);
   /* the domain is taken by length, not up to a NUL */
   sig_router_peer_t *p = NULL;
-  assert_int_equal(sig_router_register(f->r, "Carol-and-more", 5, CONN(3), &p), 0);
+  assert_int_equal(reg_code(f, "Carol-and-more", 5, 3, &p), 0);
   assert_string_equal(sig_router_peer_domain(p), "Carol");
   assert_int_equal(sig_router_domains(f->r), 3);
 
@@ -302,7 +319,7 @@ static void test_duplicate_reject(void **state) {
   reg_ab(f);
   open_ab(f, "ab");
   sig_router_peer_t *p = (sig_router_peer_t *)0x1;
-  assert_int_equal(sig_router_register(f->r, "A", 1, CONN(4), &p), 4409);
+  assert_int_equal(reg_code(f, "A", 1, 4, &p), 4409);
   assert_ptr_equal(p, (sig_router_peer_t *)0x1);
   expect_nothing();
   assert_int_equal(sig_router_domains(f->r), 2);
@@ -323,7 +340,7 @@ static void test_full(void **state) {
   fixture_t *f = *state;
   sig_router_peer_t *p = NULL;
   reg_ab(f);
-  assert_int_equal(sig_router_register(f->r, "C", 1, CONN(3), &p), 4503);
+  assert_int_equal(reg_code(f, "C", 1, 3, &p), 4503);
   assert_null(p);
   assert_int_equal(sig_router_domains(f->r), 2);
   expect_nothing();
@@ -812,7 +829,7 @@ static void test_free_many(void **state) {
   for (int i = 0; i < 300; i++) {
     sig_router_peer_t *p = NULL;
     snprintf(name, sizeof name, "peer%d", i);
-    assert_int_equal(sig_router_register(f->r, name, strlen(name), CONN(100 + i), &p), 0);
+    assert_int_equal(reg_code(f, name, strlen(name), 100 + i, &p), 0);
   }
   assert_int_equal(sig_router_domains(f->r), 300);
   for (int i = 0; i + 1 < 300; i += 2) {

@@ -1,0 +1,294 @@
+/* HTTP requests on a connection, one at a time, answered from the route table.
+ * The stage holds the parser for as long as the connection speaks HTTP; HEAD is
+ * GET without the body everywhere but the upgrade. */
+#include "sig_endpoints.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sig_assets.h"
+#include "sig_http.h"
+#include "sig_log.h"
+#include "sig_msg.h"
+#include "sig_proto.h"
+#include "sig_util.h"
+#include "sig_ws.h"
+
+typedef struct {
+  sig_http_t *http;
+  sig_endpoints_t *ep;
+  uint8_t head;     /* answering a HEAD request: headers only (RFC 9112 6.3) */
+  uint8_t upgraded; /* the 101 went out: a session takes the connection over */
+} stage_t;
+
+/* Returns 1 when the connection was taken over (upgrade) or is closing. */
+typedef int (*endpoint_fn)(sig_conn_t *c, const sig_http_request_t *r, int keep_alive);
+
+typedef struct {
+  const char *path;
+  int prefix; /* path is a prefix (/ws/) */
+  sig_http_method_t method;
+  const char *allow;
+  const char *name; /* in messages */
+  endpoint_fn handle;
+} route_t;
+
+static const sig_conn_handler_t handler;
+
+/* ---- responses */
+
+static void send_response(sig_conn_t *c, sig_http_response_t *resp) {
+  stage_t *st = sig_conn_data(c);
+  size_t len;
+  resp->cors_origin = st->ep->cfg->cors_origin;
+  resp->head = st->head;
+  char *out = sig_http_format(resp, &len);
+  sig_conn_write(c, out, len);
+  free(out);
+}
+
+static void respond_json(sig_conn_t *c, int status, char *body, size_t len, int keep_alive) {
+  sig_http_response_t resp = {.status = status, .content_type = "application/json", .body = body,
+                              .body_len = len, .keep_alive = keep_alive};
+  send_response(c, &resp);
+  free(body);
+}
+
+/* A Resp error body; hint is a header to add, or NULL. */
+static void respond_error(sig_conn_t *c, int status, const char *msg, int keep_alive,
+                          const sig_http_header_t *hint) {
+  size_t len;
+  char *body = sig_msg_encode_resp_error(msg, &len);
+  sig_http_response_t resp = {.status = status, .content_type = "application/json", .body = body,
+                              .body_len = len, .keep_alive = keep_alive};
+  if (hint != NULL) resp.extra[0] = *hint;
+  send_response(c, &resp);
+  free(body);
+}
+
+/* ---- endpoints */
+
+static int handle_health(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
+  stage_t *st = sig_conn_data(c);
+  size_t len;
+  (void)r;
+  char *body = sig_msg_encode_resp_health(sig_conns_count(st->ep->conns),
+                                          sig_router_domains(st->ep->router),
+                                          sig_router_exchanges(st->ep->router), &len);
+  respond_json(c, SIG_STATUS_OK, body, len, keep_alive);
+  return 0;
+}
+
+static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
+  stage_t *st = sig_conn_data(c);
+  sig_msg_t m;
+  sig_refusal_t why = {SIG_STATUS_BAD_REQUEST, ""};
+  char id[SIG_MSG_ID_MAX + 1];
+  int rc = sig_msg_decode_offer_body(&m, r->body, r->body_len, why.msg, sizeof(why.msg));
+  if (rc == 0) rc = sig_router_offer(st->ep->router, &m, id, &why);
+  sig_msg_free(&m);
+  if (rc != 0) {
+    SIG_INFO("http", "POST /offer status=%d peer=%s msg=\"%s\"", why.code, SIG_CONN_PEER(c),
+             why.msg);
+    respond_error(c, why.code, why.msg, keep_alive, NULL);
+    return 0;
+  }
+  SIG_INFO("http", "POST /offer status=200 id=%s peer=%s", id, SIG_CONN_PEER(c));
+  size_t len;
+  char *body = sig_msg_encode_resp_id(id, &len);
+  respond_json(c, SIG_STATUS_OK, body, len, keep_alive);
+  return 0;
+}
+
+static int refuse_upgrade(sig_conn_t *c, const sig_refusal_t *why,
+                          const sig_http_header_t *hint) {
+  SIG_INFO("http", "upgrade refused status=%d peer=%s msg=\"%s\"", why->code, SIG_CONN_PEER(c),
+           why->msg);
+  respond_error(c, why->code, why->msg, 0, hint);
+  sig_conn_close(c, SIG_CONN_FLUSH);
+  return 1;
+}
+
+static int handle_ws(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
+  stage_t *st = sig_conn_data(c);
+  const char *domain = r->path + SIG_PATH_WS_LEN;
+  size_t dlen = r->path_len - SIG_PATH_WS_LEN;
+  sig_refusal_t why = {SIG_STATUS_BAD_REQUEST, ""};
+  sig_http_header_t hint = {NULL, NULL};
+  char resp[SIG_WS_HANDSHAKE_MAX];
+  size_t len;
+  (void)keep_alive;
+  if (!sig_msg_domain_valid(domain, dlen)) {
+    snprintf(why.msg, sizeof(why.msg), "domain: must be 1-%d characters of A-Z a-z 0-9 . _ ~ -",
+             SIG_MSG_DOMAIN_MAX);
+    return refuse_upgrade(c, &why, NULL);
+  }
+  if (sig_ws_handshake(r, resp, sizeof(resp), &len, &why, &hint) != 0)
+    return refuse_upgrade(c, &why, hint.name != NULL ? &hint : NULL);
+  if (st->ep->shutting_down) {
+    why.code = SIG_STATUS_UNAVAILABLE;
+    snprintf(why.msg, sizeof(why.msg), "server: shutting down");
+    return refuse_upgrade(c, &why, NULL);
+  }
+  if (sig_conn_write(c, resp, len) == 0) st->upgraded = 1; /* on_data starts the session */
+  return 1;
+}
+
+static const route_t routes[] = {
+    {SIG_PATH_WS, 1, SIG_HTTP_GET, "GET, OPTIONS", "/ws/{domain}", handle_ws},
+    {"/offer", 0, SIG_HTTP_POST, "POST, OPTIONS", "/offer", handle_offer},
+    {"/healthz", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", "/healthz", handle_health},
+};
+
+static const route_t *find_route(const sig_http_request_t *r) {
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(routes); i++) {
+    const route_t *rt = &routes[i];
+    if (rt->prefix ? strncmp(r->path, rt->path, strlen(rt->path)) == 0
+                   : strcmp(r->path, rt->path) == 0)
+      return rt;
+  }
+  return NULL;
+}
+
+/* Answers one request. Returns 1 when the connection no longer reads HTTP. */
+static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
+  stage_t *st = sig_conn_data(c);
+  int keep_alive = r->keep_alive && !r->upgrade && !st->ep->shutting_down;
+  const route_t *route = find_route(r);
+  const sig_asset_t *asset = route ? NULL : sig_assets_find(r->path, r->path_len);
+  char msg[SIG_REFUSAL_MAX];
+  st->head = r->method == SIG_HTTP_HEAD;
+  if (r->http_major == 1 && r->http_minor >= 1 && r->h_host == NULL) { /* RFC 9112 3.2 */
+    SIG_INFO("http", "%s %.200s status=400 peer=%s msg=\"host: required\"", r->method_name,
+             r->path, SIG_CONN_PEER(c));
+    respond_error(c, SIG_STATUS_BAD_REQUEST, "host: required", 0, NULL);
+    sig_conn_close(c, SIG_CONN_FLUSH);
+    return 1;
+  }
+  /* HEAD is GET without the body (send_response drops it), except for the upgrade. */
+  sig_http_method_t method = r->method;
+  if (method == SIG_HTTP_HEAD && !(route != NULL && route->handle == handle_ws))
+    method = SIG_HTTP_GET;
+  if (asset != NULL && method == SIG_HTTP_GET) {
+    sig_http_response_t resp = {.status = SIG_STATUS_OK, .content_type = asset->content_type,
+                                .body = (const char *)asset->data, .body_len = asset->len,
+                                .keep_alive = keep_alive, .no_cache = 1};
+    send_response(c, &resp);
+  } else if (asset != NULL && r->method != SIG_HTTP_OPTIONS) {
+    sig_http_header_t allow = {"Allow", "GET, HEAD, OPTIONS"};
+    snprintf(msg, sizeof(msg), "method: %s is not allowed on %.200s", r->method_name, r->path);
+    respond_error(c, SIG_STATUS_METHOD_NOT_ALLOWED, msg, keep_alive, &allow);
+  } else if (route == NULL && asset == NULL) {
+    snprintf(msg, sizeof(msg), "path: no such endpoint '%.200s'", r->path);
+    SIG_INFO("http", "%s %.200s status=404 peer=%s", r->method_name, r->path, SIG_CONN_PEER(c));
+    respond_error(c, SIG_STATUS_NOT_FOUND, msg, keep_alive, NULL);
+  } else if (r->method == SIG_HTTP_OPTIONS) { /* on a route or an asset */
+    sig_http_response_t resp = {.status = SIG_STATUS_NO_CONTENT, .keep_alive = keep_alive,
+                                .preflight = 1};
+    send_response(c, &resp);
+  } else if (method != route->method) {
+    sig_http_header_t allow = {"Allow", route->allow};
+    snprintf(msg, sizeof(msg), "method: %s is not allowed on %s", r->method_name, route->name);
+    SIG_INFO("http", "%s %.200s status=405 peer=%s", r->method_name, r->path, SIG_CONN_PEER(c));
+    respond_error(c, SIG_STATUS_METHOD_NOT_ALLOWED, msg, keep_alive, &allow);
+  } else if (r->upgrade && route->handle != handle_ws) {
+    respond_error(c, SIG_STATUS_BAD_REQUEST, "upgrade: not supported on this endpoint", 0, NULL);
+    keep_alive = 0;
+  } else if (route->handle(c, r, keep_alive)) {
+    return 1;
+  }
+  if (sig_conn_state(c) != SIG_CONN_OPEN) return 1;
+  if (!keep_alive) {
+    sig_conn_close(c, SIG_CONN_FLUSH);
+    return 1;
+  }
+  sig_conn_set_deadline(c, SIG_DEADLINE_KEEPALIVE);
+  return 0;
+}
+
+/* ---- the connection's handler */
+
+static void free_stage(stage_t *st) {
+  sig_http_free(st->http);
+  free(st);
+}
+
+static void on_data(sig_conn_t *c, const char *buf, size_t len) {
+  stage_t *st = sig_conn_data(c);
+  if (sig_conn_deadline(c) == SIG_DEADLINE_KEEPALIVE) sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST);
+  for (;;) {
+    size_t used = 0;
+    int rc = sig_http_feed(st->http, buf, len, &used);
+    if (rc < 0) {
+      const char *msg;
+      int status = sig_http_error(st->http, &msg);
+      SIG_INFO("http", "bad request status=%d peer=%s msg=\"%s\"", status, SIG_CONN_PEER(c), msg);
+      respond_error(c, status, msg, 0, NULL);
+      sig_conn_close(c, SIG_CONN_FLUSH);
+      return;
+    }
+    buf += used;
+    len -= used;
+    if (rc == SIG_HTTP_NEED_MORE) {
+      if (sig_conn_deadline(c) == SIG_DEADLINE_KEEPALIVE && sig_http_in_request(st->http))
+        sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST); /* a pipelined request began */
+      if (sig_http_take_expect_continue(st->http)) {
+        size_t n;
+        const char *text = sig_http_continue(&n);
+        sig_conn_write(c, text, n);
+      }
+      return;
+    }
+    const sig_http_request_t *r = sig_http_request(st->http);
+    int done = handle_request(c, r);
+    if (sig_conn_state(c) != SIG_CONN_OPEN) return; /* closing: the stage may be gone */
+    st->head = 0;
+    if (done) {
+      /* An accepted upgrade: the rest of this read is the first WebSocket frames. */
+      if (st->upgraded) {
+        const char *domain = r->path + SIG_PATH_WS_LEN;
+        size_t dlen = r->path_len - SIG_PATH_WS_LEN;
+        sig_conn_set_handler(c, NULL, NULL);
+        sig_session_start(c, st->ep->sessions, domain, dlen, buf, len);
+        free_stage(st); /* domain pointed into it: the router copied it */
+      }
+      return;
+    }
+    if (len == 0) return;
+  }
+}
+
+static void on_deadline(sig_conn_t *c, sig_deadline_t d) {
+  stage_t *st = sig_conn_data(c);
+  if (d == SIG_DEADLINE_REQUEST && sig_http_in_request(st->http)) {
+    char msg[96];
+    snprintf(msg, sizeof(msg), "request: not complete within %" PRId64 " s",
+             st->ep->cfg->header_timeout_s);
+    SIG_INFO("http", "request timeout peer=%s", SIG_CONN_PEER(c));
+    respond_error(c, SIG_STATUS_TIMEOUT, msg, 0, NULL);
+    sig_conn_close(c, SIG_CONN_FLUSH);
+  } else {
+    sig_conn_close(c, SIG_CONN_NOW);
+  }
+}
+
+static void on_close(sig_conn_t *c) {
+  free_stage(sig_conn_data(c));
+}
+
+static void on_shutdown(sig_conn_t *c) {
+  stage_t *st = sig_conn_data(c);
+  if (!sig_http_in_request(st->http)) sig_conn_close(c, SIG_CONN_NOW);
+}
+
+static const sig_conn_handler_t handler = {on_data, on_deadline, on_close, on_shutdown, NULL};
+
+void sig_endpoints_attach(sig_conn_t *c, sig_endpoints_t *ep) {
+  stage_t *st = sig_calloc(1, sizeof(*st));
+  st->ep = ep;
+  st->http = sig_http_new((size_t)ep->cfg->max_header_bytes, (size_t)ep->cfg->max_body_bytes);
+  sig_conn_set_handler(c, &handler, st);
+  sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST);
+}

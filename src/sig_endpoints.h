@@ -1,0 +1,28 @@
+/* The HTTP side of a connection: requests parsed by sig_http, answered by the
+ * route table (GET /ws/{domain}, POST /offer, GET /healthz, the files of web/),
+ * with CORS and preflight; an accepted upgrade hands the connection to a
+ * WebSocket session. Policies (auth, limits) are consulted here, never inside
+ * the parsers. */
+#ifndef SIG_ENDPOINTS_H
+#define SIG_ENDPOINTS_H
+
+#include <stdint.h>
+
+#include "sig_config.h"
+#include "sig_conn.h"
+#include "sig_router.h"
+#include "sig_session.h"
+
+/* What every endpoint shares: plain data owned by the server, borrowed here. */
+typedef struct {
+  const sig_config_t *cfg;
+  sig_router_t *router;
+  sig_conns_t *conns;
+  const sig_sessions_t *sessions;
+  int shutting_down; /* set by the server: upgrades and offers are refused (503) */
+} sig_endpoints_t;
+
+/* Starts serving HTTP on a freshly accepted connection. */
+void sig_endpoints_attach(sig_conn_t *c, sig_endpoints_t *ep);
+
+#endif

@@ -1,0 +1,165 @@
+/* WebSocket sessions. A session holds no parser while idle: one is made when a
+ * frame starts and freed when no frame or message is in flight. Closing from our
+ * side (a policy, a shutdown, a ping timeout) sends the close frame, lets the
+ * router forget the peer at once, and lingers for the peer's close. */
+#include "sig_session.h"
+
+#include <stdlib.h>
+#include <uv.h>
+
+#include "sig_log.h"
+#include "sig_proto.h"
+#include "sig_util.h"
+#include "sig_ws.h"
+
+typedef struct {
+  sig_conn_t *conn;
+  const sig_sessions_t *env;
+  sig_ws_t *ws;             /* while a frame or message is in flight */
+  sig_router_peer_t *peer;  /* while registered */
+  uint8_t closing;          /* our close frame went out */
+} session_t;
+
+static const char *label(sig_conn_t *c) {
+  session_t *s = sig_conn_data(c);
+  return s->peer != NULL ? sig_router_peer_domain(s->peer) : NULL;
+}
+
+static void release_peer(session_t *s) {
+  if (s->peer == NULL) return;
+  sig_router_peer_t *p = s->peer;
+  SIG_INFO("ws", "unregistered domain=%s peer=%s", sig_router_peer_domain(p),
+           SIG_CONN_PEER(s->conn));
+  s->peer = NULL;
+  sig_router_unregister(s->env->router, p);
+}
+
+/* Starts the closing handshake from our side. */
+static void session_close(session_t *s, uint16_t code, const char *reason) {
+  if (s->closing || sig_conn_state(s->conn) != SIG_CONN_OPEN) return;
+  uint8_t frame[127];
+  size_t n = sig_ws_close_frame(frame, code, reason);
+  if (sig_conn_write(s->conn, frame, n) != 0) return; /* doomed: on_close releases the peer */
+  release_peer(s);
+  s->closing = 1;
+  sig_conn_set_deadline(s->conn, SIG_DEADLINE_LINGER);
+}
+
+static void send_text(session_t *s, const char *data, size_t len) {
+  if (s->closing) return;
+  uint8_t hdr[10];
+  sig_conn_buf_t b[2] = {{hdr, sig_ws_frame_header(hdr, SIG_WS_OP_TEXT, len)}, {data, len}};
+  sig_conn_writev(s->conn, b, 2); /* a failure dooms the connection: nothing more to do here */
+}
+
+/* ---- the parser's callbacks */
+
+static void ws_on_text(void *user, const char *msg, size_t len) {
+  session_t *s = user;
+  if (s->closing || s->peer == NULL) return;
+  sig_router_on_message(s->env->router, s->peer, msg, len);
+}
+
+static int ws_write(void *user, const char *data, size_t len) {
+  session_t *s = user;
+  if (s->closing) return 0; /* our own close went out already: drop the parser's echo */
+  return sig_conn_write(s->conn, data, len) == 0 ? 0 : -1;
+}
+
+static const sig_ws_callbacks_t ws_callbacks = {ws_on_text, ws_write};
+
+/* ---- the connection's handler */
+
+static void on_data(sig_conn_t *c, const char *buf, size_t len) {
+  session_t *s = sig_conn_data(c);
+  if (!s->closing) sig_conn_set_deadline(c, SIG_DEADLINE_PING); /* a sign of life */
+  if (s->ws == NULL) s->ws = sig_ws_new(&ws_callbacks, s, s->env->max_message_bytes);
+  int rc = sig_ws_feed(s->ws, buf, len);
+  if (sig_conn_state(c) != SIG_CONN_OPEN) return; /* a write failed: the session is gone */
+  if (rc < 0) {
+    sig_conn_close(c, SIG_CONN_NOW);
+  } else if (rc == SIG_WS_CLOSED) {
+    uint16_t code = sig_ws_close_code(s->ws);
+    if (code != SIG_CLOSE_NORMAL && code != SIG_CLOSE_GOING_AWAY && code != SIG_CLOSE_NO_STATUS &&
+        !s->closing)
+      SIG_INFO("ws", "closed by server code=%u domain=%s peer=%s", code, sig_conn_label(c),
+               SIG_CONN_PEER(c));
+    /* Handshake complete and nothing left to send: close now (RFC 6455 7.1.1, the server
+     * closes first). Otherwise flush and linger for the peer's side. */
+    if (sig_ws_close_received(s->ws) && sig_conn_queued(c) == 0)
+      sig_conn_close(c, SIG_CONN_NOW);
+    else
+      sig_conn_close(c, SIG_CONN_FLUSH);
+  } else if (sig_ws_idle(s->ws)) {
+    sig_ws_free(s->ws);
+    s->ws = NULL;
+  }
+}
+
+static void on_deadline(sig_conn_t *c, sig_deadline_t d) {
+  session_t *s = sig_conn_data(c);
+  if (d == SIG_DEADLINE_PING) {
+    uint8_t ping[10];
+    sig_conn_set_deadline(c, SIG_DEADLINE_PONG);
+    sig_conn_write(c, ping, sig_ws_frame_header(ping, SIG_WS_OP_PING, 0));
+  } else if (d == SIG_DEADLINE_PONG) {
+    SIG_INFO("ws", "ping timeout domain=%s peer=%s", sig_conn_label(c), SIG_CONN_PEER(c));
+    session_close(s, SIG_CLOSE_PING_TIMEOUT, "ping timeout");
+    sig_conn_close(c, SIG_CONN_NOW); /* a silent peer will not complete a close handshake */
+  } else {
+    sig_conn_close(c, SIG_CONN_NOW);
+  }
+}
+
+static void on_close(sig_conn_t *c) {
+  session_t *s = sig_conn_data(c);
+  release_peer(s);
+  sig_ws_free(s->ws);
+  free(s);
+}
+
+static void on_shutdown(sig_conn_t *c) {
+  session_close(sig_conn_data(c), SIG_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+static const sig_conn_handler_t handler = {on_data, on_deadline, on_close, on_shutdown, label};
+
+void sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *domain, size_t len,
+                       const char *rest, size_t rest_len) {
+  session_t *s = sig_calloc(1, sizeof(*s));
+  sig_refusal_t why;
+  s->conn = c;
+  s->env = env;
+  sig_conn_set_handler(c, &handler, s);
+  sig_conn_set_deadline(c, SIG_DEADLINE_PING);
+  if (sig_router_register(env->router, domain, len, s, &s->peer, &why) != 0) {
+    SIG_INFO("ws", "registration refused domain=%.*s code=%d peer=%s", (int)len, domain, why.code,
+             SIG_CONN_PEER(c));
+    session_close(s, (uint16_t)why.code, why.msg);
+  } else {
+    SIG_INFO("ws", "registered domain=%s peer=%s", sig_router_peer_domain(s->peer),
+             SIG_CONN_PEER(c));
+  }
+  if (rest_len > 0 && sig_conn_state(c) == SIG_CONN_OPEN) on_data(c, rest, rest_len);
+}
+
+/* ---- the router's transport */
+
+static void transport_send(void *conn, const char *data, size_t len) {
+  send_text(conn, data, len);
+}
+
+static void transport_close(void *conn, uint16_t code, const char *reason) {
+  session_t *s = conn;
+  s->peer = NULL; /* the router has already let it go */
+  session_close(s, code, reason);
+}
+
+static uint64_t transport_now(void *ctx) {
+  return uv_now(ctx);
+}
+
+sig_router_transport_t sig_sessions_transport(uv_loop_t *loop) {
+  sig_router_transport_t t = {transport_send, transport_close, transport_now, loop};
+  return t;
+}

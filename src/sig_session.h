@@ -1,0 +1,29 @@
+/* A registered WebSocket peer on a connection: frames in go to the router, the
+ * router's frames go out, pings keep it honest, and the closing handshake ends
+ * it. It is the router's transport for local peers (sig_sessions_transport). */
+#ifndef SIG_SESSION_H
+#define SIG_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sig_conn.h"
+#include "sig_router.h"
+
+/* What every session shares: plain data owned by the server. */
+typedef struct {
+  sig_router_t *router;
+  uint64_t max_message_bytes;
+} sig_sessions_t;
+
+/* The router transport that delivers to sessions (its ctx is the loop). */
+sig_router_transport_t sig_sessions_transport(struct uv_loop_s *loop);
+
+/* Takes over c right after the 101 response went out: registers domain (already
+ * validated; copied) with the router, or closes c with the refusal's close code
+ * (4409, 4503). rest holds bytes that followed the request head in the same read:
+ * they are the first WebSocket frames. */
+void sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *domain, size_t len,
+                       const char *rest, size_t rest_len);
+
+#endif
