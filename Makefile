@@ -14,10 +14,19 @@ OBJ     := $(SRC:src/%.c=build/obj/%.o) build/obj/sig_assets.o
 ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o) build/asan/obj/sig_assets.o
 UNIT    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT:tests/unit/%.c=build/tests/%)
+ASAN_UNIT_BIN := $(UNIT:tests/unit/%.c=build/asan/tests/%)
 BENCH_BIN := build/bench/loadgen build/bench/floor
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run test deps unit integration asan asan-integration clean format
+# libFuzzer targets (fuzz/fuzz_*.c) on the parsers, built with clang; `make fuzz` runs each for
+# FUZZ_SECONDS (default 10 min), `make test` for 20 s.
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+FUZZ_OBJ := $(SRC:src/%.c=build/fuzz/obj/%.o)
+FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 600
+
+.PHONY: all run test deps unit integration asan asan-integration clean format fuzz
 
 all: build/signal-server build/signal-server.toml
 
@@ -27,7 +36,7 @@ deps:
 run: deps all
 	./build/signal-server
 
-test: deps all $(UNIT_BIN) build/asan/signal-server $(BENCH_BIN)
+test: deps all $(UNIT_BIN) $(ASAN_UNIT_BIN) build/asan/signal-server $(BENCH_BIN) $(FUZZ_BIN)
 	scripts/run-tests.sh
 
 build/signal-server: build/obj/main.o build/libsig.a
@@ -72,6 +81,27 @@ asan: build/asan/signal-server
 build/asan/signal-server: build/asan/obj/main.o $(ASAN_OBJ)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LIBS)
 
+build/asan/libsig.a: $(ASAN_OBJ)
+	$(AR) rcs $@ $^
+
+build/asan/tests/%: tests/unit/%.c build/asan/libsig.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ibuild $(SANFLAGS) $(WARN) -Wno-missing-prototypes -o $@ $^ $(LIBS) -lcmocka
+
+build/fuzz/obj/%.o: src/%.c $(wildcard src/*.h) build/generated.h
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -Ibuild $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/libsig.a: $(FUZZ_OBJ)
+	$(AR) rcs $@ $^
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libsig.a
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz: deps $(FUZZ_BIN)
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 build/asan/obj/%.o: src/%.c $(wildcard src/*.h) build/generated.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Ibuild $(SANFLAGS) $(WARN) -c -o $@ $<
@@ -83,7 +113,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
 
 -include $(OBJ:.o=.d) build/obj/main.d
 

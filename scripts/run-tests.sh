@@ -1,18 +1,25 @@
 #!/bin/sh
-# The whole test suite, as `make test` runs it: cmocka unit tests; the pytest
-# integration suite against the release build and again against the ASan+UBSan
-# build (where any sanitizer report fails the run); the benchmark's smoke mode;
-# real-WebRTC browser tests last (node's pass/fail lines close the output).
+# The whole test suite, as `make test` runs it: cmocka unit tests, plain and under
+# ASan+UBSan; each libFuzzer target for 20 s; the pytest integration suite against
+# the release build and again against the ASan+UBSan build (where any sanitizer
+# report fails the run); the benchmark's smoke mode; real-WebRTC browser tests last
+# (node's pass/fail lines close the output).
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON=/usr/bin/python3
 
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
 echo "== unit tests"
-for t in build/tests/test_*; do
+for t in build/tests/test_* build/asan/tests/test_*; do
   [ -x "$t" ] || continue
   echo "-- $t"
   "$t"
 done
+
+echo "== fuzz targets, 20 s each (make fuzz runs them longer)"
+scripts/fuzz.sh 20 $(ls fuzz/fuzz_*.c | sed 's|fuzz/fuzz_||; s|\.c$||')
 
 run_integration() {
   echo "== integration tests: $1"
@@ -20,9 +27,7 @@ run_integration() {
 }
 
 run_integration build/signal-server
-ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1" \
-UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-  run_integration build/asan/signal-server
+run_integration build/asan/signal-server
 
 echo "== benchmark harness, smoke mode (seconds; the full run is make bench)"
 "$PYTHON" bench/run.py --smoke

@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 BUILD="make gcc pkg-config xxd libuv1-dev libhttp-parser-dev libssl-dev"
 # unit and integration tests (tests/unit, tests/integration, bench/run.py --smoke)
 TEST="libcmocka-dev python3-pytest python3-pytest-timeout python3-websockets python3-psutil"
+# libFuzzer targets (fuzz/), built with clang
+FUZZ="clang libclang-rt-14-dev libfuzzer-14-dev"
 # bench/run.py, whose smoke mode runs in `make test` (it imports matplotlib for its plots)
 BENCH="python3-matplotlib"
 
 # shellcheck disable=SC2086
-exec scripts/apt-install.sh $BUILD $TEST $BENCH
+exec scripts/apt-install.sh $BUILD $TEST $FUZZ $BENCH

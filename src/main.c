@@ -69,6 +69,12 @@ static void on_stopped(void *arg) {
   uv_close((uv_handle_t *)&app->sighup, NULL);
 }
 
+static void on_stopped_early(void *arg) {
+  app_t *app = arg;
+  sig_server_free(app->server);
+  app->server = NULL;
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   app_t *app = h->data;
   if (signum == SIGHUP) {
@@ -156,10 +162,17 @@ int main(int argc, char **argv) {
            SIG_VERSION, sig_log_path());
   uv_signal_t *sigs[] = {&app.sigterm, &app.sigint, &app.sighup};
   int signums[] = {SIGTERM, SIGINT, SIGHUP};
-  for (int i = 0; i < 3; i++) {
-    uv_signal_init(app.loop, sigs[i]);
+  for (int i = 0, inited = 0; i < 3; i++) {
+    int rc = uv_signal_init(app.loop, sigs[i]);
     sigs[i]->data = &app;
-    uv_signal_start(sigs[i], on_signal, signums[i]);
+    if (rc == 0) inited++, rc = uv_signal_start(sigs[i], on_signal, signums[i]);
+    if (rc != 0) { /* without signals the server could not be stopped cleanly: refuse to run */
+      fprintf(stderr, "signal-server: cannot handle signal %d: %s\n", signums[i], uv_strerror(rc));
+      SIG_ERROR("server", "cannot handle signal %d error=\"%s\"", signums[i], uv_strerror(rc));
+      for (int j = 0; j < inited; j++) uv_close((uv_handle_t *)sigs[j], NULL);
+      sig_server_shutdown(app.server, on_stopped_early, &app);
+      goto out_loop;
+    }
   }
   uv_run(app.loop, UV_RUN_DEFAULT);
   status = 0;
@@ -167,7 +180,9 @@ int main(int argc, char **argv) {
 out_loop:
   if (app.loop != NULL) {
     uv_run(app.loop, UV_RUN_DEFAULT); /* finish pending close callbacks */
-    uv_loop_close(app.loop);
+    int rc = uv_loop_close(app.loop);
+    if (rc != 0)
+      SIG_WARN("server", "event loop closed with handles open error=\"%s\"", uv_strerror(rc));
   }
 out:
   sig_log_close();

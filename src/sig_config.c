@@ -426,8 +426,8 @@ static int column(const reader *r, const char *at) {
 }
 
 /* Writes "NAME:LINE:COL: [KEY: ]reason" to err. */
-__attribute__((format(printf, 4, 5))) static int fail(reader *r, const char *at, const char *key,
-                                                      const char *fmt, ...) {
+__attribute__((format(printf, 4, 5))) static int refuse(reader *r, const char *at, const char *key,
+                                                        const char *fmt, ...) {
   va_list ap;
   int n;
   if (r->err == NULL || r->errlen == 0) return SIG_ECONFIG;
@@ -465,7 +465,7 @@ static int check_utf8(reader *r) {
       continue;
     }
     if ((n = utf8_len(p, r->end)) == 0)
-      return fail(r, p, NULL, "invalid UTF-8 (byte 0x%02x)", (unsigned char)*p);
+      return refuse(r, p, NULL, "invalid UTF-8 (byte 0x%02x)", (unsigned char)*p);
     p += n;
   }
   r->line = 1;
@@ -481,12 +481,12 @@ static int check_line_end(reader *r, const char *key, const char *after) {
   if (r->p < r->end && *r->p == '#') {
     for (r->p++; !at_eol(r); r->p++)
       if (is_ctrl((unsigned char)*r->p))
-        return fail(r, r->p, NULL, "control character U+%04X in a comment",
-                    (unsigned)(unsigned char)*r->p);
+        return refuse(r, r->p, NULL, "control character U+%04X in a comment",
+                      (unsigned)(unsigned char)*r->p);
   }
   if (at_eol(r)) return 0;
-  return fail(r, r->p, key, "unexpected %s after %s", describe(what, sizeof(what), r->p, r->end),
-              after);
+  return refuse(r, r->p, key, "unexpected %s after %s", describe(what, sizeof(what), r->p, r->end),
+                after);
 }
 
 static void next_line(reader *r) {
@@ -503,7 +503,7 @@ static int read_escape(reader *r, char *out, size_t *n, const char *key) {
   uint32_t cp = 0;
 
   if (r->p + 1 == r->end || r->p[1] == '\n' || r->p[1] == '\r')
-    return fail(r, bs, key, "unterminated string (a line cannot end with '\\')");
+    return refuse(r, bs, key, "unterminated string (a line cannot end with '\\')");
   c = r->p[1];
   switch (c) {
     case '"': out[(*n)++] = '"'; break;
@@ -516,25 +516,26 @@ static int read_escape(reader *r, char *out, size_t *n, const char *key) {
     case 'u':
     case 'U':
       ndig = c == 'u' ? 4 : 8;
-      if (r->end - (r->p + 2) < ndig) return fail(r, bs, key, "\\%c needs %d hex digits", c, ndig);
+      if (r->end - (r->p + 2) < ndig)
+        return refuse(r, bs, key, "\\%c needs %d hex digits", c, ndig);
       for (int i = 0; i < ndig; i++) {
         int d = sig_hex_value((unsigned char)r->p[2 + i]);
-        if (d < 0) return fail(r, bs, key, "\\%c needs %d hex digits", c, ndig);
+        if (d < 0) return refuse(r, bs, key, "\\%c needs %d hex digits", c, ndig);
         cp = cp << 4 | (uint32_t)d;
       }
-      if (cp == 0) return fail(r, bs, key, "\\%c escapes of NUL are not allowed", c);
+      if (cp == 0) return refuse(r, bs, key, "\\%c escapes of NUL are not allowed", c);
       if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return fail(r, bs, key, "\\%c%.*s is not a Unicode scalar value", c, ndig, r->p + 2);
+        return refuse(r, bs, key, "\\%c%.*s is not a Unicode scalar value", c, ndig, r->p + 2);
       *n += sig_utf8_put(out + *n, cp);
       r->p += 2 + ndig;
       return 0;
     default:
       if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
-        return fail(r, bs, key,
-                    "invalid escape '\\%c' (write \\\\ for a backslash, or use a 'literal string')",
-                    c);
-      return fail(r, bs, key, "invalid escape: '\\' followed by %s",
-                  describe(what, sizeof(what), r->p + 1, r->end));
+        return refuse(
+            r, bs, key,
+            "invalid escape '\\%c' (write \\\\ for a backslash, or use a 'literal string')", c);
+      return refuse(r, bs, key, "invalid escape: '\\' followed by %s",
+                    describe(what, sizeof(what), r->p + 1, r->end));
   }
   r->p += 2;
   return 0;
@@ -548,13 +549,13 @@ static int read_basic_string(reader *r, char **out, const char *key) {
   int rc;
 
   if (r->end - r->p >= 3 && memcmp(r->p, "\"\"\"", 3) == 0)
-    return fail(r, open, key, "multi-line strings are not supported");
+    return refuse(r, open, key, "multi-line strings are not supported");
   /* Decoding never grows the text, so the rest of the line bounds the result. */
   buf = sig_malloc((size_t)((eol != NULL ? eol : r->end) - r->p) + 1);
   for (r->p++;;) {
     unsigned char c;
     if (at_eol(r)) {
-      rc = fail(r, open, key, "unterminated string");
+      rc = refuse(r, open, key, "unterminated string");
       goto fail;
     }
     c = (unsigned char)*r->p;
@@ -564,7 +565,7 @@ static int read_basic_string(reader *r, char **out, const char *key) {
       continue;
     }
     if (is_ctrl(c)) {
-      rc = fail(r, r->p, key, "control character U+%04X in a string (write it as an escape)", c);
+      rc = refuse(r, r->p, key, "control character U+%04X in a string (write it as an escape)", c);
       goto fail;
     }
     buf[n++] = (char)c;
@@ -583,14 +584,14 @@ fail:
 static int read_literal_string(reader *r, char **out, const char *key) {
   const char *open = r->p, *start;
   if (r->end - r->p >= 3 && memcmp(r->p, "'''", 3) == 0)
-    return fail(r, open, key, "multi-line strings are not supported");
+    return refuse(r, open, key, "multi-line strings are not supported");
   for (start = ++r->p; !at_eol(r) && *r->p != '\''; r->p++)
     if (is_ctrl((unsigned char)*r->p))
-      return fail(r, r->p, key,
-                  "control character U+%04X in a literal string (use a \"basic string\" with an "
-                  "escape)",
-                  (unsigned)(unsigned char)*r->p);
-  if (at_eol(r)) return fail(r, open, key, "unterminated string");
+      return refuse(r, r->p, key,
+                    "control character U+%04X in a literal string (use a \"basic string\" with an "
+                    "escape)",
+                    (unsigned)(unsigned char)*r->p);
+  if (at_eol(r)) return refuse(r, open, key, "unterminated string");
   *out = sig_strndup(start, (size_t)(r->p - start));
   r->p++;
   return 0;
@@ -613,9 +614,9 @@ static int read_array(reader *r, value *v, const char *key) {
   if (!at_stop(r) && *r->p == ']') goto done;
   for (;;) {
     skip_ws(r);
-    if (at_stop(r)) return fail(r, open, key, "%s", multi_line);
-    if (*r->p == '[') return fail(r, r->p, key, "nested arrays are not supported");
-    if (*r->p != '"' && *r->p != '\'') return fail(r, r->p, key, "arrays may only hold strings");
+    if (at_stop(r)) return refuse(r, open, key, "%s", multi_line);
+    if (*r->p == '[') return refuse(r, r->p, key, "nested arrays are not supported");
+    if (*r->p != '"' && *r->p != '\'') return refuse(r, r->p, key, "arrays may only hold strings");
     if (v->nitems == cap) {
       cap = cap != 0 ? cap * 2 : 4;
       v->items = sig_realloc(v->items, cap * sizeof(*v->items));
@@ -623,12 +624,12 @@ static int read_array(reader *r, value *v, const char *key) {
     if ((rc = read_string(r, &v->items[v->nitems], key)) != 0) return rc;
     v->nitems++;
     skip_ws(r);
-    if (at_stop(r)) return fail(r, open, key, "%s", multi_line);
+    if (at_stop(r)) return refuse(r, open, key, "%s", multi_line);
     if (*r->p == ']') break;
-    if (*r->p != ',') return fail(r, r->p, key, "expected ',' or ']' in an array");
+    if (*r->p != ',') return refuse(r, r->p, key, "expected ',' or ']' in an array");
     r->p++;
     skip_ws(r);
-    if (at_stop(r)) return fail(r, open, key, "%s", multi_line);
+    if (at_stop(r)) return refuse(r, open, key, "%s", multi_line);
     if (*r->p == ']') break; /* trailing comma */
   }
 done:
@@ -649,33 +650,33 @@ static int read_number(reader *r, const char *t, size_t n, value *v, const char 
 
   if (memchr(t, ':', n) != NULL || (n >= 5 && is_digit(t[0]) && is_digit(t[1]) && is_digit(t[2]) &&
                                     is_digit(t[3]) && t[4] == '-'))
-    return fail(r, t, key, "dates and times are not supported");
+    return refuse(r, t, key, "dates and times are not supported");
   if (*s == '+' || *s == '-') neg = *s++ == '-';
   len = (size_t)(e - s);
   if (token_is(s, len, "inf") || token_is(s, len, "nan"))
-    return fail(r, t, key, "floats are not supported");
+    return refuse(r, t, key, "floats are not supported");
   if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o' || s[1] == 'b'))
-    return fail(r, t, key, "hexadecimal, octal and binary integers are not supported");
+    return refuse(r, t, key, "hexadecimal, octal and binary integers are not supported");
   if (memchr(s, '.', len) != NULL || memchr(s, 'e', len) != NULL || memchr(s, 'E', len) != NULL)
-    return fail(r, t, key, "floats are not supported");
-  if (len == 0) return fail(r, t, key, "invalid integer");
-  if (s[0] == '0' && len > 1) return fail(r, t, key, "leading zeros are not allowed");
+    return refuse(r, t, key, "floats are not supported");
+  if (len == 0) return refuse(r, t, key, "invalid integer");
+  if (s[0] == '0' && len > 1) return refuse(r, t, key, "leading zeros are not allowed");
 
   limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
   for (const char *q = s; q < e; q++) {
     unsigned d;
     if (*q == '_') {
       if (!prev_digit || q + 1 == e || !is_digit(q[1]))
-        return fail(r, t, key, "'_' in an integer must sit between digits");
+        return refuse(r, t, key, "'_' in an integer must sit between digits");
       prev_digit = false;
       continue;
     }
     if (!is_digit(*q))
-      return fail(r, t, key, "invalid integer '%.*s'",
-                  (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
+      return refuse(r, t, key, "invalid integer '%.*s'",
+                    (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
     d = (unsigned)(*q - '0');
     if (acc > (limit - d) / 10)
-      return fail(r, t, key, "integer out of range (must fit in 64 bits)");
+      return refuse(r, t, key, "integer out of range (must fit in 64 bits)");
     acc = acc * 10 + d;
     prev_digit = true;
   }
@@ -693,18 +694,18 @@ static int read_value(reader *r, value *v, const char *key) {
   char what[48];
   size_t n;
 
-  if (at_stop(r)) return fail(r, t, key, "missing value");
+  if (at_stop(r)) return refuse(r, t, key, "missing value");
   switch (*r->p) {
     case '"':
     case '\'': v->type = VAL_STRING; return read_string(r, &v->str, key);
     case '[': return read_array(r, v, key);
-    case '{': return fail(r, t, key, "inline tables are not supported");
+    case '{': return refuse(r, t, key, "inline tables are not supported");
     default: break;
   }
   while (r->p < r->end && is_token((unsigned char)*r->p)) r->p++;
   n = (size_t)(r->p - t);
   if (n == 0)
-    return fail(r, t, key, "expected a value, got %s", describe(what, sizeof(what), t, r->end));
+    return refuse(r, t, key, "expected a value, got %s", describe(what, sizeof(what), t, r->end));
   if (token_is(t, n, "true") || token_is(t, n, "false")) {
     v->type = VAL_BOOL;
     v->b = t[0] == 't';
@@ -712,9 +713,9 @@ static int read_value(reader *r, value *v, const char *key) {
   }
   if (is_digit(t[0]) || t[0] == '+' || t[0] == '-') return read_number(r, t, n, v, key);
   if (token_is(t, n, "inf") || token_is(t, n, "nan"))
-    return fail(r, t, key, "floats are not supported");
-  return fail(r, t, key, "invalid value '%.*s' (strings must be quoted)",
-              (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
+    return refuse(r, t, key, "floats are not supported");
+  return refuse(r, t, key, "invalid value '%.*s' (strings must be quoted)",
+                (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
 }
 
 static int read_table(reader *r) {
@@ -724,26 +725,26 @@ static int read_table(reader *r) {
 
   r->p++;
   if (r->p < r->end && *r->p == '[')
-    return fail(r, open, NULL, "arrays of tables [[...]] are not supported");
+    return refuse(r, open, NULL, "arrays of tables [[...]] are not supported");
   skip_ws(r);
   for (name = r->p; r->p < r->end && is_bare_key((unsigned char)*r->p);) r->p++;
   len = (size_t)(r->p - name);
   if (len == 0) {
     if (r->p < r->end && (*r->p == '"' || *r->p == '\''))
-      return fail(r, r->p, NULL, "quoted table names are not supported");
-    return fail(r, r->p, NULL, "expected a table name after '['");
+      return refuse(r, r->p, NULL, "quoted table names are not supported");
+    return refuse(r, r->p, NULL, "expected a table name after '['");
   }
   skip_ws(r);
   if (r->p < r->end && *r->p == '.')
-    return fail(r, open, NULL, "dotted table names are not supported");
-  if (r->p == r->end || *r->p != ']') return fail(r, r->p, NULL, "expected ']' after table name");
+    return refuse(r, open, NULL, "dotted table names are not supported");
+  if (r->p == r->end || *r->p != ']') return refuse(r, r->p, NULL, "expected ']' after table name");
   r->p++;
   if ((t = find_table(name, len)) < 0)
-    return fail(r, open, NULL, "unknown table [%.*s]",
-                (int)(len < MAX_NAME_IN_MSG ? len : MAX_NAME_IN_MSG), name);
+    return refuse(r, open, NULL, "unknown table [%.*s]",
+                  (int)(len < MAX_NAME_IN_MSG ? len : MAX_NAME_IN_MSG), name);
   if (r->table_line[t] != 0)
-    return fail(r, open, NULL, "duplicate table [%s] (first on line %d)", keys[t].table,
-                r->table_line[t]);
+    return refuse(r, open, NULL, "duplicate table [%s] (first on line %d)", keys[t].table,
+                  r->table_line[t]);
   r->table_line[t] = r->line;
   r->table = t;
   return check_line_end(r, NULL, "the table header");
@@ -759,33 +760,33 @@ static int read_keyval(reader *r, sig_config_t *cfg) {
   while (r->p < r->end && is_bare_key((unsigned char)*r->p)) r->p++;
   klen = (size_t)(r->p - kp);
   if (klen == 0) {
-    if (*r->p == '"' || *r->p == '\'') return fail(r, kp, NULL, "quoted keys are not supported");
-    return fail(r, kp, NULL, "expected a key, a [table] header or a comment, got %s",
-                describe(what, sizeof(what), kp, r->end));
+    if (*r->p == '"' || *r->p == '\'') return refuse(r, kp, NULL, "quoted keys are not supported");
+    return refuse(r, kp, NULL, "expected a key, a [table] header or a comment, got %s",
+                  describe(what, sizeof(what), kp, r->end));
   }
   skip_ws(r);
-  if (r->p < r->end && *r->p == '.') return fail(r, kp, NULL, "dotted keys are not supported");
-  if (at_eol(r) || *r->p != '=') return fail(r, r->p, NULL, "expected '=' after the key");
+  if (r->p < r->end && *r->p == '.') return refuse(r, kp, NULL, "dotted keys are not supported");
+  if (at_eol(r) || *r->p != '=') return refuse(r, r->p, NULL, "expected '=' after the key");
   r->p++;
   shown = (int)(klen < MAX_NAME_IN_MSG ? klen : MAX_NAME_IN_MSG);
   if (r->table < 0) {
     int any = find_key(-1, kp, klen);
     if (any >= 0)
-      return fail(r, kp, NULL, "%.*s: key outside a table (put it under [%s])", shown, kp,
-                  keys[any].table);
-    return fail(r, kp, NULL, "%.*s: key outside a table", shown, kp);
+      return refuse(r, kp, NULL, "%.*s: key outside a table (put it under [%s])", shown, kp,
+                    keys[any].table);
+    return refuse(r, kp, NULL, "%.*s: key outside a table", shown, kp);
   }
   snprintf(qname, sizeof(qname), "%s.%.*s", keys[r->table].table, shown, kp);
-  if ((k = find_key(r->table, kp, klen)) < 0) return fail(r, kp, qname, "unknown key");
+  if ((k = find_key(r->table, kp, klen)) < 0) return refuse(r, kp, qname, "unknown key");
   if (r->key_line[k] != 0)
-    return fail(r, kp, qname, "duplicate key (first set on line %d)", r->key_line[k]);
+    return refuse(r, kp, qname, "duplicate key (first set on line %d)", r->key_line[k]);
   r->key_line[k] = r->line;
 
   skip_ws(r);
   vp = r->p;
   if ((rc = read_value(r, &v, qname)) != 0) goto out;
   if ((rc = check_line_end(r, qname, "the value")) != 0) goto out;
-  if ((rc = apply(cfg, &keys[k], &v, why, sizeof(why))) != 0) rc = fail(r, vp, qname, "%s", why);
+  if ((rc = apply(cfg, &keys[k], &v, why, sizeof(why))) != 0) rc = refuse(r, vp, qname, "%s", why);
 
 out:
   value_free(&v);

@@ -96,16 +96,16 @@ static void destroy(sig_conn_t *c) {
 static void on_reap(uv_idle_t *h) {
   sig_conns_t *s = h->data;
   while (!sig_list_empty(&s->doomed)) destroy(SIG_LIST_DATA(s->doomed.next, sig_conn_t, link));
-  uv_idle_stop(h);
+  SIG_MUST(uv_idle_stop(h));
 }
 
 static void doom(sig_conn_t *c) {
   c->state = SIG_CONN_DOOMED;
-  uv_read_stop((uv_stream_t *)&c->tcp);
+  SIG_MUST(uv_read_stop((uv_stream_t *)&c->tcp));
   sig_list_remove(&c->link);
   c->deadline = SIG_DEADLINE_NONE;
   sig_list_append(&c->set->doomed, &c->link);
-  uv_idle_start(&c->set->reaper, on_reap);
+  SIG_MUST(uv_idle_start(&c->set->reaper, on_reap));
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -339,13 +339,12 @@ sig_conns_t *sig_conns_new(uv_loop_t *loop, const sig_conns_config_t *cfg) {
   s->cfg = *cfg;
   for (int l = 0; l < SIG_DEADLINE_COUNT; l++) sig_list_init(&s->lists[l]);
   sig_list_init(&s->doomed);
-  /* uv_timer_init and uv_idle_init only fill in the handle: they cannot fail. */
-  uv_timer_init(loop, &s->timer);
+  SIG_MUST(uv_timer_init(loop, &s->timer));
   s->timer.data = s;
-  uv_idle_init(loop, &s->reaper);
+  SIG_MUST(uv_idle_init(loop, &s->reaper));
   s->reaper.data = s;
   s->handles_open = 2;
-  uv_timer_start(&s->timer, on_tick, TICK_MS, TICK_MS);
+  SIG_MUST(uv_timer_start(&s->timer, on_tick, TICK_MS, TICK_MS));
   return s;
 }
 

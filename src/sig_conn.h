@@ -39,7 +39,12 @@ struct uv_stream_s;
 typedef struct sig_conn_s sig_conn_t;
 typedef struct sig_conns_s sig_conns_t;
 
-typedef enum { SIG_CONN_OPEN, SIG_CONN_DRAINING, SIG_CONN_DOOMED, SIG_CONN_CLOSED } sig_conn_state_t;
+typedef enum {
+  SIG_CONN_OPEN,
+  SIG_CONN_DRAINING,
+  SIG_CONN_DOOMED,
+  SIG_CONN_CLOSED
+} sig_conn_state_t;
 
 typedef enum {
   SIG_CONN_NOW,   /* drop what is queued and close the socket */
@@ -74,8 +79,8 @@ typedef struct {
 
 typedef struct {
   uint64_t durations_ms[SIG_DEADLINE_COUNT];
-  size_t max_queue_bytes; /* a connection whose queued bytes would pass this is dropped */
-  unsigned pings_per_tick; /* PING deadlines handled per tick at most (spreads waves) */
+  size_t max_queue_bytes;     /* a connection whose queued bytes would pass this is dropped */
+  unsigned pings_per_tick;    /* PING deadlines handled per tick at most (spreads waves) */
   void (*on_tick)(void *arg); /* called on every tick, after the deadlines */
   void *tick_arg;
 } sig_conns_config_t;

@@ -50,8 +50,11 @@ static void send_response(sig_conn_t *c, sig_http_response_t *resp) {
 }
 
 static void respond_json(sig_conn_t *c, int status, char *body, size_t len, int keep_alive) {
-  sig_http_response_t resp = {.status = status, .content_type = "application/json", .body = body,
-                              .body_len = len, .keep_alive = keep_alive};
+  sig_http_response_t resp = {.status = status,
+                              .content_type = "application/json",
+                              .body = body,
+                              .body_len = len,
+                              .keep_alive = keep_alive};
   send_response(c, &resp);
   free(body);
 }
@@ -61,8 +64,11 @@ static void respond_error(sig_conn_t *c, int status, const char *msg, int keep_a
                           const sig_http_header_t *hint) {
   size_t len;
   char *body = sig_msg_encode_resp_error(msg, &len);
-  sig_http_response_t resp = {.status = status, .content_type = "application/json", .body = body,
-                              .body_len = len, .keep_alive = keep_alive};
+  sig_http_response_t resp = {.status = status,
+                              .content_type = "application/json",
+                              .body = body,
+                              .body_len = len,
+                              .keep_alive = keep_alive};
   if (hint != NULL) resp.extra[0] = *hint;
   send_response(c, &resp);
   free(body);
@@ -74,9 +80,9 @@ static int handle_health(sig_conn_t *c, const sig_http_request_t *r, int keep_al
   stage_t *st = sig_conn_data(c);
   size_t len;
   (void)r;
-  char *body = sig_msg_encode_resp_health(sig_conns_count(st->ep->conns),
-                                          sig_router_domains(st->ep->router),
-                                          sig_router_exchanges(st->ep->router), &len);
+  char *body =
+      sig_msg_encode_resp_health(sig_conns_count(st->ep->conns), sig_router_domains(st->ep->router),
+                                 sig_router_exchanges(st->ep->router), &len);
   respond_json(c, SIG_STATUS_OK, body, len, keep_alive);
   return 0;
 }
@@ -95,15 +101,14 @@ static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_ali
     respond_error(c, why.code, why.msg, keep_alive, NULL);
     return 0;
   }
-  SIG_INFO("http", "POST /offer status=200 id=%s peer=%s", id, SIG_CONN_PEER(c));
+  SIG_INFO("http", "POST /offer status=%d id=%s peer=%s", SIG_STATUS_OK, id, SIG_CONN_PEER(c));
   size_t len;
   char *body = sig_msg_encode_resp_id(id, &len);
   respond_json(c, SIG_STATUS_OK, body, len, keep_alive);
   return 0;
 }
 
-static int refuse_upgrade(sig_conn_t *c, const sig_refusal_t *why,
-                          const sig_http_header_t *hint) {
+static int refuse_upgrade(sig_conn_t *c, const sig_refusal_t *why, const sig_http_header_t *hint) {
   SIG_INFO("http", "upgrade refused status=%d peer=%s msg=\"%s\"", why->code, SIG_CONN_PEER(c),
            why->msg);
   respond_error(c, why->code, why->msg, 0, hint);
@@ -161,8 +166,8 @@ static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
   char msg[SIG_REFUSAL_MAX];
   st->head = r->method == SIG_HTTP_HEAD;
   if (r->http_major == 1 && r->http_minor >= 1 && r->h_host == NULL) { /* RFC 9112 3.2 */
-    SIG_INFO("http", "%s %.200s status=400 peer=%s msg=\"host: required\"", r->method_name,
-             r->path, SIG_CONN_PEER(c));
+    SIG_INFO("http", "%s %.200s status=%d peer=%s msg=\"host: required\"", r->method_name, r->path,
+             SIG_STATUS_BAD_REQUEST, SIG_CONN_PEER(c));
     respond_error(c, SIG_STATUS_BAD_REQUEST, "host: required", 0, NULL);
     sig_conn_close(c, SIG_CONN_FLUSH);
     return 1;
@@ -172,9 +177,12 @@ static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
   if (method == SIG_HTTP_HEAD && !(route != NULL && route->handle == handle_ws))
     method = SIG_HTTP_GET;
   if (asset != NULL && method == SIG_HTTP_GET) {
-    sig_http_response_t resp = {.status = SIG_STATUS_OK, .content_type = asset->content_type,
-                                .body = (const char *)asset->data, .body_len = asset->len,
-                                .keep_alive = keep_alive, .no_cache = 1};
+    sig_http_response_t resp = {.status = SIG_STATUS_OK,
+                                .content_type = asset->content_type,
+                                .body = (const char *)asset->data,
+                                .body_len = asset->len,
+                                .keep_alive = keep_alive,
+                                .no_cache = 1};
     send_response(c, &resp);
   } else if (asset != NULL && r->method != SIG_HTTP_OPTIONS) {
     sig_http_header_t allow = {"Allow", "GET, HEAD, OPTIONS"};
@@ -182,16 +190,18 @@ static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
     respond_error(c, SIG_STATUS_METHOD_NOT_ALLOWED, msg, keep_alive, &allow);
   } else if (route == NULL && asset == NULL) {
     snprintf(msg, sizeof(msg), "path: no such endpoint '%.200s'", r->path);
-    SIG_INFO("http", "%s %.200s status=404 peer=%s", r->method_name, r->path, SIG_CONN_PEER(c));
+    SIG_INFO("http", "%s %.200s status=%d peer=%s", r->method_name, r->path, SIG_STATUS_NOT_FOUND,
+             SIG_CONN_PEER(c));
     respond_error(c, SIG_STATUS_NOT_FOUND, msg, keep_alive, NULL);
   } else if (r->method == SIG_HTTP_OPTIONS) { /* on a route or an asset */
-    sig_http_response_t resp = {.status = SIG_STATUS_NO_CONTENT, .keep_alive = keep_alive,
-                                .preflight = 1};
+    sig_http_response_t resp = {
+        .status = SIG_STATUS_NO_CONTENT, .keep_alive = keep_alive, .preflight = 1};
     send_response(c, &resp);
   } else if (method != route->method) {
     sig_http_header_t allow = {"Allow", route->allow};
     snprintf(msg, sizeof(msg), "method: %s is not allowed on %s", r->method_name, route->name);
-    SIG_INFO("http", "%s %.200s status=405 peer=%s", r->method_name, r->path, SIG_CONN_PEER(c));
+    SIG_INFO("http", "%s %.200s status=%d peer=%s", r->method_name, r->path,
+             SIG_STATUS_METHOD_NOT_ALLOWED, SIG_CONN_PEER(c));
     respond_error(c, SIG_STATUS_METHOD_NOT_ALLOWED, msg, keep_alive, &allow);
   } else if (r->upgrade && route->handle != handle_ws) {
     respond_error(c, SIG_STATUS_BAD_REQUEST, "upgrade: not supported on this endpoint", 0, NULL);
@@ -217,7 +227,8 @@ static void free_stage(stage_t *st) {
 
 static void on_data(sig_conn_t *c, const char *buf, size_t len) {
   stage_t *st = sig_conn_data(c);
-  if (sig_conn_deadline(c) == SIG_DEADLINE_KEEPALIVE) sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST);
+  if (sig_conn_deadline(c) == SIG_DEADLINE_KEEPALIVE)
+    sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST);
   for (;;) {
     size_t used = 0;
     int rc = sig_http_feed(st->http, buf, len, &used);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sig_proto.h"
 #include "sig_util.h"
 
 /* Header values we keep are short (a WebSocket key is 24 bytes); anything longer
@@ -30,7 +31,7 @@ static const char *const header_names[H_COUNT] = {
 struct sig_http_s {
   http_parser parser;
   size_t max_header_bytes, max_body_bytes;
-  size_t head_bytes;    /* fed to the parser since this request began, while its head was open */
+  size_t head_bytes;     /* fed to the parser since this request began, while its head was open */
   size_t body_announced; /* chunked: the sum of the chunk sizes so far */
   char *url;
   size_t url_len;
@@ -53,7 +54,7 @@ struct sig_http_s {
 
 /* Records the refusal; returns what a callback returns to stop the parser (nonzero) and
  * what sig_http_feed returns (negative). */
-static int fail(sig_http_t *h, int status, const char *msg) {
+static int refuse(sig_http_t *h, int status, const char *msg) {
   h->err_status = status;
   h->err_msg = msg;
   return SIG_EBADMSG;
@@ -123,7 +124,7 @@ static int on_headers_complete(http_parser *p) {
   if (h->too_long != H_NONE) {
     snprintf(h->err_buf, sizeof(h->err_buf), "%s: header value too long",
              header_names[h->too_long]);
-    return fail(h, 400, h->err_buf);
+    return refuse(h, SIG_STATUS_BAD_REQUEST, h->err_buf);
   }
   /* Read now: the parser counts content_length down as the body arrives. */
   h->has_body =
@@ -131,7 +132,7 @@ static int on_headers_complete(http_parser *p) {
   if ((p->flags & F_CHUNKED) == 0 && p->content_length != ULLONG_MAX &&
       p->content_length > h->max_body_bytes) {
     snprintf(h->err_buf, sizeof(h->err_buf), "body: larger than %zu bytes", h->max_body_bytes);
-    return fail(h, 413, h->err_buf);
+    return refuse(h, SIG_STATUS_TOO_LARGE, h->err_buf);
   }
   if ((p->flags & F_CHUNKED) == 0 && p->content_length != ULLONG_MAX &&
       p->content_length + 1 > h->body_cap) { /* one allocation for the whole body */
@@ -151,7 +152,7 @@ static int on_chunk_header(http_parser *p) {
   h->body_announced += (size_t)p->content_length;
   if (p->content_length > h->max_body_bytes || h->body_announced > h->max_body_bytes) {
     snprintf(h->err_buf, sizeof(h->err_buf), "body: larger than %zu bytes", h->max_body_bytes);
-    return fail(h, 413, h->err_buf);
+    return refuse(h, SIG_STATUS_TOO_LARGE, h->err_buf);
   }
   return 0;
 }
@@ -271,7 +272,8 @@ int sig_http_feed(sig_http_t *h, const char *buf, size_t len, size_t *consumed) 
   while (used < len && !h->complete) {
     size_t n = len - used;
     if (!h->head_done) { /* the head may not pass max_header_bytes, by position */
-      if (h->head_bytes == h->max_header_bytes) return fail(h, 431, "head: request head too large");
+      if (h->head_bytes == h->max_header_bytes)
+        return refuse(h, SIG_STATUS_HEADERS_TOO_LARGE, "head: request head too large");
       if (n > h->max_header_bytes - h->head_bytes) n = h->max_header_bytes - h->head_bytes;
     }
     size_t k = http_parser_execute(&h->parser, &settings, buf + used, n);
@@ -280,14 +282,15 @@ int sig_http_feed(sig_http_t *h, const char *buf, size_t len, size_t *consumed) 
     *consumed = used;
     if (e != HPE_OK && e != HPE_PAUSED) {
       if (h->err_status != 0) return SIG_EBADMSG; /* one of our checks */
-      if (e == HPE_HEADER_OVERFLOW) return fail(h, 431, "head: request head too large");
+      if (e == HPE_HEADER_OVERFLOW)
+        return refuse(h, SIG_STATUS_HEADERS_TOO_LARGE, "head: request head too large");
       snprintf(h->err_buf, sizeof(h->err_buf), "http: %s", http_errno_description(e));
-      return fail(h, 400, h->err_buf);
+      return refuse(h, SIG_STATUS_BAD_REQUEST, h->err_buf);
     }
     if (!h->head_done) h->head_bytes += k;
   }
   if (!h->complete && !h->head_done && h->head_bytes == h->max_header_bytes)
-    return fail(h, 431, "head: request head too large");
+    return refuse(h, SIG_STATUS_HEADERS_TOO_LARGE, "head: request head too large");
   if (h->complete) {
     build_request(h);
     return SIG_HTTP_REQUEST;
@@ -301,7 +304,7 @@ const sig_http_request_t *sig_http_request(const sig_http_t *h) {
 
 int sig_http_error(const sig_http_t *h, const char **msg) {
   *msg = h->err_msg ? h->err_msg : "http: bad request";
-  return h->err_status ? h->err_status : 400;
+  return h->err_status ? h->err_status : SIG_STATUS_BAD_REQUEST;
 }
 
 int sig_http_in_request(const sig_http_t *h) {

@@ -22,7 +22,6 @@
 /* Schema names are shorter than this (sig_json.h). */
 #define NAME_MAX_LEN 64
 
-
 /* The code unit of the 4 hex digits at p (4 bytes available), or -1. */
 static long hex4(const unsigned char *p) {
   long v = 0;
@@ -60,7 +59,6 @@ static uint32_t next_cp(const char **p, const char *end) {
   return cp;
 }
 
-
 /* Writes the value of an accepted string body p[0..end) to o; returns its length (<= end - p). */
 static size_t unescape(const char *p, const char *end, char *o) {
   char *start = o;
@@ -84,7 +82,7 @@ typedef struct {
 typedef struct {
   const char *buf, *p, *end;
   sig_json_val_t *slots; /* the caller's, indexed by sig_json_member_t.slot */
-  jkey_t *keys; /* keys of the open objects, innermost last */
+  jkey_t *keys;          /* keys of the open objects, innermost last */
   size_t nkeys, cap;
   int depth;
   const char *err_at; /* the syntax error: where, and what */

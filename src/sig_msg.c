@@ -46,16 +46,16 @@ int sig_msg_id_valid(const char *s, size_t len) {
 /* The protocol's fields. Each is recorded at the top level and one level down in offer_req and
  * answer_resp, under the same names, so that a check can name exactly what is missing where; only
  * the top level's offer_req and answer_resp are looked into. */
-#define FIELDS(X)                                   \
-  X(TY, "ty", NULL)                                 \
-  X(ID, "id", NULL)                                 \
-  X(TO, "to", NULL)                                 \
-  X(CANDIDATE, "candidate", NULL)                   \
-  X(OFFER_SDP, "offer_sdp", NULL)                   \
-  X(ANSWER_SDP, "answer_sdp", NULL)                 \
-  X(ANSWER_DOMAIN, "answer_domain", NULL)           \
-  X(OFFER_DOMAIN, "offer_domain", NULL)             \
-  X(OFFER_REQ, "offer_req", &offer_req_schema)      \
+#define FIELDS(X)                              \
+  X(TY, "ty", NULL)                            \
+  X(ID, "id", NULL)                            \
+  X(TO, "to", NULL)                            \
+  X(CANDIDATE, "candidate", NULL)              \
+  X(OFFER_SDP, "offer_sdp", NULL)              \
+  X(ANSWER_SDP, "answer_sdp", NULL)            \
+  X(ANSWER_DOMAIN, "answer_domain", NULL)      \
+  X(OFFER_DOMAIN, "offer_domain", NULL)        \
+  X(OFFER_REQ, "offer_req", &offer_req_schema) \
   X(ANSWER_RESP, "answer_resp", &answer_resp_schema)
 
 #define AS_ENUM(id, name, object) F_##id,
@@ -95,7 +95,7 @@ typedef struct {
   size_t used;
 } check_t;
 
-__attribute__((format(printf, 2, 3))) static int fail(check_t *c, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static int refuse(check_t *c, const char *fmt, ...) {
   if (c->err != NULL && c->errlen > 0) {
     va_list ap;
     va_start(ap, fmt);
@@ -141,8 +141,8 @@ static int parse(check_t *c, const char *buf, size_t len) {
   sig_json_val_t root;
   size_t size;
   if (sig_json_scan(buf, len, &schema, c->doc->v, &root, what, sizeof what) != 0)
-    return fail(c, "body: invalid JSON: %s", what);
-  if (root.kind != SIG_JSON_OBJECT) return fail(c, "body: expected a JSON object");
+    return refuse(c, "body: invalid JSON: %s", what);
+  if (root.kind != SIG_JSON_OBJECT) return refuse(c, "body: expected a JSON object");
   if ((size = arena_size(c->doc)) > 0) c->arena = sig_malloc(size);
   return 0;
 }
@@ -150,9 +150,9 @@ static int parse(check_t *c, const char *buf, size_t len) {
 static int get_string(check_t *c, int slot, int required) {
   const sig_json_val_t *v = &c->doc->v[slot];
   const char *key = field_names[slot % F_COUNT];
-  if (v->kind == SIG_JSON_NONE) return required ? fail(c, "%s%s: required", c->path, key) : 0;
-  if (v->kind != SIG_JSON_STRING) return fail(c, "%s%s: expected a string", c->path, key);
-  if (v->nul) return fail(c, "%s%s: must not contain NUL", c->path, key);
+  if (v->kind == SIG_JSON_NONE) return required ? refuse(c, "%s%s: required", c->path, key) : 0;
+  if (v->kind != SIG_JSON_STRING) return refuse(c, "%s%s: expected a string", c->path, key);
+  if (v->nul) return refuse(c, "%s%s: must not contain NUL", c->path, key);
   return 0;
 }
 
@@ -163,7 +163,7 @@ static int get_name(check_t *c, int slot, int required, size_t max, const char *
   if (rc != 0 || c->doc->v[slot].kind == SIG_JSON_NONE) return rc;
   decoded(c, slot);
   if (!name_valid(c->doc->copy[slot].s, c->doc->copy[slot].len, max))
-    return fail(c, "%s%s: %s", c->path, field_names[slot % F_COUNT], rule);
+    return refuse(c, "%s%s: %s", c->path, field_names[slot % F_COUNT], rule);
   *out = c->doc->copy[slot].s;
   return 0;
 }
@@ -208,10 +208,10 @@ static int get_sdp(check_t *c, int slot, const char **out, sig_msg_t *m) {
   decoded(c, slot);
   switch (sdp_check(c->doc->copy[slot].s, c->doc->copy[slot].len, v->base64)) {
     case SDP_NOT_BASE64:
-      return fail(c, "%s%s: not valid base64", c->path, field_names[slot % F_COUNT]);
+      return refuse(c, "%s%s: not valid base64", c->path, field_names[slot % F_COUNT]);
     case SDP_NOT_SDP:
-      return fail(c, "%s%s: not an SDP (decoded text must start with \"v=\")", c->path,
-                  field_names[slot % F_COUNT]);
+      return refuse(c, "%s%s: not an SDP (decoded text must start with \"v=\")", c->path,
+                    field_names[slot % F_COUNT]);
     default: break;
   }
   *out = c->doc->copy[slot].s;
@@ -223,11 +223,12 @@ static int get_sdp(check_t *c, int slot, const char **out, sig_msg_t *m) {
 static int get_candidates(check_t *c, int level, sig_msg_t *m) {
   int slot = level + F_CANDIDATE;
   const sig_json_val_t *v = &c->doc->v[slot];
-  if (v->kind == SIG_JSON_NONE) return fail(c, "%scandidate: required", c->path);
-  if (v->kind != SIG_JSON_ARRAY) return fail(c, "%scandidate: expected an array of strings", c->path);
+  if (v->kind == SIG_JSON_NONE) return refuse(c, "%scandidate: required", c->path);
+  if (v->kind != SIG_JSON_ARRAY)
+    return refuse(c, "%scandidate: expected an array of strings", c->path);
   if (v->bad != SIZE_MAX) {
-    if (v->bad_nul) return fail(c, "%scandidate[%zu]: must not contain NUL", c->path, v->bad);
-    return fail(c, "%scandidate[%zu]: expected a string", c->path, v->bad);
+    if (v->bad_nul) return refuse(c, "%scandidate[%zu]: must not contain NUL", c->path, v->bad);
+    return refuse(c, "%scandidate[%zu]: expected a string", c->path, v->bad);
   }
   if (v->spaced) {
     compact(c, slot);
@@ -242,8 +243,8 @@ static int get_candidates(check_t *c, int level, sig_msg_t *m) {
 static int get_object(check_t *c, int slot, int required) {
   const sig_json_val_t *v = &c->doc->v[slot];
   const char *key = field_names[slot % F_COUNT];
-  if (v->kind == SIG_JSON_NONE) return required ? fail(c, "%s%s: required", c->path, key) : 0;
-  if (v->kind != SIG_JSON_OBJECT) return fail(c, "%s%s: expected an object", c->path, key);
+  if (v->kind == SIG_JSON_NONE) return required ? refuse(c, "%s%s: required", c->path, key) : 0;
+  if (v->kind != SIG_JSON_OBJECT) return refuse(c, "%s%s: expected an object", c->path, key);
   return 0;
 }
 
@@ -260,7 +261,7 @@ static int decode_offer_req(check_t *c, int level, int offer_domain_required, si
 
 static int check_domains_differ(check_t *c, const sig_msg_t *m) {
   if (m->offer_domain != NULL && strcmp(m->answer_domain, m->offer_domain) == 0)
-    return fail(c, "%sanswer_domain: must differ from %soffer_domain", c->path, c->path);
+    return refuse(c, "%sanswer_domain: must differ from %soffer_domain", c->path, c->path);
   return 0;
 }
 
@@ -312,8 +313,7 @@ static int decode_answer_frame(check_t *c, sig_msg_t *m) {
 
 static int decode_candidate_frame(check_t *c, sig_msg_t *m) {
   int rc;
-  if ((rc = get_domain(c, R_TOP + F_TO, 1, &m->to)) != 0 ||
-      (rc = get_candidates(c, R_TOP, m)) != 0)
+  if ((rc = get_domain(c, R_TOP + F_TO, 1, &m->to)) != 0 || (rc = get_candidates(c, R_TOP, m)) != 0)
     return rc;
   return get_id(c, &m->id);
 }
@@ -348,9 +348,9 @@ static int decode_typed(check_t *c, sig_msg_t *m) {
       return 0;
     }
   }
-  sig_text_escape(quoted, sizeof quoted, c->doc->copy[slot].s, c->doc->copy[slot].len,
-                  TY_QUOTE_MAX, 1);
-  return fail(c, "ty: unknown message type '%s'", quoted);
+  sig_text_escape(quoted, sizeof quoted, c->doc->copy[slot].s, c->doc->copy[slot].len, TY_QUOTE_MAX,
+                  1);
+  return refuse(c, "ty: unknown message type '%s'", quoted);
 }
 
 int sig_msg_decode_frame(sig_msg_t *m, const char *buf, size_t len, char *err, size_t errlen) {
@@ -397,7 +397,8 @@ typedef struct {
 static char *assemble(const piece_t *pc, size_t n, size_t *len) {
   size_t size = 1;
   char *out, *o;
-  for (size_t i = 0; i < n; i++) size += pc[i].n == TEXT ? sig_json_write_string(NULL, pc[i].s) : pc[i].n;
+  for (size_t i = 0; i < n; i++)
+    size += pc[i].n == TEXT ? sig_json_write_string(NULL, pc[i].s) : pc[i].n;
   o = out = sig_malloc(size);
   for (size_t i = 0; i < n; i++) {
     if (pc[i].n == TEXT) {

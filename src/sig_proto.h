@@ -8,10 +8,10 @@
 /* WebSocket close codes (RFC 6455 7.4.1, and ours in the 4000 range). */
 enum {
   SIG_CLOSE_NORMAL = 1000,
-  SIG_CLOSE_GOING_AWAY = 1001,  /* server shutting down */
-  SIG_CLOSE_PROTOCOL = 1002,    /* RFC 6455 violation */
-  SIG_CLOSE_UNSUPPORTED = 1003, /* binary frame */
-  SIG_CLOSE_NO_STATUS = 1005,   /* a close frame without a code (never sent) */
+  SIG_CLOSE_GOING_AWAY = 1001,   /* server shutting down */
+  SIG_CLOSE_PROTOCOL = 1002,     /* RFC 6455 violation */
+  SIG_CLOSE_UNSUPPORTED = 1003,  /* binary frame */
+  SIG_CLOSE_NO_STATUS = 1005,    /* a close frame without a code (never sent) */
   SIG_CLOSE_INVALID_DATA = 1007, /* invalid UTF-8 */
   SIG_CLOSE_POLICY = 1008,
   SIG_CLOSE_TOO_BIG = 1009,

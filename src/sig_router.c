@@ -224,8 +224,8 @@ static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domai
   /* Both are checked before anything is forgotten: a refused offer changes nothing. */
   if (!has_room(r, offer) || !has_room(r, answer)) {
     int off = !has_room(r, offer);
-    return refuse(why, SIG_STATUS_TOO_MANY, "%s%s_domain: '%s' has too many open exchanges",
-                  prefix, off ? "offer" : "answer", off ? offer->domain : answer->domain);
+    return refuse(why, SIG_STATUS_TOO_MANY, "%s%s_domain: '%s' has too many open exchanges", prefix,
+                  off ? "offer" : "answer", off ? offer->domain : answer->domain);
   }
   make_room(r, offer);
   make_room(r, answer); /* forgetting one of offer's may already have made room here */

@@ -115,10 +115,10 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   sig_server_t *s = sig_calloc(1, sizeof(*s));
   s->loop = loop;
   s->cfg = cfg;
-  /* uv_tcp_init and uv_timer_init only fill in the handle; uv_tcp_open adopts the socket. */
-  uv_tcp_init(loop, &s->listener);
+  /* uv_tcp_init (no socket yet) and uv_timer_init only fill in the handle. */
+  SIG_MUST(uv_tcp_init(loop, &s->listener));
   s->listener.data = s;
-  uv_timer_init(loop, &s->shutdown_timer);
+  SIG_MUST(uv_timer_init(loop, &s->shutdown_timer));
   s->shutdown_timer.data = s;
   s->handles_open = 2;
   rc = uv_tcp_open(&s->listener, fd);
@@ -173,7 +173,7 @@ const char *sig_server_address(const sig_server_t *s) {
 
 static void on_all_closed(void *arg) {
   sig_server_t *s = arg;
-  uv_timer_stop(&s->shutdown_timer);
+  SIG_MUST(uv_timer_stop(&s->shutdown_timer));
   void (*done)(void *) = s->done;
   s->done = NULL;
   if (done != NULL) done(s->done_arg);
@@ -201,8 +201,8 @@ void sig_server_shutdown(sig_server_t *s, void (*done)(void *arg), void *arg) {
            sig_conns_count(s->conns), sig_router_domains(s->router));
   sig_router_shutdown(s->router);
   uv_close((uv_handle_t *)&s->listener, on_handle_closed);
-  uv_timer_start(&s->shutdown_timer, on_shutdown_timeout,
-                 (uint64_t)s->cfg->shutdown_timeout_s * 1000, 0);
+  SIG_MUST(uv_timer_start(&s->shutdown_timer, on_shutdown_timeout,
+                          (uint64_t)s->cfg->shutdown_timeout_s * 1000, 0));
   sig_conns_on_empty(s->conns, on_all_closed, s);
   sig_conns_shutdown(s->conns);
   if (sig_conns_count(s->conns) == 0) on_all_closed(s);

@@ -15,9 +15,9 @@
 typedef struct {
   sig_conn_t *conn;
   const sig_sessions_t *env;
-  sig_ws_t *ws;             /* while a frame or message is in flight */
-  sig_router_peer_t *peer;  /* while registered */
-  uint8_t closing;          /* our close frame went out */
+  sig_ws_t *ws;            /* while a frame or message is in flight */
+  sig_router_peer_t *peer; /* while registered */
+  uint8_t closing;         /* our close frame went out */
 } session_t;
 
 static const char *label(sig_conn_t *c) {

@@ -111,7 +111,7 @@ const unsigned char *sig_text_skip(const unsigned char *p, const unsigned char *
 #ifdef __SSE2__
   for (; end - p >= 32; p += 32) {
     unsigned bad = cc == SIG_CLASS_BASE64 ? misfits_b64(p) | misfits_b64(p + 16) << 16
-                                : misfits_plain(p) | misfits_plain(p + 16) << 16;
+                                          : misfits_plain(p) | misfits_plain(p + 16) << 16;
     if (bad != 0) return p + __builtin_ctz(bad);
   }
 #endif

@@ -37,6 +37,12 @@ char *sig_strndup_at(const char *s, size_t n, const char *file, int line) {
   return p;
 }
 
+void sig_must_at(int rc, const char *what, const char *file, int line) {
+  if (rc == 0) return;
+  fprintf(stderr, "%s:%d: %s failed: %s\n", file, line, what, sig_strerror(rc));
+  abort();
+}
+
 const char *sig_strerror(int err) {
   switch (err) {
     case SIG_ECONFIG: return "invalid configuration";

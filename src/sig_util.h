@@ -38,6 +38,12 @@ void *sig_realloc_at(void *p, size_t n, const char *file, int line);
 /* Copies at most n bytes of s (stops at NUL) and terminates the copy. */
 char *sig_strndup_at(const char *s, size_t n, const char *file, int line);
 
+/* For calls that cannot fail with the arguments given (uv_timer_init, uv_timer_start with a
+ * callback, uv_read_stop, ...): checked all the same; a failure is a bug, reported with
+ * file:line and aborted on, like an out-of-memory. */
+#define SIG_MUST(call) sig_must_at((call), #call, __FILE__, __LINE__)
+void sig_must_at(int rc, const char *what, const char *file, int line);
+
 #define SIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The struct of type that holds member at ptr. */

@@ -71,7 +71,7 @@ static int send_frame(sig_ws_t *ws, unsigned opcode, const uint8_t *payload, siz
 }
 
 /* Sends our close frame and stops reading. */
-static void fail(sig_ws_t *ws, uint16_t code, const char *reason) {
+static void close_with(sig_ws_t *ws, uint16_t code, const char *reason) {
   uint8_t f[127];
   size_t n = sig_ws_close_frame(f, code, reason);
   ws->closed = 1;
@@ -80,7 +80,7 @@ static void fail(sig_ws_t *ws, uint16_t code, const char *reason) {
 }
 
 static void protocol_error(sig_ws_t *ws) {
-  fail(ws, SIG_CLOSE_PROTOCOL, "protocol error");
+  close_with(ws, SIG_CLOSE_PROTOCOL, "protocol error");
 }
 
 /* XORs n bytes of in with the mask (at phase off) into out, eight at a time. */
@@ -161,7 +161,7 @@ static void on_close_frame(sig_ws_t *ws) {
     }
     ws->utf8_need = 0;
     if (utf8_step(ws, ws->ctl + 2, ws->ctl_len - 2u) != 0 || ws->utf8_need != 0) {
-      fail(ws, SIG_CLOSE_INVALID_DATA, "invalid UTF-8");
+      close_with(ws, SIG_CLOSE_INVALID_DATA, "invalid UTF-8");
       return;
     }
   }
@@ -182,7 +182,7 @@ static void end_frame(sig_ws_t *ws) {
   }
   if (!ws->fin) return;
   if (ws->utf8_need != 0) { /* the message ends inside a character */
-    fail(ws, SIG_CLOSE_INVALID_DATA, "invalid UTF-8");
+    close_with(ws, SIG_CLOSE_INVALID_DATA, "invalid UTF-8");
     return;
   }
   ws->in_message = 0;
@@ -226,12 +226,12 @@ static int start_frame(sig_ws_t *ws) {
   }
   if (ws->opcode == OP_CONT ? !ws->in_message : ws->in_message) goto proto;
   if (ws->opcode == SIG_WS_OP_BINARY) {
-    fail(ws, SIG_CLOSE_UNSUPPORTED, "binary frames are not supported");
+    close_with(ws, SIG_CLOSE_UNSUPPORTED, "binary frames are not supported");
     return -1;
   }
   if (ws->opcode != OP_CONT && ws->opcode != SIG_WS_OP_TEXT) goto proto;
   if (ws->msg_len + len > ws->max_message) {
-    fail(ws, SIG_CLOSE_TOO_BIG, "message too big");
+    close_with(ws, SIG_CLOSE_TOO_BIG, "message too big");
     return -1;
   }
   ws->in_message = 1;
@@ -271,7 +271,7 @@ int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len) {
       unmask(out, in, n, ws->mask, ws->offset);
       ws->msg_len += n;
       if (utf8_step(ws, out, n) != 0) {
-        fail(ws, SIG_CLOSE_INVALID_DATA, "invalid UTF-8");
+        close_with(ws, SIG_CLOSE_INVALID_DATA, "invalid UTF-8");
         break;
       }
     }

@@ -1,6 +1,6 @@
 // The demo page: go online under a name, call another name, chat over a data channel, and
 // optionally share the camera. Everything it does goes through /signal-client.js.
-import { SignalClient } from '/signal-client.js';
+import { CLOSE, SignalClient } from '/signal-client.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -142,7 +142,7 @@ function goOnline(domain) {
   client.addEventListener('close', (e) => {
     log(`server connection closed: ${e.code}${e.reason ? ` ${e.reason}` : ''}`);
     if (!e.reconnect) {
-      const why = { 4000: `Another tab or device took the name ${domain}.`, 4409: `The name ${domain} is taken.` }[e.code];
+      const why = { [CLOSE.REPLACED]: `Another tab or device took the name ${domain}.`, [CLOSE.TAKEN]: `The name ${domain} is taken.` }[e.code];
       if (why) {
         log(why);
         ui.note.textContent = why;

@@ -16,9 +16,23 @@
 
 const NAME_RE = /^[A-Za-z0-9._~-]{1,128}$/;
 
-/** Close codes after which the client does not re-register (see `close` in docs/CLIENT.md). */
-const CLOSE_REPLACED = 4000;
-const CLOSE_TAKEN = 4409;
+/**
+ * The server's WebSocket close codes (docs/PROTOCOL.md; src/sig_proto.h in the server). After
+ * REPLACED, TAKEN and FULL the client does not re-register at once (see `close` in docs/CLIENT.md).
+ */
+export const CLOSE = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL: 1002,
+  UNSUPPORTED: 1003,
+  INVALID_DATA: 1007,
+  POLICY: 1008,
+  TOO_BIG: 1009,
+  REPLACED: 4000,
+  PING_TIMEOUT: 4408,
+  TAKEN: 4409,
+  FULL: 4503,
+});
 
 /**
  * @typedef {object} SignalClientOptions
@@ -200,8 +214,8 @@ export class SignalClient extends EventTarget {
     this._ws = null;
     const was = this.state;
     this.state = 'closed';
-    if (ws) ws.close(1000, 'bye');
-    if (was !== 'closed') this.dispatchEvent(event('close', { code: 1000, reason: 'closed by the client', reconnect: false }));
+    if (ws) ws.close(CLOSE.NORMAL, 'bye');
+    if (was !== 'closed') this.dispatchEvent(event('close', { code: CLOSE.NORMAL, reason: 'closed by the client', reconnect: false }));
   }
 
   /**
@@ -248,14 +262,14 @@ export class SignalClient extends EventTarget {
   _closed(code, reason) {
     const lived = this._openedAt ? Date.now() - this._openedAt : 0;
     this._openedAt = 0;
-    const policy = code === CLOSE_REPLACED || code === CLOSE_TAKEN || code === 4503;
+    const policy = code === CLOSE.REPLACED || code === CLOSE.TAKEN || code === CLOSE.FULL;
     if (lived > 0 && !policy) this._everOpen = true;
     if (lived > 10000) this._attempt = 0;
     /* The server ended every exchange of this connection and told the peers: end the calls too. */
     for (const call of [...this.calls.values()]) call._end('disconnected', false);
     /* 4000: another connection owns the domain now; 4409 on a first registration: it is taken.
        (4409 on a re-registration means the server has not yet seen the old connection die.) */
-    const final = !this.reconnect || code === CLOSE_REPLACED || (code === CLOSE_TAKEN && !this._everOpen);
+    const final = !this.reconnect || code === CLOSE.REPLACED || (code === CLOSE.TAKEN && !this._everOpen);
     this.state = final ? 'closed' : 'reconnecting';
     this.dispatchEvent(event('close', { code, reason, reconnect: !final }));
     if (final) return;

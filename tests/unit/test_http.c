@@ -657,8 +657,12 @@ static void assert_response_n(const sig_http_response_t *r, const char *want, si
 
 static void test_format_response(void **state) {
   (void)state;
-  sig_http_response_t ok = {.status = 200, .cors_origin = "*", .content_type = "application/json",
-                            .body = "{\"code\":0}", .body_len = 10, .keep_alive = 1};
+  sig_http_response_t ok = {.status = 200,
+                            .cors_origin = "*",
+                            .content_type = "application/json",
+                            .body = "{\"code\":0}",
+                            .body_len = 10,
+                            .keep_alive = 1};
   assert_response(&ok,
                   "HTTP/1.1 200 OK\r\n"
                   "Access-Control-Allow-Origin: *\r\n"
@@ -686,8 +690,8 @@ static void test_format_response(void **state) {
                   "Access-Control-Max-Age: 86400\r\n"
                   "Connection: close\r\n"
                   "\r\n");
-  sig_http_response_t big = {.status = 431, .content_type = "application/json", .body = "{}",
-                             .body_len = 2};
+  sig_http_response_t big = {
+      .status = 431, .content_type = "application/json", .body = "{}", .body_len = 2};
   assert_response(&big,
                   "HTTP/1.1 431 Request Header Fields Too Large\r\n"
                   "Content-Type: application/json\r\n"
@@ -695,8 +699,12 @@ static void test_format_response(void **state) {
                   "Connection: close\r\n"
                   "\r\n"
                   "{}");
-  sig_http_response_t na = {.status = 405, .allow = "POST, OPTIONS", .content_type = "text/plain",
-                            .body = "no", .body_len = 2, .keep_alive = 1,
+  sig_http_response_t na = {.status = 405,
+                            .allow = "POST, OPTIONS",
+                            .content_type = "text/plain",
+                            .body = "no",
+                            .body_len = 2,
+                            .keep_alive = 1,
                             .extra = {{"X-A", "b"}, {"X-C", "d"}}};
   assert_response(&na,
                   "HTTP/1.1 405 Method Not Allowed\r\n"
@@ -706,8 +714,8 @@ static void test_format_response(void **state) {
                   "Connection: keep-alive\r\n"
                   "\r\n"
                   "no");
-  sig_http_response_t asset = {.status = 200, .no_cache = 1, .content_type = "text/css",
-                               .body = "a", .body_len = 1};
+  sig_http_response_t asset = {
+      .status = 200, .no_cache = 1, .content_type = "text/css", .body = "a", .body_len = 1};
   assert_response(&asset,
                   "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nContent-Type: text/css\r\n"
                   "Content-Length: 1\r\nConnection: close\r\n\r\na");
@@ -726,8 +734,11 @@ static void test_format_response_big(void **state) {
   size_t n = 100000, len;
   char *body = malloc(n);
   memset(body, 'x', n);
-  sig_http_response_t r = {.status = 200, .content_type = "application/json", .body = body,
-                           .body_len = n, .keep_alive = 1};
+  sig_http_response_t r = {.status = 200,
+                           .content_type = "application/json",
+                           .body = body,
+                           .body_len = n,
+                           .keep_alive = 1};
   char *out = sig_http_format(&r, &len);
   const char *head =
       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"

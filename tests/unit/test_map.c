@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "sig_map.h"
+#include "sig_util.h"
 
 typedef struct {
   sig_map_node_t node;
@@ -196,11 +197,42 @@ static void test_remove_missing(void **state) {
   sig_map_free(&m);
 }
 
+/* Iteration visits every node once, and taking the successor before removing a node makes
+ * removal during the walk safe (how the router frees its peers). */
+static void test_iterate(void **state) {
+  enum { N = 1000 };
+  static item_t items[N];
+  static int seen[N];
+  sig_map_t m;
+  char key[32];
+  (void)state;
+  sig_map_init(&m);
+  assert_null(sig_map_first(&m));
+  for (int i = 0; i < N; i++) {
+    snprintf(key, sizeof key, "k%d", i);
+    put(&m, &items[i], key, i);
+  }
+  memset(seen, 0, sizeof seen);
+  for (sig_map_node_t *n = sig_map_first(&m); n != NULL; n = sig_map_next(&m, n))
+    seen[SIG_CONTAINER_OF(n, item_t, node)->value]++;
+  for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+  memset(seen, 0, sizeof seen);
+  for (sig_map_node_t *n = sig_map_first(&m), *next; n != NULL; n = next) {
+    next = sig_map_next(&m, n);
+    seen[SIG_CONTAINER_OF(n, item_t, node)->value]++;
+    sig_map_remove(&m, n);
+  }
+  for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+  assert_int_equal(m.count, 0);
+  assert_null(sig_map_first(&m));
+  sig_map_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_put_get_remove), cmocka_unit_test(test_get_by_length),
       cmocka_unit_test(test_growth),         cmocka_unit_test(test_same_prefix),
-      cmocka_unit_test(test_remove_missing),
+      cmocka_unit_test(test_remove_missing), cmocka_unit_test(test_iterate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

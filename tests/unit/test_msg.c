@@ -715,11 +715,13 @@ static void test_encode_escaping(void **state) {
   /* invalid UTF-8 never reaches the decoder's fields: the scanner refuses it first */
   assert_int_equal(sig_msg_decode_frame(&m, bad_ty, strlen(bad_ty), err, sizeof err), SIG_EBADMSG);
   sig_msg_free(&m);
-  assert_int_equal(sig_msg_decode_frame(&m, bad_ty2, strlen(bad_ty2), err, sizeof err), SIG_EBADMSG);
+  assert_int_equal(sig_msg_decode_frame(&m, bad_ty2, strlen(bad_ty2), err, sizeof err),
+                   SIG_EBADMSG);
   assert_string_equal(err, "ty: must not contain NUL");
   assert_string_equal(m.id, "e1");
   sig_msg_free(&m);
-  assert_int_equal(sig_msg_decode_frame(&m, bad_ty3, strlen(bad_ty3), err, sizeof err), SIG_EBADMSG);
+  assert_int_equal(sig_msg_decode_frame(&m, bad_ty3, strlen(bad_ty3), err, sizeof err),
+                   SIG_EBADMSG);
   assert_string_equal(err, "ty: unknown message type '<\"\\'\\\\>\\x08'");
   expect_json(sig_msg_encode_error(400, err, m.id, &len), &len,
               "{\"ty\":\"error\",\"status\":400,\"msg\":\"ty: unknown message type "

@@ -11,6 +11,7 @@
 /* cmocka needs the headers above first */
 #include <cmocka.h>
 
+#include "sig_util.h"
 #include "sig_ws.h"
 
 /* A growing byte buffer. */
@@ -598,6 +599,76 @@ static void test_accept_key(void **state) {
   assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
+/* The upgrade checks, in order, each with its status, message and hint header; then the 101. */
+static void test_handshake(void **state) {
+  static const struct {
+    int major, minor;
+    const char *upgrade, *connection, *version, *key;
+    int has_body;
+    int status;
+    const char *msg, *hint_name, *hint_value;
+  } rows[] = {
+      {1, 0, "websocket", "Upgrade", "13", "dGhlIHNhbXBsZSBub25jZQ==", 0, 400,
+       "version: a WebSocket upgrade needs HTTP/1.1", NULL, NULL},
+      {2, 0, "websocket", "Upgrade", "13", "dGhlIHNhbXBsZSBub25jZQ==", 0, 400,
+       "version: a WebSocket upgrade needs HTTP/1.1", NULL, NULL},
+      {1, 1, NULL, "Upgrade", "13", "dGhlIHNhbXBsZSBub25jZQ==", 0, 426,
+       "upgrade: this endpoint needs a WebSocket upgrade", "Upgrade", "websocket"},
+      {1, 1, "h2c", "Upgrade", "13", "dGhlIHNhbXBsZSBub25jZQ==", 0, 400,
+       "upgrade: expected websocket", NULL, NULL},
+      {1, 1, "websocket", "keep-alive", "13", "dGhlIHNhbXBsZSBub25jZQ==", 0, 400,
+       "connection: expected upgrade", NULL, NULL},
+      {1, 1, "websocket", NULL, "13", "dGhlIHNhbXBsZSBub25jZQ==", 0, 400,
+       "connection: expected upgrade", NULL, NULL},
+      {1, 1, "websocket", "Upgrade", "8", "dGhlIHNhbXBsZSBub25jZQ==", 0, 426,
+       "sec-websocket-version: only version 13 is supported", "Sec-WebSocket-Version", "13"},
+      {1, 1, "websocket", "Upgrade", NULL, "dGhlIHNhbXBsZSBub25jZQ==", 0, 426,
+       "sec-websocket-version: only version 13 is supported", "Sec-WebSocket-Version", "13"},
+      {1, 1, "websocket", "Upgrade", "13", "short", 0, 400,
+       "sec-websocket-key: must be base64 of 16 bytes", NULL, NULL},
+      {1, 1, "websocket", "Upgrade", "13", NULL, 0, 400,
+       "sec-websocket-key: must be base64 of 16 bytes", NULL, NULL},
+      {1, 1, "websocket", "Upgrade", "13", "dGhlIHNhbXBsZSBub25jZQ==", 1, 400,
+       "body: a WebSocket upgrade has no body", NULL, NULL},
+      {1, 1, "WebSocket, x", "keep-alive, Upgrade", "13", "dGhlIHNhbXBsZSBub25jZQ==", 0, 0, NULL,
+       NULL, NULL},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    sig_http_request_t r = {.http_major = rows[i].major,
+                            .http_minor = rows[i].minor,
+                            .h_upgrade = rows[i].upgrade,
+                            .h_connection = rows[i].connection,
+                            .h_ws_version = rows[i].version,
+                            .h_ws_key = rows[i].key,
+                            .has_body = rows[i].has_body};
+    char out[SIG_WS_HANDSHAKE_MAX];
+    size_t len = 0;
+    sig_refusal_t why = {0, ""};
+    sig_http_header_t hint = {"x", "y"};
+    int rc = sig_ws_handshake(&r, out, sizeof out, &len, &why, &hint);
+    if (rows[i].status == 0) {
+      static const char want[] =
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+      assert_int_equal(rc, 0);
+      assert_int_equal(len, sizeof want - 1);
+      assert_memory_equal(out, want, len);
+      continue;
+    }
+    if (rc != SIG_EREFUSED || why.code != rows[i].status) print_error("row %zu\n", i);
+    assert_int_equal(rc, SIG_EREFUSED);
+    assert_int_equal(why.code, rows[i].status);
+    assert_string_equal(why.msg, rows[i].msg);
+    if (rows[i].hint_name == NULL) {
+      assert_null(hint.name);
+    } else {
+      assert_string_equal(hint.name, rows[i].hint_name);
+      assert_string_equal(hint.value, rows[i].hint_value);
+    }
+  }
+}
+
 /* The UTF-8 rules, through text frames: valid text is delivered, anything else closed with 1007. */
 static void test_utf8(void **state) {
 #define U(s, v) \
@@ -696,6 +767,7 @@ int main(void) {
       cmocka_unit_test(test_close_frame),
       cmocka_unit_test(test_key_valid),
       cmocka_unit_test(test_accept_key),
+      cmocka_unit_test(test_handshake),
       cmocka_unit_test(test_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
