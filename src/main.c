@@ -85,16 +85,20 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (app->server != NULL) sig_server_shutdown(app->server, on_stopped, app);
 }
 
-int main(int argc, char **argv) {
-  const char *config_arg = NULL;
-  int check_only = 0;
+typedef struct {
+  const char *config; /* --config PATH, or NULL */
+  int check_only;
+} options_t;
+
+/* Returns -1 to go on, or the exit status. */
+static int parse_args(int argc, char **argv, options_t *o) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_arg = argv[++i];
+      o->config = argv[++i];
     } else if (strncmp(argv[i], "--config=", 9) == 0) {
-      config_arg = argv[i] + 9;
+      o->config = argv[i] + 9;
     } else if (strcmp(argv[i], "--check-config") == 0) {
-      check_only = 1;
+      o->check_only = 1;
     } else if (strcmp(argv[i], "--version") == 0) {
       printf("signal-server %s\n", SIG_VERSION);
       return 0;
@@ -107,88 +111,106 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  return -1;
+}
 
-  int status = 1;
+/* Loads the configuration (--config, else the file beside the executable, else the built-in
+ * defaults: *on_defaults) and resolves its paths. *path gets the file's path (heap). Returns 0,
+ * or -1 after saying why on stderr. */
+static int load_config(const options_t *o, sig_config_t *cfg, char **path, int *on_defaults) {
   char err[1024];
-  char *base = exe_dir();
-  char *default_path = NULL;
-  char *config_dir = NULL;
-  sig_config_t cfg;
-  sig_config_init(&cfg);
-  app_t app;
-  memset(&app, 0, sizeof(app));
-
-  const char *path = config_arg;
-  int on_defaults = 0;
-  if (path == NULL) {
+  char *base = exe_dir(), *dir;
+  int rc = 0;
+  *on_defaults = 0;
+  if (o->config != NULL) {
+    *path = sig_strdup(o->config);
+  } else {
     size_t n = strlen(base) + sizeof(CONFIG_NAME) + 1;
-    default_path = sig_malloc(n);
-    snprintf(default_path, n, "%s/%s", base, CONFIG_NAME);
-    path = default_path;
-    on_defaults = access(path, F_OK) != 0;
+    *path = sig_malloc(n);
+    snprintf(*path, n, "%s/%s", base, CONFIG_NAME);
+    *on_defaults = access(*path, F_OK) != 0;
   }
-  if (!on_defaults && sig_config_load(&cfg, path, err, sizeof(err)) != 0) {
-    fprintf(stderr, "%s\n", err);
-    goto out;
+  if (!*on_defaults && sig_config_load(cfg, *path, err, sizeof(err)) != 0) rc = -1;
+  dir = !*on_defaults ? dir_of(*path) : sig_strdup(base);
+  if (rc == 0 && sig_config_resolve_paths(cfg, dir, err, sizeof(err)) != 0) rc = -1;
+  if (rc != 0) fprintf(stderr, "%s\n", err);
+  free(dir);
+  free(base);
+  return rc;
+}
+
+/* Installs the signal handlers; returns 0, or a negative error with every handle it opened
+ * closing again. */
+static int start_signals(app_t *app) {
+  uv_signal_t *sigs[] = {&app->sigterm, &app->sigint, &app->sighup};
+  const int signums[] = {SIGTERM, SIGINT, SIGHUP};
+  int inited = 0, rc = 0;
+  for (int i = 0; i < 3 && rc == 0; i++) {
+    rc = uv_signal_init(app->loop, sigs[i]);
+    sigs[i]->data = app;
+    if (rc == 0) inited++, rc = uv_signal_start(sigs[i], on_signal, signums[i]);
+    if (rc != 0) {
+      fprintf(stderr, "signal-server: cannot handle signal %d: %s\n", signums[i], uv_strerror(rc));
+      SIG_ERROR("server", "cannot handle signal %d error=\"%s\"", signums[i], uv_strerror(rc));
+    }
   }
-  config_dir = on_defaults ? sig_strdup(base) : dir_of(path);
-  if (sig_config_resolve_paths(&cfg, config_dir, err, sizeof(err)) != 0) {
-    fprintf(stderr, "%s\n", err);
-    goto out;
-  }
-  if (check_only) {
-    printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
-    status = 0;
-    goto out;
-  }
-  if (sig_log_open(cfg.log_dir, cfg.log_file, cfg.log_level, err, sizeof(err)) != 0) {
+  if (rc != 0)
+    for (int j = 0; j < inited; j++) uv_close((uv_handle_t *)sigs[j], NULL);
+  return rc;
+}
+
+/* Opens the log, starts the server and runs the loop until it stops. Returns the exit status. */
+static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
+  char err[1024];
+  app_t app;
+  int status = 1;
+  memset(&app, 0, sizeof(app));
+  if (sig_log_open(cfg->log_dir, cfg->log_file, cfg->log_level, err, sizeof(err)) != 0) {
     fprintf(stderr, "signal-server: %s\n", err);
-    goto out;
+    return 1;
   }
   if (on_defaults)
     SIG_INFO("server", "no configuration file at %s: running on built-in defaults", path);
   else
     SIG_INFO("server", "configuration loaded path=%s", path);
-
   raise_fd_limit();
   signal(SIGPIPE, SIG_IGN);
   app.loop = uv_default_loop();
-  if (sig_server_start(&app.server, app.loop, &cfg, err, sizeof(err)) != 0) {
+  if (sig_server_start(&app.server, app.loop, cfg, err, sizeof(err)) != 0) {
     fprintf(stderr, "signal-server: %s\n", err);
     SIG_ERROR("server", "%s", err);
-    goto out_loop;
-  }
-  SIG_INFO("server", "listening on %s version=%s log=%s", sig_server_address(app.server),
-           SIG_VERSION, sig_log_path());
-  uv_signal_t *sigs[] = {&app.sigterm, &app.sigint, &app.sighup};
-  int signums[] = {SIGTERM, SIGINT, SIGHUP};
-  for (int i = 0, inited = 0; i < 3; i++) {
-    int rc = uv_signal_init(app.loop, sigs[i]);
-    sigs[i]->data = &app;
-    if (rc == 0) inited++, rc = uv_signal_start(sigs[i], on_signal, signums[i]);
-    if (rc != 0) { /* without signals the server could not be stopped cleanly: refuse to run */
-      fprintf(stderr, "signal-server: cannot handle signal %d: %s\n", signums[i], uv_strerror(rc));
-      SIG_ERROR("server", "cannot handle signal %d error=\"%s\"", signums[i], uv_strerror(rc));
-      for (int j = 0; j < inited; j++) uv_close((uv_handle_t *)sigs[j], NULL);
+  } else {
+    SIG_INFO("server", "listening on %s version=%s log=%s", sig_server_address(app.server),
+             SIG_VERSION, sig_log_path());
+    if (start_signals(&app) == 0) /* without signals it could not be stopped cleanly: don't run */
+      status = 0;
+    else
       sig_server_shutdown(app.server, on_stopped_early, &app);
-      goto out_loop;
-    }
   }
-  uv_run(app.loop, UV_RUN_DEFAULT);
-  status = 0;
-
-out_loop:
-  if (app.loop != NULL) {
-    uv_run(app.loop, UV_RUN_DEFAULT); /* finish pending close callbacks */
-    int rc = uv_loop_close(app.loop);
-    if (rc != 0)
-      SIG_WARN("server", "event loop closed with handles open error=\"%s\"", uv_strerror(rc));
-  }
-out:
+  uv_run(app.loop, UV_RUN_DEFAULT); /* serves until stopped; then finishes the close callbacks */
+  int rc = uv_loop_close(app.loop);
+  if (rc != 0)
+    SIG_WARN("server", "event loop closed with handles open error=\"%s\"", uv_strerror(rc));
   sig_log_close();
+  return status;
+}
+
+int main(int argc, char **argv) {
+  options_t o = {NULL, 0};
+  sig_config_t cfg;
+  char *path = NULL;
+  int on_defaults, status = parse_args(argc, argv, &o);
+  if (status >= 0) return status;
+  sig_config_init(&cfg);
+  if (load_config(&o, &cfg, &path, &on_defaults) != 0) {
+    status = 1;
+  } else if (o.check_only) {
+    printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
+    status = 0;
+  } else {
+    status = run(&cfg, path, on_defaults);
+  }
   sig_config_free(&cfg);
-  free(config_dir);
-  free(default_path);
-  free(base);
+  free(path);
   return status;
 }

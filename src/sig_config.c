@@ -641,27 +641,41 @@ static bool token_is(const char *t, size_t n, const char *word) {
   return strlen(word) == n && memcmp(t, word, n) == 0;
 }
 
-/* A token that starts like a number: decimal integers only, everything else named and refused. */
-static int read_number(reader *r, const char *t, size_t n, value *v, const char *key) {
-  const char *s = t, *e = t + n;
-  bool neg = false, prev_digit = false;
-  uint64_t acc = 0, limit;
-  size_t len;
+static bool looks_like_address(const char *t, size_t n) {
+  const char *colon = memchr(t, ':', n);
+  if (colon == NULL || colon == t + n - 1) return false;
+  for (const char *q = colon + 1; q < t + n; q++)
+    if (!is_digit(*q)) return false;
+  return true;
+}
 
+/* Why a token that starts like a number is not a decimal integer (the one form we read), or NULL.
+ * The sign, if any, is at t[0]. */
+static const char *unsupported_number(const char *t, size_t n) {
+  const char *s = t + (*t == '+' || *t == '-');
+  size_t len = (size_t)(t + n - s);
+  if (looks_like_address(t, n)) return "an address must be a quoted string, e.g. \"0.0.0.0:9091\"";
   if (memchr(t, ':', n) != NULL || (n >= 5 && is_digit(t[0]) && is_digit(t[1]) && is_digit(t[2]) &&
                                     is_digit(t[3]) && t[4] == '-'))
-    return refuse(r, t, key, "dates and times are not supported");
-  if (*s == '+' || *s == '-') neg = *s++ == '-';
-  len = (size_t)(e - s);
-  if (token_is(s, len, "inf") || token_is(s, len, "nan"))
-    return refuse(r, t, key, "floats are not supported");
+    return "dates and times are not supported";
+  if (token_is(s, len, "inf") || token_is(s, len, "nan")) return "floats are not supported";
   if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o' || s[1] == 'b'))
-    return refuse(r, t, key, "hexadecimal, octal and binary integers are not supported");
+    return "hexadecimal, octal and binary integers are not supported";
   if (memchr(s, '.', len) != NULL || memchr(s, 'e', len) != NULL || memchr(s, 'E', len) != NULL)
-    return refuse(r, t, key, "floats are not supported");
-  if (len == 0) return refuse(r, t, key, "invalid integer");
-  if (s[0] == '0' && len > 1) return refuse(r, t, key, "leading zeros are not allowed");
+    return "floats are not supported";
+  if (len == 0) return "invalid integer";
+  if (s[0] == '0' && len > 1) return "leading zeros are not allowed";
+  return NULL;
+}
 
+/* A token that starts like a number: decimal integers only, everything else named and refused. */
+static int read_number(reader *r, const char *t, size_t n, value *v, const char *key) {
+  const char *s = t, *e = t + n, *why = unsupported_number(t, n);
+  bool neg = false, prev_digit = false;
+  uint64_t acc = 0, limit;
+
+  if (why != NULL) return refuse(r, t, key, "%s", why);
+  if (*s == '+' || *s == '-') neg = *s++ == '-';
   limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
   for (const char *q = s; q < e; q++) {
     unsigned d;

@@ -26,12 +26,16 @@ typedef struct {
 /* Returns 1 when the connection was taken over (upgrade) or is closing. */
 typedef int (*endpoint_fn)(sig_conn_t *c, const sig_http_request_t *r, int keep_alive);
 
+/* What a route does with a request that asks for an upgrade. */
+typedef enum { UPGRADE_REFUSE, UPGRADE_TAKE, UPGRADE_IGNORE } upgrade_t;
+
 typedef struct {
   const char *path;
   int prefix; /* path is a prefix (/ws/) */
   sig_http_method_t method;
   const char *allow;
-  const char *name; /* in messages */
+  const char *name; /* in messages; NULL: the request's path */
+  upgrade_t upgrade;
   endpoint_fn handle;
 } route_t;
 
@@ -141,11 +145,27 @@ static int handle_ws(sig_conn_t *c, const sig_http_request_t *r, int keep_alive)
   return 1;
 }
 
+static int handle_asset(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
+  const sig_asset_t *asset = sig_assets_find(r->path, r->path_len);
+  sig_http_response_t resp = {.status = SIG_STATUS_OK,
+                              .content_type = asset->content_type,
+                              .body = (const char *)asset->data,
+                              .body_len = asset->len,
+                              .keep_alive = keep_alive,
+                              .no_cache = 1};
+  send_response(c, &resp);
+  return 0;
+}
+
 static const route_t routes[] = {
-    {SIG_PATH_WS, 1, SIG_HTTP_GET, "GET, OPTIONS", "/ws/{domain}", handle_ws},
-    {"/offer", 0, SIG_HTTP_POST, "POST, OPTIONS", "/offer", handle_offer},
-    {"/healthz", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", "/healthz", handle_health},
+    {SIG_PATH_WS, 1, SIG_HTTP_GET, "GET, OPTIONS", "/ws/{domain}", UPGRADE_TAKE, handle_ws},
+    {"/offer", 0, SIG_HTTP_POST, "POST, OPTIONS", "/offer", UPGRADE_REFUSE, handle_offer},
+    {"/healthz", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", "/healthz", UPGRADE_REFUSE, handle_health},
 };
+
+/* The files of web/ (sig_assets), after the routes. */
+static const route_t asset_route = {
+    NULL, 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", NULL, UPGRADE_IGNORE, handle_asset};
 
 static const route_t *find_route(const sig_http_request_t *r) {
   for (size_t i = 0; i < SIG_ARRAY_SIZE(routes); i++) {
@@ -154,7 +174,15 @@ static const route_t *find_route(const sig_http_request_t *r) {
                    : strcmp(r->path, rt->path) == 0)
       return rt;
   }
-  return NULL;
+  return sig_assets_find(r->path, r->path_len) != NULL ? &asset_route : NULL;
+}
+
+/* Refuses with a Resp body, logged; keeps the connection when keep_alive. */
+static void refuse_request(sig_conn_t *c, const sig_http_request_t *r, int status, const char *msg,
+                           int keep_alive, const sig_http_header_t *hint) {
+  SIG_INFO("http", "%s %.200s status=%d peer=%s msg=\"%s\"", r->method_name, r->path, status,
+           SIG_CONN_PEER(c), msg);
+  respond_error(c, status, msg, keep_alive, hint);
 }
 
 /* Answers one request. Returns 1 when the connection no longer reads HTTP. */
@@ -162,49 +190,30 @@ static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
   stage_t *st = sig_conn_data(c);
   int keep_alive = r->keep_alive && !r->upgrade && !st->ep->shutting_down;
   const route_t *route = find_route(r);
-  const sig_asset_t *asset = route ? NULL : sig_assets_find(r->path, r->path_len);
   char msg[SIG_REFUSAL_MAX];
   st->head = r->method == SIG_HTTP_HEAD;
-  if (r->http_major == 1 && r->http_minor >= 1 && r->h_host == NULL) { /* RFC 9112 3.2 */
-    SIG_INFO("http", "%s %.200s status=%d peer=%s msg=\"host: required\"", r->method_name, r->path,
-             SIG_STATUS_BAD_REQUEST, SIG_CONN_PEER(c));
-    respond_error(c, SIG_STATUS_BAD_REQUEST, "host: required", 0, NULL);
-    sig_conn_close(c, SIG_CONN_FLUSH);
-    return 1;
-  }
   /* HEAD is GET without the body (send_response drops it), except for the upgrade. */
   sig_http_method_t method = r->method;
-  if (method == SIG_HTTP_HEAD && !(route != NULL && route->handle == handle_ws))
+  if (method == SIG_HTTP_HEAD && !(route != NULL && route->upgrade == UPGRADE_TAKE))
     method = SIG_HTTP_GET;
-  if (asset != NULL && method == SIG_HTTP_GET) {
-    sig_http_response_t resp = {.status = SIG_STATUS_OK,
-                                .content_type = asset->content_type,
-                                .body = (const char *)asset->data,
-                                .body_len = asset->len,
-                                .keep_alive = keep_alive,
-                                .no_cache = 1};
-    send_response(c, &resp);
-  } else if (asset != NULL && r->method != SIG_HTTP_OPTIONS) {
-    sig_http_header_t allow = {"Allow", "GET, HEAD, OPTIONS"};
-    snprintf(msg, sizeof(msg), "method: %s is not allowed on %.200s", r->method_name, r->path);
-    respond_error(c, SIG_STATUS_METHOD_NOT_ALLOWED, msg, keep_alive, &allow);
-  } else if (route == NULL && asset == NULL) {
+  if (r->http_major == 1 && r->http_minor >= 1 && r->h_host == NULL) { /* RFC 9112 3.2 */
+    refuse_request(c, r, SIG_STATUS_BAD_REQUEST, "host: required", 0, NULL);
+    keep_alive = 0;
+  } else if (route == NULL) {
     snprintf(msg, sizeof(msg), "path: no such endpoint '%.200s'", r->path);
-    SIG_INFO("http", "%s %.200s status=%d peer=%s", r->method_name, r->path, SIG_STATUS_NOT_FOUND,
-             SIG_CONN_PEER(c));
-    respond_error(c, SIG_STATUS_NOT_FOUND, msg, keep_alive, NULL);
-  } else if (r->method == SIG_HTTP_OPTIONS) { /* on a route or an asset */
+    refuse_request(c, r, SIG_STATUS_NOT_FOUND, msg, keep_alive, NULL);
+  } else if (r->method == SIG_HTTP_OPTIONS) {
     sig_http_response_t resp = {
         .status = SIG_STATUS_NO_CONTENT, .keep_alive = keep_alive, .preflight = 1};
     send_response(c, &resp);
   } else if (method != route->method) {
     sig_http_header_t allow = {"Allow", route->allow};
-    snprintf(msg, sizeof(msg), "method: %s is not allowed on %s", r->method_name, route->name);
-    SIG_INFO("http", "%s %.200s status=%d peer=%s", r->method_name, r->path,
-             SIG_STATUS_METHOD_NOT_ALLOWED, SIG_CONN_PEER(c));
-    respond_error(c, SIG_STATUS_METHOD_NOT_ALLOWED, msg, keep_alive, &allow);
-  } else if (r->upgrade && route->handle != handle_ws) {
-    respond_error(c, SIG_STATUS_BAD_REQUEST, "upgrade: not supported on this endpoint", 0, NULL);
+    snprintf(msg, sizeof(msg), "method: %s is not allowed on %.200s", r->method_name,
+             route->name != NULL ? route->name : r->path);
+    refuse_request(c, r, SIG_STATUS_METHOD_NOT_ALLOWED, msg, keep_alive, &allow);
+  } else if (r->upgrade && route->upgrade == UPGRADE_REFUSE) {
+    refuse_request(c, r, SIG_STATUS_BAD_REQUEST, "upgrade: not supported on this endpoint", 0,
+                   NULL);
     keep_alive = 0;
   } else if (route->handle(c, r, keep_alive)) {
     return 1;
