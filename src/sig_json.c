@@ -108,7 +108,7 @@ static int unexpected(scan_t *s, const char *at, const char *what) {
   uint32_t cp;
   if (at == s->end) return syntax(s, at, "expected %s, found end of input", what);
   k = sig_utf8_next((const unsigned char *)at, (size_t)(s->end - at), &cp);
-  sig_text_escape(q, sizeof q, at, k == 0 ? 1 : k, 1, 1);
+  sig_text_escape(q, sizeof q, at, k == 0 ? 1 : k, 1, '\'');
   return syntax(s, at, "expected %s, found '%s'", what, q);
 }
 
@@ -311,7 +311,7 @@ static int check_duplicate(scan_t *s, size_t first, keyset_t *set) {
     while (p < end && n + 4 <= sizeof value && n < 4 * KEY_QUOTE_MAX)
       n += sig_utf8_put(value + n, next_cp(&p, end));
     if (p < end) value[n++] = '.'; /* makes escape_text add "..." */
-    sig_text_escape(quoted, sizeof quoted, value, n, KEY_QUOTE_MAX, 1);
+    sig_text_escape(quoted, sizeof quoted, value, n, KEY_QUOTE_MAX, '\'');
     return syntax(s, s->keys[i].p - 1, "duplicate key '%s'", quoted);
   }
   return 0;

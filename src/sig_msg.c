@@ -349,7 +349,7 @@ static int decode_typed(check_t *c, sig_msg_t *m) {
     }
   }
   sig_text_escape(quoted, sizeof quoted, c->doc->copy[slot].s, c->doc->copy[slot].len, TY_QUOTE_MAX,
-                  1);
+                  '\'');
   return refuse(c, "ty: unknown message type '%s'", quoted);
 }
 

@@ -134,7 +134,7 @@ static int invisible(uint32_t cp) {
          (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
 }
 
-size_t sig_text_escape(char *out, size_t outsz, const char *s, size_t n, size_t max, int quote) {
+size_t sig_text_escape(char *out, size_t outsz, const char *s, size_t n, size_t max, char quote) {
   const unsigned char *p = (const unsigned char *)s;
   size_t o = 0, chars = 0, i = 0;
   while (i < n) {
@@ -145,7 +145,7 @@ size_t sig_text_escape(char *out, size_t outsz, const char *s, size_t n, size_t 
     k = sig_utf8_next(p + i, n - i, &cp);
     if (k == 0) k = 1, cp = 0x80; /* an invalid byte shows as \xNN like a C1 control */
     if (k == 1 && cp >= 0x20 && cp < 0x7f) {
-      if (quote && (cp == '\'' || cp == '\\')) {
+      if (quote != 0 && (cp == (uint32_t)(unsigned char)quote || cp == '\\')) {
         piece[0] = '\\', piece[1] = (char)cp, plen = 2;
       } else {
         piece[0] = (char)cp, plen = 1;

@@ -38,9 +38,10 @@ uint32_t sig_fnv1a(uint32_t h, const void *data, size_t len);
 /* Copies s[0..n) into out for humans, who must see what was sent without a terminal or
  * a log being fooled: printable ASCII and visible UTF-8 from U+00A0 stay; control
  * characters, invalid bytes and format characters that hide or reorder text (zero-width,
- * bidi controls, BOM) become \xNN per byte; with quote, ' and \ are escaped too. Stops
- * after max characters or when out (outsz bytes, outsz > 0) is full, and then ends with
- * "...". out is always NUL-terminated. Returns the length written. */
-size_t sig_text_escape(char *out, size_t outsz, const char *s, size_t n, size_t max, int quote);
+ * bidi controls, BOM) become \xNN per byte; when quote is a quote character (' or "),
+ * it and \ are escaped with a backslash too (0: nothing more). Stops after max
+ * characters or when out (outsz bytes) is full, and then ends with "...". out is
+ * NUL-terminated when outsz > 0. Returns the length written. */
+size_t sig_text_escape(char *out, size_t outsz, const char *s, size_t n, size_t max, char quote);
 
 #endif

@@ -120,11 +120,12 @@ static void test_escape(void **state) {
   static const struct {
     const char *in;
     size_t max;
-    int quote;
+    char quote;
     const char *out;
   } rows[] = {
       {"plain text", 100, 0, "plain text"},
-      {"it's a \\", 100, 1, "it\\'s a \\\\"},
+      {"it's a \\", 100, '\'', "it\\'s a \\\\"},
+      {"say \"hi\" it's", 100, '"', "say \\\"hi\\\" it's"},
       {"it's", 100, 0, "it's"},
       {"tab\there\x0c", 100, 0, "tab\\x09here\\x0c"},
       {"\xc3\xa9t\xc3\xa9", 100, 0, "\xc3\xa9t\xc3\xa9"},
