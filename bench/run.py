@@ -165,6 +165,12 @@ class Server:
                 "    answer_timeout_s = 30\n"
                 "    max_pending_offers = 10000\n"
                 "    keepalive_timeout_s = 600\n"
+                # thousands of peers from a handful of loopback addresses: no per-address limits
+                "    max_connections_per_ip = 1000000\n"
+                "    requests_per_ip_per_s = 1000000\n"
+                "    requests_per_ip_burst = 1000000\n"
+                "    messages_per_s = 1000000\n"
+                "    messages_burst = 1000000\n"
                 "[log]\n"
                 f'    out_dir = "{BUILD / "log"}"\n'
                 f'    out_file = "signal-server-{tag}.log"\n'

@@ -1,7 +1,9 @@
 /* libFuzzer target for sig_ws: the parser's outcome (messages delivered, bytes written, the final
  * state) is the same whether the stream comes whole, split at a point the input chooses, or a
- * byte at a time, and when the parser is freed and remade whenever it is idle (as the server
- * does). Input: one byte choosing the split, one choosing the limits, then the stream. */
+ * byte at a time; when the parser is freed and remade whenever it is idle (as the server does);
+ * and when on_text asks it to stop after every message and the rest is fed again (as a
+ * connection that spent its turn's budget does). Input: one byte choosing the split, one
+ * choosing the limits, then the stream. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@ typedef struct {
   size_t nmsgs, written;
   int fail_after; /* writes allowed before the transport reports it is gone; -1: never */
   int writes;
+  int pause; /* on_text asks the parser to stop after each message */
 } outcome_t;
 
 static void add(outcome_t *o, const void *p, size_t n) {
@@ -25,12 +28,13 @@ static void add(outcome_t *o, const void *p, size_t n) {
   o->len += n;
 }
 
-static void on_text(void *user, const char *msg, size_t len) {
+static int on_text(void *user, const char *msg, size_t len) {
   outcome_t *o = user;
   add(o, "M", 1);
   add(o, &len, sizeof len);
   add(o, msg, len);
   o->nmsgs++;
+  return o->pause;
 }
 
 static int on_write(void *user, const char *data, size_t len) {
@@ -45,16 +49,19 @@ static int on_write(void *user, const char *data, size_t len) {
 static const sig_ws_callbacks_t callbacks = {on_text, on_write};
 
 /* Feeds the stream in chunks of at most step bytes (0: whole); returns the last state. */
-static int run(const char *s, size_t n, size_t step, uint64_t max, int fail_after, outcome_t *o) {
+static int run(const char *s, size_t n, size_t step, uint64_t max, int fail_after, int pause,
+               outcome_t *o) {
   memset(o, 0, sizeof *o);
   o->fail_after = fail_after;
+  o->pause = pause;
   sig_ws_t *ws = NULL;
   int rc = SIG_WS_OPEN;
   for (size_t at = 0; at < n && rc == SIG_WS_OPEN;) {
-    size_t k = step == 0 || n - at < step ? n - at : step;
+    size_t k = step == 0 || n - at < step ? n - at : step, used = 0;
     if (ws == NULL) ws = sig_ws_new(&callbacks, o, max);
-    rc = sig_ws_feed(ws, s + at, k);
-    at += k;
+    rc = sig_ws_feed(ws, s + at, k, &used);
+    if (used > k || (used < k && rc == SIG_WS_OPEN && !pause)) abort();
+    at += used;
     if (rc == SIG_WS_OPEN && sig_ws_idle(ws)) {
       sig_ws_free(ws);
       ws = NULL;
@@ -73,10 +80,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int fail_after = data[1] & 2 ? (data[1] >> 2) & 7 : -1;
   size_t steps[] = {0, 1 + data[0] % (n ? n : 1), 1};
   outcome_t want, got;
-  int want_rc = run(s, n, steps[0], max, fail_after, &want);
-  for (size_t i = 1; i < sizeof steps / sizeof steps[0]; i++) {
-    if (steps[i] == 1 && n > 4096) continue;
-    int rc = run(s, n, steps[i], max, fail_after, &got);
+  int want_rc = run(s, n, steps[0], max, fail_after, 0, &want);
+  for (size_t i = 0; i < 2 * (sizeof steps / sizeof steps[0]); i++) {
+    size_t step = steps[i % 3];
+    int pause = i >= 3;
+    if ((step == 1 && n > 4096) || i == 0) continue;
+    int rc = run(s, n, step, max, fail_after, pause, &got);
     if (rc != want_rc || got.len != want.len ||
         (want.len > 0 && memcmp(got.bytes, want.bytes, want.len) != 0))
       abort();

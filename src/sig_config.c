@@ -14,13 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sig_addr.h"
 #include "sig_text.h"
 #include "sig_util.h"
 
 #define MAX_FILE_BYTES (1024 * 1024)
 #define MAX_NAME_IN_MSG 64 /* longest user-written name echoed in a message */
 
-typedef enum { KEY_INT, KEY_STRING, KEY_CHOICE } key_kind;
+typedef enum { KEY_INT, KEY_STRING, KEY_CHOICE, KEY_LIST } key_kind;
 
 /* Checks a string value and may set fields derived from it (host_addr, host_port). */
 typedef int (*check_fn)(sig_config_t *cfg, const char *s, char *why, size_t whylen);
@@ -29,14 +30,16 @@ typedef struct {
   const char *table;
   const char *name;
   key_kind kind;
-  size_t offset; /* int64_t for KEY_INT, char * for KEY_STRING, an enum for KEY_CHOICE */
+  size_t offset; /* int64_t for KEY_INT, char * for KEY_STRING, an enum for KEY_CHOICE,
+                    sig_config_list_t for KEY_LIST */
   int64_t min, max, def_int;  /* KEY_INT */
   const char *def_str;        /* KEY_STRING, KEY_CHOICE */
   const char *const *choices; /* KEY_CHOICE: NULL-terminated, index = enum value */
-  check_fn check;             /* KEY_STRING, optional */
+  check_fn check;             /* KEY_STRING, KEY_LIST (each item), optional */
 } key_desc;
 
 static int check_host(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_cidr(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_origin(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_dir(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_file(sig_config_t *cfg, const char *s, char *why, size_t whylen);
@@ -58,6 +61,11 @@ _Static_assert(sizeof(sig_log_level_t) == sizeof(int), "enum size");
     .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
     .def_str = def, .check = chk                                                        \
   }
+#define LIST_KEY(t, k, field, chk)                                                    \
+  {                                                                                   \
+    .table = t, .name = k, .kind = KEY_LIST, .offset = offsetof(sig_config_t, field), \
+    .check = chk                                                                      \
+  }
 #define CHOICE_KEY(t, k, field, def, list)                                              \
   {                                                                                     \
     .table = t, .name = k, .kind = KEY_CHOICE, .offset = offsetof(sig_config_t, field), \
@@ -71,7 +79,7 @@ static const key_desc keys[] = {
     INT_KEY("server", "max_header_bytes", max_header_bytes, 8192, 1024, 1048576),
     INT_KEY("server", "max_body_bytes", max_body_bytes, 65536, 1024, 16777216),
     INT_KEY("server", "max_message_bytes", max_message_bytes, 65536, 1024, 16777216),
-    INT_KEY("server", "max_write_queue_bytes", max_write_queue_bytes, 1048576, 65536, 268435456),
+    INT_KEY("server", "max_write_queue_bytes", max_write_queue_bytes, 262144, 65536, 268435456),
     INT_KEY("server", "header_timeout_s", header_timeout_s, 10, 1, 3600),
     INT_KEY("server", "keepalive_timeout_s", keepalive_timeout_s, 60, 1, 86400),
     INT_KEY("server", "ping_interval_s", ping_interval_s, 20, 1, 3600),
@@ -82,6 +90,15 @@ static const key_desc keys[] = {
     CHOICE_KEY("server", "duplicate", duplicate, "replace", dup_choices),
     STR_KEY("server", "cors_origin", cors_origin, "*", check_origin),
     INT_KEY("server", "shutdown_timeout_s", shutdown_timeout_s, 5, 0, 600),
+    INT_KEY("server", "first_byte_timeout_s", first_byte_timeout_s, 3, 1, 3600),
+    INT_KEY("server", "message_timeout_s", message_timeout_s, 10, 1, 3600),
+    INT_KEY("server", "max_connections_per_ip", max_connections_per_ip, 256, 1, 1000000),
+    INT_KEY("server", "requests_per_ip_per_s", requests_per_ip_per_s, 100, 1, 1000000),
+    INT_KEY("server", "requests_per_ip_burst", requests_per_ip_burst, 200, 1, 1000000),
+    INT_KEY("server", "messages_per_s", messages_per_s, 100, 1, 1000000),
+    INT_KEY("server", "messages_burst", messages_burst, 200, 1, 1000000),
+    INT_KEY("server", "max_tracked_ips", max_tracked_ips, 65536, 1024, 10000000),
+    LIST_KEY("server", "trusted_proxies", trusted_proxies, check_cidr),
     STR_KEY("log", "out_dir", log_dir, "log", check_dir),
     STR_KEY("log", "out_file", log_file, "signal-server.log", check_file),
     CHOICE_KEY("log", "level", log_level, "info", level_choices),
@@ -94,6 +111,16 @@ static const size_t string_fields[] = {
     offsetof(sig_config_t, cors_origin), offsetof(sig_config_t, log_dir),
     offsetof(sig_config_t, log_file),    offsetof(sig_config_t, path),
 };
+
+static void list_free(sig_config_list_t *l) {
+  for (size_t i = 0; i < l->n; i++) free(l->items[i]);
+  free(l->items);
+  l->items = NULL;
+  l->n = 0;
+}
+
+/* Every list in sig_config_t, for copy and free. */
+static const size_t list_fields[] = {offsetof(sig_config_t, trusted_proxies)};
 
 static void *field_at(sig_config_t *cfg, size_t offset) {
   return (char *)cfg + offset;
@@ -247,6 +274,15 @@ static int check_host(sig_config_t *cfg, const char *s, char *why, size_t whylen
   return 0;
 }
 
+static int check_cidr(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  sig_cidr_t c;
+  const char *reason;
+  (void)cfg;
+  if (sig_cidr_parse(&c, s, &reason) != 0)
+    return errorf(why, whylen, "%s, e.g. \"10.0.0.0/8\" or \"::1\"", reason);
+  return 0;
+}
+
 static int check_origin(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
   (void)cfg;
   if (s[0] == '\0') return errorf(why, whylen, "must not be empty (\"*\" allows any origin)");
@@ -334,6 +370,25 @@ static int apply(sig_config_t *cfg, const key_desc *k, const value *v, char *why
       if (v->type != VAL_STRING)
         return errorf(why, whylen, "expected a string, got %s", type_name(v->type));
       return set_string(cfg, k, v->str, why, whylen);
+    case KEY_LIST: {
+      sig_config_list_t *l = field_at(cfg, k->offset), nl = {NULL, 0};
+      if (v->type != VAL_ARRAY)
+        return errorf(why, whylen, "expected an array of strings, got %s", type_name(v->type));
+      for (size_t i = 0; i < v->nitems; i++) {
+        int rc = k->check != NULL ? k->check(cfg, v->items[i], why, whylen) : 0;
+        if (rc != 0) {
+          size_t used = strlen(why);
+          if (used < whylen) snprintf(why + used, whylen - used, " (item %zu)", i + 1);
+          return rc;
+        }
+      }
+      nl.n = v->nitems;
+      nl.items = nl.n > 0 ? sig_malloc(nl.n * sizeof(*nl.items)) : NULL;
+      for (size_t i = 0; i < nl.n; i++) nl.items[i] = sig_strdup(v->items[i]);
+      list_free(l);
+      *l = nl;
+      return 0;
+    }
     case KEY_CHOICE: {
       int idx;
       size_t n = 0;
@@ -384,6 +439,7 @@ void sig_config_init(sig_config_t *cfg) {
           abort();
         }
         break;
+      case KEY_LIST: break; /* empty */
     }
   }
 }
@@ -395,6 +451,7 @@ void sig_config_free(sig_config_t *cfg) {
     free(*slot);
     *slot = NULL;
   }
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(list_fields); i++) list_free(field_at(cfg, list_fields[i]));
 }
 
 static void config_copy(sig_config_t *dst, const sig_config_t *src) {
@@ -402,6 +459,12 @@ static void config_copy(sig_config_t *dst, const sig_config_t *src) {
   for (size_t i = 0; i < SIG_ARRAY_SIZE(string_fields); i++) {
     char **slot = field_at(dst, string_fields[i]);
     if (*slot != NULL) *slot = sig_strdup(*slot);
+  }
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(list_fields); i++) {
+    sig_config_list_t *l = field_at(dst, list_fields[i]);
+    char **items = l->n > 0 ? sig_malloc(l->n * sizeof(*items)) : NULL;
+    for (size_t j = 0; j < l->n; j++) items[j] = sig_strdup(l->items[j]);
+    l->items = items;
   }
 }
 

@@ -13,6 +13,12 @@ typedef enum { SIG_DUP_REPLACE, SIG_DUP_REJECT } sig_dup_policy_t;
 /* `[log] level`, least to most severe. */
 typedef enum { SIG_LOG_DEBUG, SIG_LOG_INFO, SIG_LOG_WARN, SIG_LOG_ERROR } sig_log_level_t;
 
+/* A list of strings (an array key): items[0..n), heap-allocated. */
+typedef struct {
+  char **items;
+  size_t n;
+} sig_config_list_t;
+
 /* Plain data. Every string is heap-allocated, owned by the struct and freed by sig_config_free. */
 typedef struct {
   char *host;      /* as written, e.g. "[::1]:9091" */
@@ -21,6 +27,10 @@ typedef struct {
   int64_t max_connections, max_header_bytes, max_body_bytes, max_message_bytes,
       max_write_queue_bytes, header_timeout_s, keepalive_timeout_s, ping_interval_s, pong_timeout_s,
       answer_timeout_s, max_pending_offers, max_exchanges_per_peer, shutdown_timeout_s;
+  /* abuse bounds (docs/SECURITY.md) */
+  int64_t first_byte_timeout_s, message_timeout_s, max_connections_per_ip, requests_per_ip_per_s,
+      requests_per_ip_burst, messages_per_s, messages_burst, max_tracked_ips;
+  sig_config_list_t trusted_proxies; /* CIDR ranges whose X-Forwarded-For / Forwarded we believe */
   sig_dup_policy_t duplicate;
   char *cors_origin;
   char *log_dir; /* `[log] out_dir`; absolute after sig_config_resolve_paths */

@@ -2,12 +2,15 @@
  * list: a deadline's or the doomed list; a deadline's list is in the order its
  * connections joined it, so one loop-wide timer only looks at list heads. Reads
  * land in one loop-wide buffer and are handled before the callback returns: an
- * idle connection holds no buffer. */
+ * idle connection holds no buffer. A connection that spends its turn's budget
+ * keeps the unhandled rest of its read (the only buffer it ever holds), stops
+ * reading, and waits on the yielded list for the next turn. */
 #include "sig_conn.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "sig_list.h"
@@ -17,6 +20,14 @@
 #define READ_BUF_SIZE 65536
 #define TICK_MS 100
 
+/* What a yielded connection has not handled yet. */
+typedef struct {
+  sig_list_t link; /* in the set's yielded list */
+  sig_conn_t *conn;
+  size_t len;
+  char data[];
+} pending_t;
+
 struct sig_conn_s {
   uv_tcp_t tcp;
   sig_conns_t *set;
@@ -24,9 +35,15 @@ struct sig_conn_s {
   uint64_t since;  /* when it joined its deadline's list */
   const sig_conn_handler_t *handler;
   void *data;
+  pending_t *pending; /* while yielded */
+  sig_addr_t client;
   uint32_t queued; /* bytes in the user-space write queue */
+  uint32_t turn;   /* the turn its budget was last spent in, and how much */
+  uint16_t spent;
   uint8_t state;
   uint8_t deadline;
+  uint8_t served;
+  uint8_t counted;
 };
 
 struct sig_conns_s {
@@ -34,8 +51,12 @@ struct sig_conns_s {
   sig_conns_config_t cfg;
   uv_timer_t timer;
   uv_idle_t reaper;
+  uv_prepare_t turner; /* counts the loop's turns */
+  uv_idle_t resumer;   /* runs the yielded connections, once a turn */
+  uint32_t turn;
   sig_list_t lists[SIG_DEADLINE_COUNT];
   sig_list_t doomed;
+  sig_list_t yielded; /* of pending_t */
   uint64_t count;
   int handles_open;
   void (*on_empty)(void *arg);
@@ -54,8 +75,8 @@ static char read_buf[READ_BUF_SIZE];
 /* ---- the byte stream: between the socket and the handler. Plain TCP passes bytes
  * through; TLS will decrypt in read and encrypt in writev, on the same connection. */
 
-static void stream_read(sig_conn_t *c, const char *buf, size_t len) {
-  c->handler->on_data(c, buf, len);
+static size_t stream_read(sig_conn_t *c, const char *buf, size_t len) {
+  return c->handler->on_data(c, buf, len);
 }
 
 /* Returns the bytes the socket took at once (all, some or none), or a negative error. */
@@ -77,11 +98,20 @@ static void on_close(uv_handle_t *h) {
   }
 }
 
+static void drop_pending(sig_conn_t *c) {
+  if (c->pending == NULL) return;
+  sig_list_remove(&c->pending->link);
+  free(c->pending);
+  c->pending = NULL;
+}
+
 /* c leaves OPEN (or is reaped): its handler lets go. */
 static void release(sig_conn_t *c) {
+  drop_pending(c);
   if (c->handler != NULL && c->handler->on_close != NULL) c->handler->on_close(c);
   c->handler = NULL;
   c->data = NULL;
+  if (c->set->cfg.on_release != NULL) c->set->cfg.on_release(c->set->cfg.release_arg, c);
 }
 
 static void destroy(sig_conn_t *c) {
@@ -257,6 +287,71 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(read_buf, sizeof(read_buf));
 }
 
+int sig_conn_spend(sig_conn_t *c) {
+  if (c->turn != c->set->turn) c->turn = c->set->turn, c->spent = 0;
+  return ++c->spent <= SIG_CONN_TURN_UNITS;
+}
+
+static void on_resume(uv_idle_t *h);
+
+/* Stops reading c until the next turn, keeping the len bytes at rest unhandled. */
+static void yield(sig_conn_t *c, const char *rest, size_t len) {
+  pending_t *p = c->pending;
+  if (p == NULL || p->len < len) {
+    pending_t *q = sig_malloc(sizeof(*q) + len);
+    memcpy(q->data, rest, len);
+    drop_pending(c);
+    p = c->pending = q;
+    p->conn = c;
+    sig_list_init(&p->link);
+  } else {
+    memmove(p->data, rest, len); /* rest lies inside p->data */
+  }
+  p->len = len;
+  sig_list_remove(&p->link);
+  sig_list_append(&c->set->yielded, &p->link);
+  SIG_MUST(uv_read_stop((uv_stream_t *)&c->tcp));
+  SIG_MUST(uv_idle_start(&c->set->resumer, on_resume));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Hands bytes to the handler; yields when it handled fewer or the read filled the buffer
+ * (more is likely waiting: it comes next turn, after everyone else's). */
+static void deliver(sig_conn_t *c, const char *buf, size_t len, int full) {
+  size_t used = stream_read(c, buf, len);
+  if (c->state != SIG_CONN_OPEN) return;
+  if (used < len || full) yield(c, buf + used, len - used);
+}
+
+/* Each turn: every connection that yielded before this turn gets its bytes again, and reads
+ * again once they are all handled. */
+static void on_resume(uv_idle_t *h) {
+  sig_conns_t *s = h->data;
+  sig_list_t batch;
+  sig_list_init(&batch);
+  while (!sig_list_empty(&s->yielded)) { /* one that yields again now waits for the next turn */
+    sig_list_t *n = s->yielded.next;
+    sig_list_remove(n);
+    sig_list_append(&batch, n);
+  }
+  while (!sig_list_empty(&batch)) {
+    pending_t *p = SIG_LIST_DATA(batch.next, pending_t, link);
+    sig_conn_t *c = p->conn;
+    sig_list_remove(&p->link);
+    size_t used = p->len > 0 ? stream_read(c, p->data, p->len) : 0;
+    if (c->state != SIG_CONN_OPEN || c->pending != p) continue; /* closed: p is gone */
+    if (used < p->len) {
+      yield(c, p->data + used, p->len - used);
+    } else {
+      drop_pending(c);
+      if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) destroy(c);
+    }
+  }
+  if (sig_list_empty(&s->yielded)) SIG_MUST(uv_idle_stop(h));
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   sig_conn_t *c = stream->data;
   if (nread < 0) {
@@ -264,7 +359,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread == 0 || c->state != SIG_CONN_OPEN || c->handler == NULL) return; /* draining: drop */
-  stream_read(c, buf->base, (size_t)nread);
+  deliver(c, buf->base, (size_t)nread, (size_t)nread == READ_BUF_SIZE);
 }
 
 sig_conn_t *sig_conn_accept(sig_conns_t *s, uv_stream_t *listener) {
@@ -289,6 +384,15 @@ sig_conn_t *sig_conn_accept(sig_conns_t *s, uv_stream_t *listener) {
     return NULL;
   }
   uv_tcp_nodelay(&c->tcp, 1); /* best effort: a failure changes only latency */
+  struct sockaddr_storage ss;
+  int sslen = sizeof(ss);
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+    sig_addr_from_sockaddr(&c->client, (struct sockaddr *)&ss);
+  if (s->cfg.sndbuf_bytes > 0) { /* a fixed buffer: the kernel's queue stays bounded */
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &s->cfg.sndbuf_bytes, sizeof(s->cfg.sndbuf_bytes));
+  }
   return c;
 }
 
@@ -305,25 +409,42 @@ sig_conn_state_t sig_conn_state(const sig_conn_t *c) {
   return (sig_conn_state_t)c->state;
 }
 
-void sig_conn_format_address(const struct sockaddr_storage *ss, char *out, size_t outlen) {
-  char ip[64] = "?";
-  if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    uv_ip6_name(a, ip, sizeof(ip));
-    snprintf(out, outlen, "[%s]:%d", ip, ntohs(a->sin6_port));
-  } else {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    uv_ip4_name(a, ip, sizeof(ip));
-    snprintf(out, outlen, "%s:%d", ip, ntohs(a->sin_port));
-  }
+const char *sig_conn_peer(const sig_conn_t *c, char buf[SIG_CONN_ADDR_MAX]) {
+  sig_addr_format(&c->client, 1, buf);
+  return buf;
 }
 
-const char *sig_conn_peer(const sig_conn_t *c, char buf[SIG_CONN_ADDR_MAX]) {
+const char *sig_conn_peer_ip(const sig_conn_t *c, char buf[SIG_CONN_ADDR_MAX]) {
+  sig_addr_format(&c->client, 0, buf);
+  return buf;
+}
+
+const sig_addr_t *sig_conn_client(const sig_conn_t *c) {
+  return &c->client;
+}
+
+void sig_conn_set_client(sig_conn_t *c, const sig_addr_t *a) {
+  c->client = *a;
+}
+
+void sig_conn_socket_peer(const sig_conn_t *c, sig_addr_t *a) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return "-";
-  sig_conn_format_address(&ss, buf, SIG_CONN_ADDR_MAX);
-  return buf;
+  memset(a, 0, sizeof(*a));
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+    sig_addr_from_sockaddr(a, (struct sockaddr *)&ss);
+}
+
+void sig_conn_set_served(sig_conn_t *c) {
+  c->served = 1;
+}
+
+void sig_conn_set_counted(sig_conn_t *c) {
+  c->counted = 1;
+}
+
+int sig_conn_counted(const sig_conn_t *c) {
+  return c->counted;
 }
 
 const char *sig_conn_label(sig_conn_t *c) {
@@ -333,17 +454,29 @@ const char *sig_conn_label(sig_conn_t *c) {
 
 /* ---- the set */
 
+static void on_turn(uv_prepare_t *h) {
+  sig_conns_t *s = h->data;
+  s->turn++;
+}
+
 sig_conns_t *sig_conns_new(uv_loop_t *loop, const sig_conns_config_t *cfg) {
   sig_conns_t *s = sig_calloc(1, sizeof(*s));
   s->loop = loop;
   s->cfg = *cfg;
   for (int l = 0; l < SIG_DEADLINE_COUNT; l++) sig_list_init(&s->lists[l]);
   sig_list_init(&s->doomed);
+  sig_list_init(&s->yielded);
   SIG_MUST(uv_timer_init(loop, &s->timer));
   s->timer.data = s;
   SIG_MUST(uv_idle_init(loop, &s->reaper));
   s->reaper.data = s;
-  s->handles_open = 2;
+  SIG_MUST(uv_idle_init(loop, &s->resumer));
+  s->resumer.data = s;
+  SIG_MUST(uv_prepare_init(loop, &s->turner));
+  s->turner.data = s;
+  SIG_MUST(uv_prepare_start(&s->turner, on_turn));
+  uv_unref((uv_handle_t *)&s->turner); /* it alone does not keep the loop alive */
+  s->handles_open = 4;
   SIG_MUST(uv_timer_start(&s->timer, on_tick, TICK_MS, TICK_MS));
   return s;
 }
@@ -357,6 +490,25 @@ void sig_conns_free(sig_conns_t *s) {
   if (s == NULL) return;
   uv_close((uv_handle_t *)&s->timer, on_handle_closed);
   uv_close((uv_handle_t *)&s->reaper, on_handle_closed);
+  uv_close((uv_handle_t *)&s->resumer, on_handle_closed);
+  uv_close((uv_handle_t *)&s->turner, on_handle_closed);
+}
+
+/* The oldest connection on list l that has not proved itself, or NULL. */
+static sig_conn_t *oldest_unproven(sig_conns_t *s, int l) {
+  for (sig_list_t *it = s->lists[l].next; it != &s->lists[l]; it = it->next) {
+    sig_conn_t *c = SIG_LIST_DATA(it, sig_conn_t, link);
+    if (!c->served && c->state == SIG_CONN_OPEN) return c;
+  }
+  return NULL;
+}
+
+int sig_conns_evict(sig_conns_t *s) {
+  sig_conn_t *c = oldest_unproven(s, SIG_DEADLINE_FIRST_BYTE);
+  if (c == NULL) c = oldest_unproven(s, SIG_DEADLINE_REQUEST);
+  if (c == NULL) return 0;
+  destroy(c);
+  return 1;
 }
 
 uint64_t sig_conns_count(const sig_conns_t *s) {

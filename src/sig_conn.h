@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sig_addr.h"
+
 struct uv_loop_s;
 struct uv_stream_s;
 typedef struct sig_conn_s sig_conn_t;
@@ -55,18 +57,28 @@ typedef enum {
 /* Deadlines: a connection waits on at most one; each has one fixed duration, so that
  * a list per deadline stays sorted by appending and one timer serves them all. */
 typedef enum {
+  SIG_DEADLINE_FIRST_BYTE, /* a new connection must send something */
   SIG_DEADLINE_REQUEST,   /* a request (head and body) must complete */
   SIG_DEADLINE_KEEPALIVE, /* an idle keep-alive connection is closed */
   SIG_DEADLINE_PING,      /* a WebSocket silent this long gets a ping */
   SIG_DEADLINE_PONG,      /* ... and is closed if still silent after this */
+  SIG_DEADLINE_MESSAGE,   /* a WebSocket frame or message that began must complete */
   SIG_DEADLINE_LINGER,    /* a closing connection is cut (handled here: SIG_CONN_NOW) */
   SIG_DEADLINE_COUNT,
   SIG_DEADLINE_NONE = SIG_DEADLINE_COUNT
 } sig_deadline_t;
 
+/* Work a connection may do in one turn of the loop: this many units (an HTTP request, a
+ * WebSocket message), and one read of the loop-wide 64 KiB buffer. Past it the connection
+ * yields: what it has not handled is kept, reading stops, and the rest waits for the next
+ * turn, so that one busy client cannot starve the others. */
+#define SIG_CONN_TURN_UNITS 32
+
 typedef struct {
-  /* Bytes arrived on an OPEN connection (valid during the call only). */
-  void (*on_data)(sig_conn_t *c, const char *buf, size_t len);
+  /* Bytes arrived on an OPEN connection (valid during the call only). Returns how many it
+   * handled; fewer than len when it yields (sig_conn_spend said the turn's budget is
+   * spent): the rest comes again next turn. */
+  size_t (*on_data)(sig_conn_t *c, const char *buf, size_t len);
   /* c's deadline passed (every one but LINGER). */
   void (*on_deadline)(sig_conn_t *c, sig_deadline_t d);
   /* c left OPEN: release what the handler holds (its data included). */
@@ -80,9 +92,13 @@ typedef struct {
 typedef struct {
   uint64_t durations_ms[SIG_DEADLINE_COUNT];
   size_t max_queue_bytes;     /* a connection whose queued bytes would pass this is dropped */
+  int sndbuf_bytes;           /* SO_SNDBUF of accepted sockets (bounds the kernel's queue) */
   unsigned pings_per_tick;    /* PING deadlines handled per tick at most (spreads waves) */
   void (*on_tick)(void *arg); /* called on every tick, after the deadlines */
   void *tick_arg;
+  /* called once for every connection as it leaves OPEN, after its handler's on_close */
+  void (*on_release)(void *arg, sig_conn_t *c);
+  void *release_arg;
 } sig_conns_config_t;
 
 /* Room for "[ipv6]:port". */
@@ -95,6 +111,10 @@ sig_conns_t *sig_conns_new(struct uv_loop_s *loop, const sig_conns_config_t *cfg
 void sig_conns_free(sig_conns_t *s);
 /* Connections not yet freed, in every state. */
 uint64_t sig_conns_count(const sig_conns_t *s);
+/* Makes room for one connection: closes the oldest connection that has not yet proved
+ * itself (no byte yet, then no complete request; see sig_conn_set_served). Returns 1 when
+ * one was closed. */
+int sig_conns_evict(sig_conns_t *s);
 /* Calls on_shutdown of every OPEN connection's handler. */
 void sig_conns_shutdown(sig_conns_t *s);
 /* Closes every connection now (SIG_CONN_NOW), the doomed ones included. */
@@ -112,6 +132,23 @@ void sig_conn_set_handler(sig_conn_t *c, const sig_conn_handler_t *h, void *data
 void *sig_conn_data(const sig_conn_t *c);
 
 sig_conn_state_t sig_conn_state(const sig_conn_t *c);
+
+/* Counts one unit of work (a request, a message) against this turn's budget. Returns 1 while
+ * the budget lasts, 0 once it is spent: the handler then stops and returns what it handled. */
+int sig_conn_spend(sig_conn_t *c);
+
+/* Marks c as having completed a request (or become a WebSocket): never evicted. */
+void sig_conn_set_served(sig_conn_t *c);
+
+/* A mark for the owner of per-address counts: c was counted against its client. */
+void sig_conn_set_counted(sig_conn_t *c);
+int sig_conn_counted(const sig_conn_t *c);
+
+/* The client: the socket's peer at first, or the address a trusted proxy reported. */
+const sig_addr_t *sig_conn_client(const sig_conn_t *c);
+void sig_conn_set_client(sig_conn_t *c, const sig_addr_t *a);
+/* The socket's own peer (the proxy, when there is one). */
+void sig_conn_socket_peer(const sig_conn_t *c, sig_addr_t *a);
 
 /* A piece of bytes to write. */
 typedef struct {
@@ -136,15 +173,15 @@ void sig_conn_close(sig_conn_t *c, sig_conn_close_t how);
 void sig_conn_set_deadline(sig_conn_t *c, sig_deadline_t d);
 sig_deadline_t sig_conn_deadline(const sig_conn_t *c);
 
-/* The remote address, "1.2.3.4:5678" or "[::1]:5678", in buf; "-" when unknown. */
+/* The client's address, "1.2.3.4:5678" or "[::1]:5678", in buf; "-" when unknown. */
 const char *sig_conn_peer(const sig_conn_t *c, char buf[SIG_CONN_ADDR_MAX]);
-/* For log lines: the peer address in a compound literal. */
+/* The client's address without the port (the scope of throttled log lines). */
+const char *sig_conn_peer_ip(const sig_conn_t *c, char buf[SIG_CONN_ADDR_MAX]);
+/* For log lines: the address in a compound literal. */
 #define SIG_CONN_PEER(c) sig_conn_peer((c), (char[SIG_CONN_ADDR_MAX]){0})
+#define SIG_CONN_IP(c) sig_conn_peer_ip((c), (char[SIG_CONN_ADDR_MAX]){0})
 /* For log lines: the handler's label, or "-". */
 const char *sig_conn_label(sig_conn_t *c);
 
-/* Formats a socket address as sig_conn_peer does. */
-struct sockaddr_storage;
-void sig_conn_format_address(const struct sockaddr_storage *ss, char *out, size_t outlen);
 
 #endif

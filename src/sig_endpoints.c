@@ -17,10 +17,12 @@
 #include "sig_ws.h"
 
 typedef struct {
-  sig_http_t *http;
+  sig_http_t *http; /* made when the first byte arrives */
   sig_endpoints_t *ep;
-  uint8_t head;     /* answering a HEAD request: headers only (RFC 9112 6.3) */
-  uint8_t upgraded; /* the 101 went out: a session takes the connection over */
+  uint8_t head;      /* answering a HEAD request: headers only (RFC 9112 6.3) */
+  uint8_t upgraded;  /* the 101 went out: a session takes the connection over */
+  uint8_t proxied;   /* the socket's peer is a trusted proxy */
+  uint8_t over_limit; /* its address held max_connections_per_ip already */
 } stage_t;
 
 /* Returns 1 when the connection was taken over (upgrade) or is closing. */
@@ -141,6 +143,16 @@ static int handle_ws(sig_conn_t *c, const sig_http_request_t *r, int keep_alive)
     snprintf(why.msg, sizeof(why.msg), "server: shutting down");
     return refuse_upgrade(c, &why, NULL);
   }
+  /* Through a proxy, the connection is counted against its client when it upgrades. */
+  if (st->proxied && !sig_conn_counted(c)) {
+    if (sig_limits_conn_add(st->ep->limits, sig_conn_client(c), sig_now_ms()) != 0) {
+      why.code = SIG_STATUS_TOO_MANY;
+      snprintf(why.msg, sizeof(why.msg), "connections: more than %" PRId64 " from your address",
+               st->ep->cfg->max_connections_per_ip);
+      return refuse_upgrade(c, &why, NULL);
+    }
+    sig_conn_set_counted(c);
+  }
   if (sig_conn_write(c, resp, len) == 0) st->upgraded = 1; /* on_data starts the session */
   return 1;
 }
@@ -185,6 +197,42 @@ static void refuse_request(sig_conn_t *c, const sig_http_request_t *r, int statu
   respond_error(c, status, msg, keep_alive, hint);
 }
 
+/* The per-address limits: who the client is (through a trusted proxy), how many connections it
+ * holds, how fast it asks. Returns 0, or 1 after refusing with 429 (the connection closes). */
+static int refuse_by_limits(sig_conn_t *c, const sig_http_request_t *r) {
+  stage_t *st = sig_conn_data(c);
+  sig_endpoints_t *ep = st->ep;
+  char msg[SIG_REFUSAL_MAX], retry[16];
+  uint32_t retry_s;
+  if (st->proxied) {
+    sig_addr_t peer, client;
+    sig_conn_socket_peer(c, &peer);
+    if (!r->forwarded_unusable)
+      sig_addr_client(&peer, ep->trusted, ep->ntrusted, r->h_forwarded, r->h_forwarded_for,
+                      &client);
+    else
+      client = peer;
+    sig_conn_set_client(c, &client);
+  }
+  if (st->over_limit) {
+    snprintf(msg, sizeof(msg), "connections: more than %" PRId64 " from your address",
+             ep->cfg->max_connections_per_ip);
+    refuse_request(c, r, SIG_STATUS_TOO_MANY, msg, 0, NULL);
+    return 1;
+  }
+  if (sig_limits_request(ep->limits, sig_conn_client(c), sig_now_ms(), &retry_s) != 0) {
+    sig_http_header_t hint = {"Retry-After", retry};
+    snprintf(retry, sizeof(retry), "%" PRIu32, retry_s);
+    snprintf(msg, sizeof(msg),
+             "requests: more than %" PRId64 " a second from your address; retry after %" PRIu32
+             " s",
+             ep->cfg->requests_per_ip_per_s, retry_s);
+    refuse_request(c, r, SIG_STATUS_TOO_MANY, msg, 0, &hint);
+    return 1;
+  }
+  return 0;
+}
+
 /* Answers one request. Returns 1 when the connection no longer reads HTTP. */
 static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
   stage_t *st = sig_conn_data(c);
@@ -196,7 +244,9 @@ static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
   sig_http_method_t method = r->method;
   if (method == SIG_HTTP_HEAD && !(route != NULL && route->upgrade == UPGRADE_TAKE))
     method = SIG_HTTP_GET;
-  if (r->http_major == 1 && r->http_minor >= 1 && r->h_host == NULL) { /* RFC 9112 3.2 */
+  if (refuse_by_limits(c, r)) {
+    keep_alive = 0;
+  } else if (r->http_major == 1 && r->http_minor >= 1 && r->h_host == NULL) { /* RFC 9112 3.2 */
     refuse_request(c, r, SIG_STATUS_BAD_REQUEST, "host: required", 0, NULL);
     keep_alive = 0;
   } else if (route == NULL) {
@@ -234,23 +284,28 @@ static void free_stage(stage_t *st) {
   free(st);
 }
 
-static void on_data(sig_conn_t *c, const char *buf, size_t len) {
+static size_t on_data(sig_conn_t *c, const char *buf, size_t len) {
   stage_t *st = sig_conn_data(c);
-  if (sig_conn_deadline(c) == SIG_DEADLINE_KEEPALIVE)
+  size_t done = 0;
+  if (st->http == NULL)
+    st->http = sig_http_new((size_t)st->ep->cfg->max_header_bytes, (size_t)st->ep->cfg->max_body_bytes);
+  sig_deadline_t d = sig_conn_deadline(c);
+  if (d == SIG_DEADLINE_FIRST_BYTE || d == SIG_DEADLINE_KEEPALIVE)
     sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST);
-  for (;;) {
+  while (done < len) {
     size_t used = 0;
-    int rc = sig_http_feed(st->http, buf, len, &used);
+    if (!sig_conn_spend(c)) return done; /* the rest waits for the next turn */
+    int rc = sig_http_feed(st->http, buf + done, len - done, &used);
     if (rc < 0) {
       const char *msg;
       int status = sig_http_error(st->http, &msg);
-      SIG_INFO("http", "bad request status=%d peer=%s msg=\"%s\"", status, SIG_CONN_PEER(c), msg);
+      SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "bad request", SIG_KVI("status", status),
+                SIG_KV("peer", SIG_CONN_PEER(c)), SIG_KV("msg", msg));
       respond_error(c, status, msg, 0, NULL);
       sig_conn_close(c, SIG_CONN_FLUSH);
-      return;
+      return len;
     }
-    buf += used;
-    len -= used;
+    done += used;
     if (rc == SIG_HTTP_NEED_MORE) {
       if (sig_conn_deadline(c) == SIG_DEADLINE_KEEPALIVE && sig_http_in_request(st->http))
         sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST); /* a pipelined request began */
@@ -259,30 +314,32 @@ static void on_data(sig_conn_t *c, const char *buf, size_t len) {
         const char *text = sig_http_continue(&n);
         sig_conn_write(c, text, n);
       }
-      return;
+      return len;
     }
     const sig_http_request_t *r = sig_http_request(st->http);
-    int done = handle_request(c, r);
-    if (sig_conn_state(c) != SIG_CONN_OPEN) return; /* closing: the stage may be gone */
+    int taken = handle_request(c, r);
+    if (sig_conn_state(c) != SIG_CONN_OPEN) return len; /* closing: the stage may be gone */
+    sig_conn_set_served(c);
     st->head = 0;
-    if (done) {
+    if (taken) {
       /* An accepted upgrade: the rest of this read is the first WebSocket frames. */
       if (st->upgraded) {
         const char *domain = r->path + SIG_PATH_WS_LEN;
         size_t dlen = r->path_len - SIG_PATH_WS_LEN;
         sig_conn_set_handler(c, NULL, NULL);
-        sig_session_start(c, st->ep->sessions, domain, dlen, buf, len);
+        done += sig_session_start(c, st->ep->sessions, domain, dlen, buf + done, len - done);
         free_stage(st); /* domain pointed into it: the router copied it */
+        return done;
       }
-      return;
+      return len;
     }
-    if (len == 0) return;
   }
+  return done;
 }
 
 static void on_deadline(sig_conn_t *c, sig_deadline_t d) {
   stage_t *st = sig_conn_data(c);
-  if (d == SIG_DEADLINE_REQUEST && sig_http_in_request(st->http)) {
+  if (d == SIG_DEADLINE_REQUEST && st->http != NULL && sig_http_in_request(st->http)) {
     char msg[96];
     snprintf(msg, sizeof(msg), "request: not complete within %" PRId64 " s",
              st->ep->cfg->header_timeout_s);
@@ -300,15 +357,31 @@ static void on_close(sig_conn_t *c) {
 
 static void on_shutdown(sig_conn_t *c) {
   stage_t *st = sig_conn_data(c);
-  if (!sig_http_in_request(st->http)) sig_conn_close(c, SIG_CONN_NOW);
+  if (st->http == NULL || !sig_http_in_request(st->http)) sig_conn_close(c, SIG_CONN_NOW);
 }
 
 static const sig_conn_handler_t handler = {on_data, on_deadline, on_close, on_shutdown, NULL};
 
+static int trusted(const sig_endpoints_t *ep, const sig_addr_t *a) {
+  for (size_t i = 0; i < ep->ntrusted; i++)
+    if (sig_cidr_contains(&ep->trusted[i], a)) return 1;
+  return 0;
+}
+
 void sig_endpoints_attach(sig_conn_t *c, sig_endpoints_t *ep) {
   stage_t *st = sig_calloc(1, sizeof(*st));
   st->ep = ep;
-  st->http = sig_http_new((size_t)ep->cfg->max_header_bytes, (size_t)ep->cfg->max_body_bytes);
+  st->proxied = (uint8_t)trusted(ep, sig_conn_client(c));
+  if (!st->proxied) {
+    if (sig_limits_conn_add(ep->limits, sig_conn_client(c), sig_now_ms()) == 0)
+      sig_conn_set_counted(c);
+    else
+      st->over_limit = 1;
+  }
   sig_conn_set_handler(c, &handler, st);
-  sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST);
+  sig_conn_set_deadline(c, SIG_DEADLINE_FIRST_BYTE);
+}
+
+void sig_endpoints_release(sig_endpoints_t *ep, sig_conn_t *c) {
+  if (sig_conn_counted(c)) sig_limits_conn_remove(ep->limits, sig_conn_client(c), sig_now_ms());
 }

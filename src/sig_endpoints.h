@@ -8,8 +8,10 @@
 
 #include <stdint.h>
 
+#include "sig_addr.h"
 #include "sig_config.h"
 #include "sig_conn.h"
+#include "sig_limits.h"
 #include "sig_router.h"
 #include "sig_session.h"
 
@@ -19,10 +21,18 @@ typedef struct {
   sig_router_t *router;
   sig_conns_t *conns;
   const sig_sessions_t *sessions;
+  sig_limits_t *limits;     /* per-address connections and request rate */
+  const sig_cidr_t *trusted; /* trusted_proxies, parsed */
+  size_t ntrusted;
   int shutting_down; /* set by the server: upgrades and offers are refused (503) */
 } sig_endpoints_t;
 
-/* Starts serving HTTP on a freshly accepted connection. */
+/* Starts serving HTTP on a freshly accepted connection; counts it against its address
+ * (unless it comes through a trusted proxy: then its upgrade is counted, against the
+ * client the proxy names). */
 void sig_endpoints_attach(sig_conn_t *c, sig_endpoints_t *ep);
+
+/* A connection is gone (from any handler): what was counted for it is given back. */
+void sig_endpoints_release(sig_endpoints_t *ep, sig_conn_t *c);
 
 #endif

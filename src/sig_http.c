@@ -22,11 +22,29 @@
 /* Header values we keep are short (a WebSocket key is 24 bytes); anything longer
  * than this in a header we act on is refused rather than truncated. */
 #define HVAL_MAX 256
+/* A proxy chain's list may be longer; past this it is not believed (the socket's peer counts). */
+#define HFWD_MAX 1024
 #define HNAME_MAX 32
 
-enum { H_UPGRADE, H_CONNECTION, H_WS_KEY, H_WS_VERSION, H_EXPECT, H_HOST, H_COUNT, H_NONE = -1 };
+enum {
+  H_UPGRADE,
+  H_CONNECTION,
+  H_WS_KEY,
+  H_WS_VERSION,
+  H_EXPECT,
+  H_HOST,
+  H_XFF,
+  H_FORWARDED,
+  H_COUNT,
+  H_NONE = -1
+};
 static const char *const header_names[H_COUNT] = {
-    "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "expect", "host"};
+    "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+    "expect",  "host",       "x-forwarded-for",   "forwarded"};
+/* Where each value lives in the values store, and its room. */
+static const size_t value_room[H_COUNT] = {HVAL_MAX, HVAL_MAX, HVAL_MAX, HVAL_MAX,
+                                           HVAL_MAX, HVAL_MAX, HFWD_MAX, HFWD_MAX};
+#define STORE_SIZE (6 * (HVAL_MAX + 1) + 2 * (HFWD_MAX + 1))
 
 struct sig_http_s {
   http_parser parser;
@@ -39,13 +57,15 @@ struct sig_http_s {
   size_t name_len; /* > HNAME_MAX means "a name we don't care about" */
   int cur;         /* header being read, or H_NONE */
   int in_value;
-  char values[H_COUNT][HVAL_MAX + 1];
+  char *values[H_COUNT]; /* into store */
+  char store[STORE_SIZE];
   size_t value_len[H_COUNT];
   int present[H_COUNT];
   char *body;
   size_t body_len, body_cap;
   int started, head_done, complete, expect_continue, has_body;
-  int too_long; /* a header we act on whose value is longer than HVAL_MAX, or H_NONE */
+  int too_long;     /* a header we act on whose value is longer than its room, or H_NONE */
+  int fwd_too_long; /* bit per forwarded-for header past HFWD_MAX: not believed */
   int err_status;
   const char *err_msg;
   char err_buf[160];
@@ -97,8 +117,11 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 /* Appends to the value of the header being read; past HVAL_MAX it only notes which header
  * was too long (refused once the head is complete). */
 static void append_value(sig_http_t *h, const char *at, size_t len) {
-  if (h->value_len[h->cur] + len > HVAL_MAX) {
-    if (h->too_long == H_NONE) h->too_long = h->cur;
+  if (h->value_len[h->cur] + len > value_room[h->cur]) {
+    if (h->cur == H_XFF || h->cur == H_FORWARDED)
+      h->fwd_too_long |= 1 << (h->cur - H_XFF);
+    else if (h->too_long == H_NONE)
+      h->too_long = h->cur;
     return;
   }
   memcpy(h->values[h->cur] + h->value_len[h->cur], at, len);
@@ -196,6 +219,7 @@ static void reset_request(sig_http_t *h) {
   h->url_len = 0;
   h->head_bytes = h->body_announced = 0;
   h->too_long = H_NONE;
+  h->fwd_too_long = 0;
   h->name_len = 0;
   h->cur = H_NONE;
   h->in_value = 0;
@@ -217,6 +241,7 @@ sig_http_t *sig_http_new(size_t max_header_bytes, size_t max_body_bytes) {
   h->max_header_bytes = max_header_bytes;
   h->max_body_bytes = max_body_bytes;
   h->cur = h->too_long = H_NONE;
+  for (size_t i = 0, off = 0; i < H_COUNT; off += value_room[i++] + 1) h->values[i] = h->store + off;
   return h;
 }
 
@@ -252,12 +277,14 @@ static void build_request(sig_http_t *h) {
   r->keep_alive = http_should_keep_alive(p);
   r->upgrade = p->upgrade;
   r->has_body = h->has_body;
-  const char **slots[H_COUNT] = {&r->h_upgrade,    &r->h_connection, &r->h_ws_key,
-                                 &r->h_ws_version, &r->h_expect,     &r->h_host};
+  const char **slots[H_COUNT] = {&r->h_upgrade, &r->h_connection, &r->h_ws_key,
+                                 &r->h_ws_version, &r->h_expect, &r->h_host,
+                                 &r->h_forwarded_for, &r->h_forwarded};
   for (int i = 0; i < H_COUNT; i++) {
     h->values[i][h->value_len[i]] = '\0';
     *slots[i] = h->present[i] ? h->values[i] : NULL;
   }
+  r->forwarded_unusable = h->fwd_too_long != 0;
   r->body = h->body_len > 0 ? h->body : ""; /* never an earlier request's body */
   r->body_len = h->body_len;
 }

@@ -1,9 +1,12 @@
 /* Log file handling: mkdir -p, append-only writes of whole lines with one
- * write(2) each (so concurrent tails never see half a line), reopen on SIGHUP. */
+ * write(2) each (so concurrent tails never see half a line), reopen on SIGHUP;
+ * escaping of every value; throttling of scoped events in a fixed table (a
+ * collision only makes two scopes share a budget). */
 #include "sig_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sig_text.h"
 #include "sig_util.h"
 
 static int log_fd = -1;
@@ -19,6 +23,24 @@ static char *log_path;
 static sig_log_level_t log_level = SIG_LOG_INFO;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+
+#define LINE_MAX_BYTES 2048
+#define THROTTLE_SLOTS 4096
+#define SCOPE_MAX 64
+
+/* One (event, scope) pair's second: how many lines went out, how many were held back. */
+typedef struct {
+  uint32_t hash; /* 0: free */
+  int64_t second;
+  uint32_t written, suppressed;
+  sig_log_level_t level;
+  const char *module, *event;
+  char scope[SCOPE_MAX];
+} slot_t;
+
+static slot_t slots[THROTTLE_SLOTS];
+static int64_t ceiling_second;
+static uint32_t ceiling_written, ceiling_suppressed;
 
 static int mkdir_p(const char *dir) {
   char *p = sig_strdup(dir);
@@ -95,22 +117,22 @@ const char *sig_log_path(void) {
   return log_path;
 }
 
-void sig_log_write(sig_log_level_t level, const char *module, const char *fmt, ...) {
-  char line[2048];
+/* "TIMESTAMP LEVEL MODULE " into line; returns its length. */
+static size_t prefix(char *line, sig_log_level_t level, const char *module) {
   struct timespec ts;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
-  int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %-6s ",
+  int n = snprintf(line, LINE_MAX_BYTES, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %-6s ",
                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                    ts.tv_nsec / 1000000, level_names[level], module);
-  va_list ap;
-  va_start(ap, fmt);
-  int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-  va_end(ap);
-  size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-  if (len > sizeof(line) - 5) { /* truncated: say so rather than cut silently */
-    len = sizeof(line) - 5;
+  return n < 0 ? 0 : (size_t)n;
+}
+
+/* Ends the line (cut with "..." if it was full) and writes it at once. */
+static void emit(char *line, size_t len) {
+  if (len > LINE_MAX_BYTES - 5) { /* truncated: say so rather than cut silently */
+    len = LINE_MAX_BYTES - 5;
     memcpy(line + len, "...", 3);
     len += 3;
   }
@@ -118,4 +140,129 @@ void sig_log_write(sig_log_level_t level, const char *module, const char *fmt, .
   int fd = log_fd >= 0 ? log_fd : STDERR_FILENO;
   ssize_t w = write(fd, line, len);
   (void)w; /* nowhere better to report a failing log write */
+}
+
+void sig_log_write(sig_log_level_t level, const char *module, const char *fmt, ...) {
+  char line[LINE_MAX_BYTES], text[LINE_MAX_BYTES];
+  size_t n = prefix(line, level, module);
+  va_list ap;
+  va_start(ap, fmt);
+  int m = vsnprintf(text, sizeof(text), fmt, ap);
+  va_end(ap);
+  size_t tlen = m < 0 ? 0 : (size_t)m < sizeof(text) ? (size_t)m : sizeof(text) - 1;
+  n += sig_text_escape(line + n, sizeof(line) - n - 1, text, tlen, SIZE_MAX, 0);
+  emit(line, n);
+}
+
+/* A value is written bare when it is non-empty printable ASCII without space, '"', '\\'
+ * or '='; else quoted, with '"', '\\' and anything unprintable escaped. */
+static int bare(const char *s, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '=') return 0;
+  }
+  return 1;
+}
+
+static size_t put_field(char *out, size_t room, const sig_log_kv_t *kv) {
+  size_t o = 0, klen = strlen(kv->key);
+  if (room < klen + 4) return 0;
+  out[o++] = ' ';
+  memcpy(out + o, kv->key, klen);
+  o += klen;
+  out[o++] = '=';
+  if (kv->s == NULL) {
+    int k = snprintf(out + o, room - o, "%" PRId64, kv->i);
+    return k < 0 || (size_t)k >= room - o ? room : o + (size_t)k;
+  }
+  size_t n = kv->len == SIZE_MAX ? strlen(kv->s) : kv->len;
+  if (bare(kv->s, n)) {
+    if (n > room - o) n = room - o;
+    memcpy(out + o, kv->s, n);
+    return o + n;
+  }
+  out[o++] = '"';
+  if (o + 2 >= room) return room;
+  o += sig_text_escape(out + o, room - o - 1, kv->s, n, SIZE_MAX, '"');
+  out[o++] = '"';
+  return o;
+}
+
+static void write_event(sig_log_level_t level, const char *module, const char *event,
+                        const sig_log_kv_t *kv, size_t nkv) {
+  char line[LINE_MAX_BYTES];
+  size_t n = prefix(line, level, module), room = sizeof(line) - 1;
+  n += sig_text_escape(line + n, room - n, event, strlen(event), SIZE_MAX, 0);
+  for (size_t i = 0; i < nkv && n < room; i++) n += put_field(line + n, room - n, &kv[i]);
+  emit(line, n < room ? n : room);
+}
+
+static void write_suppressed(const slot_t *sl) {
+  sig_log_kv_t kv[] = {SIG_KV("event", sl->event), SIG_KV("scope", sl->scope),
+                       SIG_KVI("count", sl->suppressed)};
+  write_event(sl->level, sl->module, "suppressed similar lines", kv, SIG_ARRAY_SIZE(kv));
+}
+
+static int64_t now_second(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec;
+}
+
+/* Whether a scoped event may be written now; counts it either way. */
+static int admit(sig_log_level_t level, const char *module, const char *scope, const char *event) {
+  int64_t sec = now_second();
+  size_t slen = strnlen(scope, SCOPE_MAX - 1);
+  uint32_t h = sig_fnv1a(SIG_FNV1A_INIT, &event, sizeof(event));
+  h = sig_fnv1a(h, scope, slen) | 1;
+  slot_t *sl = &slots[h & (THROTTLE_SLOTS - 1)];
+  if (sl->hash != h || sl->event != event || strncmp(sl->scope, scope, slen) != 0 ||
+      sl->scope[slen] != '\0') { /* a new pair (or a collision): the old one's count first */
+    if (sl->hash != 0 && sl->suppressed > 0) write_suppressed(sl);
+    sl->hash = h, sl->event = event, sl->module = module, sl->level = level;
+    memcpy(sl->scope, scope, slen);
+    sl->scope[slen] = '\0';
+    sl->second = sec, sl->written = sl->suppressed = 0;
+  } else if (sl->second != sec) {
+    if (sl->suppressed > 0) write_suppressed(sl);
+    sl->second = sec, sl->written = sl->suppressed = 0;
+  }
+  if (ceiling_second != sec) {
+    if (ceiling_suppressed > 0)
+      SIG_WARN("log", "log rate ceiling: %" PRIu32 " lines suppressed", ceiling_suppressed);
+    ceiling_second = sec, ceiling_written = ceiling_suppressed = 0;
+  }
+  if (sl->written >= SIG_LOG_BURST) {
+    sl->suppressed++;
+    return 0;
+  }
+  if (ceiling_written >= SIG_LOG_CEILING) {
+    ceiling_suppressed++;
+    return 0;
+  }
+  sl->written++, ceiling_written++;
+  return 1;
+}
+
+void sig_log_event(sig_log_level_t level, const char *module, const char *scope, const char *event,
+                   const sig_log_kv_t *kv, size_t n) {
+  if (!sig_log_enabled(level)) return;
+  if (scope != NULL && !admit(level, module, scope, event)) return;
+  write_event(level, module, event, kv, n);
+}
+
+void sig_log_flush_suppressed(void) {
+  int64_t sec = now_second();
+  for (size_t i = 0; i < THROTTLE_SLOTS; i++) {
+    slot_t *sl = &slots[i];
+    if (sl->hash != 0 && sl->second != sec && sl->suppressed > 0) {
+      write_suppressed(sl);
+      sl->suppressed = 0;
+    }
+  }
+  if (ceiling_second != sec && ceiling_suppressed > 0) {
+    SIG_WARN("log", "log rate ceiling: %" PRIu32 " lines suppressed", ceiling_suppressed);
+    ceiling_suppressed = 0;
+  }
 }

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "sig_conn.h"
 #include "sig_endpoints.h"
+#include "sig_limits.h"
 #include "sig_log.h"
 #include "sig_router.h"
 #include "sig_session.h"
@@ -25,10 +27,18 @@
 /* TCP connections allowed beyond max_connections, so that refusals can be explained. */
 #define CONN_SLACK 64
 #define BACKLOG 511
+/* Descriptors kept free under the file limit for everything but client connections. */
+#define FD_RESERVE 32
+/* SO_SNDBUF of accepted sockets: Linux doubles it for its bookkeeping, so the kernel holds
+ * at most 64 KiB for a peer, whatever the peer's receive window. */
+#define SNDBUF_BYTES 32768
 
 struct sig_server_s {
   uv_loop_t *loop;
   const sig_config_t *cfg;
+  uint64_t max_conns; /* TCP connections held at most: max_connections + slack, under the file limit */
+  sig_limits_t *limits;
+  sig_cidr_t *trusted;
   uv_tcp_t listener;
   uv_timer_t shutdown_timer;
   int handles_open;
@@ -44,22 +54,47 @@ struct sig_server_s {
 
 static void on_connection(uv_stream_t *listener, int status) {
   sig_server_t *s = listener->data;
+  if (status == UV_EMFILE || status == UV_ENFILE) { /* out of descriptors: make room */
+    SIG_EVENT(SIG_LOG_WARN, "server", "files", "accept failed: out of file descriptors",
+              SIG_KV("error", sig_strerror(status)), SIG_KVI("evicted", sig_conns_evict(s->conns)));
+    return;
+  }
   if (status < 0) {
-    SIG_WARN("server", "accept failed error=\"%s\"", sig_strerror(status));
+    SIG_EVENT(SIG_LOG_WARN, "server", "accept", "accept failed", SIG_KV("error", sig_strerror(status)));
     return;
   }
   sig_conn_t *c = sig_conn_accept(s->conns, listener);
   if (c == NULL) return;
-  if (sig_conns_count(s->conns) > (uint64_t)s->cfg->max_connections + CONN_SLACK) {
+  /* Full: the oldest connection that has not yet proved itself makes room, so that idle
+   * connects cannot lock real clients out. */
+  if (sig_conns_count(s->conns) > s->max_conns && !sig_conns_evict(s->conns)) {
     sig_conn_close(c, SIG_CONN_NOW);
     return;
   }
   sig_endpoints_attach(c, &s->endpoints);
 }
 
+static void on_release(void *arg, sig_conn_t *c) {
+  sig_server_t *s = arg;
+  sig_endpoints_release(&s->endpoints, c);
+}
+
 static void on_tick(void *arg) {
   sig_server_t *s = arg;
   sig_router_tick(s->router);
+  sig_limits_sweep(s->limits, sig_now_ms());
+  sig_log_flush_suppressed();
+}
+
+/* max_connections + CONN_SLACK, but never so many that accept runs out of descriptors
+ * (some are kept for the log, the listener and the loop). */
+static uint64_t connection_cap(const sig_config_t *cfg) {
+  struct rlimit rl;
+  uint64_t cap = (uint64_t)cfg->max_connections + CONN_SLACK;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur > FD_RESERVE && rl.rlim_cur - FD_RESERVE < cap)
+    cap = rl.rlim_cur - FD_RESERVE;
+  return cap;
 }
 
 /* ---- binding */
@@ -132,22 +167,30 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
     return rc;
   }
   int namelen = sizeof(ss);
-  if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &namelen) == 0)
-    sig_conn_format_address(&ss, s->address, sizeof(s->address));
+  sig_addr_t bound;
+  if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &namelen) == 0) {
+    sig_addr_from_sockaddr(&bound, (struct sockaddr *)&ss);
+    sig_addr_format(&bound, 1, s->address);
+  }
 
   sig_conns_config_t cc = {
       .durations_ms =
           {
+              [SIG_DEADLINE_FIRST_BYTE] = (uint64_t)cfg->first_byte_timeout_s * 1000,
               [SIG_DEADLINE_REQUEST] = (uint64_t)cfg->header_timeout_s * 1000,
               [SIG_DEADLINE_KEEPALIVE] = (uint64_t)cfg->keepalive_timeout_s * 1000,
               [SIG_DEADLINE_PING] = (uint64_t)cfg->ping_interval_s * 1000,
               [SIG_DEADLINE_PONG] = (uint64_t)cfg->pong_timeout_s * 1000,
+              [SIG_DEADLINE_MESSAGE] = (uint64_t)cfg->message_timeout_s * 1000,
               [SIG_DEADLINE_LINGER] = CLOSE_LINGER_MS,
           },
       .max_queue_bytes = (size_t)cfg->max_write_queue_bytes,
+      .sndbuf_bytes = SNDBUF_BYTES,
       .pings_per_tick = PINGS_PER_TICK,
       .on_tick = on_tick,
       .tick_arg = s,
+      .on_release = on_release,
+      .release_arg = s,
   };
   s->conns = sig_conns_new(loop, &cc);
   sig_router_transport_t t = sig_sessions_transport(loop);
@@ -159,8 +202,29 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
       .answer_timeout_ms = (uint64_t)cfg->answer_timeout_s * 1000,
   };
   s->router = sig_router_new(&t, &l);
-  s->sessions = (sig_sessions_t){s->router, (uint64_t)cfg->max_message_bytes};
-  s->endpoints = (sig_endpoints_t){cfg, s->router, s->conns, &s->sessions, 0};
+  s->sessions = (sig_sessions_t){s->router, (uint64_t)cfg->max_message_bytes,
+                                 (uint32_t)cfg->messages_per_s, (uint32_t)cfg->messages_burst};
+  s->max_conns = connection_cap(cfg);
+  sig_limits_config_t lc = {
+      .max_conns_per_addr = (uint32_t)cfg->max_connections_per_ip,
+      .requests_per_s = (uint32_t)cfg->requests_per_ip_per_s,
+      .requests_burst = (uint32_t)cfg->requests_per_ip_burst,
+      .max_addrs = (size_t)cfg->max_tracked_ips > s->max_conns ? (size_t)cfg->max_tracked_ips
+                                                               : (size_t)s->max_conns + 1,
+  };
+  s->limits = sig_limits_new(&lc);
+  s->trusted = sig_calloc(cfg->trusted_proxies.n + 1, sizeof(*s->trusted));
+  for (size_t i = 0; i < cfg->trusted_proxies.n; i++) {
+    const char *why;
+    sig_cidr_parse(&s->trusted[i], cfg->trusted_proxies.items[i], &why); /* checked by config */
+  }
+  s->endpoints = (sig_endpoints_t){.cfg = cfg,
+                                   .router = s->router,
+                                   .conns = s->conns,
+                                   .sessions = &s->sessions,
+                                   .limits = s->limits,
+                                   .trusted = s->trusted,
+                                   .ntrusted = cfg->trusted_proxies.n};
   *out = s;
   return 0;
 }
@@ -212,6 +276,10 @@ void sig_server_free(sig_server_t *s) {
   if (s == NULL) return;
   sig_router_free(s->router);
   s->router = NULL;
+  sig_limits_free(s->limits);
+  s->limits = NULL;
+  free(s->trusted);
+  s->trusted = NULL;
   sig_conns_free(s->conns);
   s->conns = NULL;
   if (!uv_is_closing((uv_handle_t *)&s->listener))

@@ -4,10 +4,14 @@
  * router forget the peer at once, and lingers for the peer's close. */
 #include "sig_session.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <uv.h>
 
+#include "sig_limits.h"
 #include "sig_log.h"
+#include "sig_msg.h"
 #include "sig_proto.h"
 #include "sig_util.h"
 #include "sig_ws.h"
@@ -18,6 +22,9 @@ typedef struct {
   sig_ws_t *ws;            /* while a frame or message is in flight */
   sig_router_peer_t *peer; /* while registered */
   uint8_t closing;         /* our close frame went out */
+  uint8_t completed;       /* a message completed during the current feed */
+  uint32_t refused;        /* messages refused in a row for the message rate */
+  sig_bucket_t rate;
 } session_t;
 
 static const char *label(sig_conn_t *c) {
@@ -28,8 +35,8 @@ static const char *label(sig_conn_t *c) {
 static void release_peer(session_t *s) {
   if (s->peer == NULL) return;
   sig_router_peer_t *p = s->peer;
-  SIG_INFO("ws", "unregistered domain=%s peer=%s", sig_router_peer_domain(p),
-           SIG_CONN_PEER(s->conn));
+  SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(s->conn), "unregistered",
+            SIG_KV("domain", sig_router_peer_domain(p)), SIG_KV("peer", SIG_CONN_PEER(s->conn)));
   s->peer = NULL;
   sig_router_unregister(s->env->router, p);
 }
@@ -54,10 +61,37 @@ static void send_text(session_t *s, const char *data, size_t len) {
 
 /* ---- the parser's callbacks */
 
-static void ws_on_text(void *user, const char *msg, size_t len) {
+/* A message past the connection's rate: an error frame, and the end for one that keeps on. */
+static void refuse_rate(session_t *s) {
+  char text[96];
+  size_t len;
+  if (++s->refused > s->env->messages_burst) {
+    SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(s->conn), "message rate: closing",
+              SIG_KV("domain", sig_conn_label(s->conn)), SIG_KV("peer", SIG_CONN_PEER(s->conn)));
+    session_close(s, SIG_CLOSE_POLICY, "message rate");
+    return;
+  }
+  snprintf(text, sizeof(text), "messages: more than %" PRIu32 " a second", s->env->messages_per_s);
+  SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(s->conn), "message refused: rate",
+            SIG_KV("domain", sig_conn_label(s->conn)), SIG_KV("peer", SIG_CONN_PEER(s->conn)));
+  char *frame = sig_msg_encode_error(SIG_STATUS_TOO_MANY, text, NULL, &len);
+  send_text(s, frame, len);
+  free(frame);
+}
+
+static int ws_on_text(void *user, const char *msg, size_t len) {
   session_t *s = user;
-  if (s->closing || s->peer == NULL) return;
-  sig_router_on_message(s->env->router, s->peer, msg, len);
+  s->completed = 1;
+  if (!s->closing && s->peer != NULL) {
+    if (!sig_bucket_take(&s->rate, sig_now_ms(), s->env->messages_per_s, s->env->messages_burst,
+                         NULL)) {
+      refuse_rate(s);
+    } else {
+      s->refused = 0;
+      sig_router_on_message(s->env->router, s->peer, msg, len);
+    }
+  }
+  return !sig_conn_spend(s->conn); /* the turn's budget is spent: the rest waits */
 }
 
 static int ws_write(void *user, const char *data, size_t len) {
@@ -70,30 +104,48 @@ static const sig_ws_callbacks_t ws_callbacks = {ws_on_text, ws_write};
 
 /* ---- the connection's handler */
 
-static void on_data(sig_conn_t *c, const char *buf, size_t len) {
+static size_t on_data(sig_conn_t *c, const char *buf, size_t len) {
   session_t *s = sig_conn_data(c);
-  if (!s->closing) sig_conn_set_deadline(c, SIG_DEADLINE_PING); /* a sign of life */
+  size_t used = 0;
   if (s->ws == NULL) s->ws = sig_ws_new(&ws_callbacks, s, s->env->max_message_bytes);
-  int rc = sig_ws_feed(s->ws, buf, len);
-  if (sig_conn_state(c) != SIG_CONN_OPEN) return; /* a write failed: the session is gone */
+  int was_idle = sig_ws_idle(s->ws);
+  uint64_t frames = sig_ws_frames(s->ws);
+  s->completed = 0;
+  int rc = sig_ws_feed(s->ws, buf, len, &used);
+  if (sig_conn_state(c) != SIG_CONN_OPEN) return len; /* a write failed: the session is gone */
   if (rc < 0) {
     sig_conn_close(c, SIG_CONN_NOW);
-  } else if (rc == SIG_WS_CLOSED) {
+    return len;
+  }
+  if (rc == SIG_WS_CLOSED) {
     uint16_t code = sig_ws_close_code(s->ws);
     if (code != SIG_CLOSE_NORMAL && code != SIG_CLOSE_GOING_AWAY && code != SIG_CLOSE_NO_STATUS &&
         !s->closing)
-      SIG_INFO("ws", "closed by server code=%u domain=%s peer=%s", code, sig_conn_label(c),
-               SIG_CONN_PEER(c));
+      SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "closed by server", SIG_KVI("code", code),
+                SIG_KV("domain", sig_conn_label(c)), SIG_KV("peer", SIG_CONN_PEER(c)));
     /* Handshake complete and nothing left to send: close now (RFC 6455 7.1.1, the server
      * closes first). Otherwise flush and linger for the peer's side. */
     if (sig_ws_close_received(s->ws) && sig_conn_queued(c) == 0)
       sig_conn_close(c, SIG_CONN_NOW);
     else
       sig_conn_close(c, SIG_CONN_FLUSH);
-  } else if (sig_ws_idle(s->ws)) {
+    return len;
+  }
+  /* Only a whole frame is a sign of life. A message that begins must end in time: its clock
+   * starts when it begins (after the last one completed), and neither its fragments nor
+   * control frames between them wind it back. */
+  if (!s->closing) {
+    if (!sig_ws_idle(s->ws)) {
+      if (was_idle || s->completed) sig_conn_set_deadline(c, SIG_DEADLINE_MESSAGE);
+    } else if (sig_ws_frames(s->ws) != frames) {
+      sig_conn_set_deadline(c, SIG_DEADLINE_PING);
+    }
+  }
+  if (sig_ws_idle(s->ws)) {
     sig_ws_free(s->ws);
     s->ws = NULL;
   }
+  return used;
 }
 
 static void on_deadline(sig_conn_t *c, sig_deadline_t d) {
@@ -103,9 +155,15 @@ static void on_deadline(sig_conn_t *c, sig_deadline_t d) {
     sig_conn_set_deadline(c, SIG_DEADLINE_PONG);
     sig_conn_write(c, ping, sig_ws_frame_header(ping, SIG_WS_OP_PING, 0));
   } else if (d == SIG_DEADLINE_PONG) {
-    SIG_INFO("ws", "ping timeout domain=%s peer=%s", sig_conn_label(c), SIG_CONN_PEER(c));
+    SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "ping timeout",
+              SIG_KV("domain", sig_conn_label(c)), SIG_KV("peer", SIG_CONN_PEER(c)));
     session_close(s, SIG_CLOSE_PING_TIMEOUT, "ping timeout");
     sig_conn_close(c, SIG_CONN_NOW); /* a silent peer will not complete a close handshake */
+  } else if (d == SIG_DEADLINE_MESSAGE) {
+    SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "message timeout",
+              SIG_KV("domain", sig_conn_label(c)), SIG_KV("peer", SIG_CONN_PEER(c)));
+    session_close(s, SIG_CLOSE_POLICY, "message timeout");
+    sig_conn_close(c, SIG_CONN_NOW); /* its frame is still open: it cannot read ours properly */
   } else {
     sig_conn_close(c, SIG_CONN_NOW);
   }
@@ -124,8 +182,8 @@ static void on_shutdown(sig_conn_t *c) {
 
 static const sig_conn_handler_t handler = {on_data, on_deadline, on_close, on_shutdown, label};
 
-void sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *domain, size_t len,
-                       const char *rest, size_t rest_len) {
+size_t sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *domain, size_t len,
+                         const char *rest, size_t rest_len) {
   session_t *s = sig_calloc(1, sizeof(*s));
   sig_refusal_t why;
   s->conn = c;
@@ -133,14 +191,16 @@ void sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *dom
   sig_conn_set_handler(c, &handler, s);
   sig_conn_set_deadline(c, SIG_DEADLINE_PING);
   if (sig_router_register(env->router, domain, len, s, &s->peer, &why) != 0) {
-    SIG_INFO("ws", "registration refused domain=%.*s code=%d peer=%s", (int)len, domain, why.code,
-             SIG_CONN_PEER(c));
+    SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "registration refused",
+              SIG_KVN("domain", domain, len), SIG_KVI("code", why.code),
+              SIG_KV("peer", SIG_CONN_PEER(c)));
     session_close(s, (uint16_t)why.code, why.msg);
   } else {
-    SIG_INFO("ws", "registered domain=%s peer=%s", sig_router_peer_domain(s->peer),
-             SIG_CONN_PEER(c));
+    SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "registered",
+              SIG_KV("domain", sig_router_peer_domain(s->peer)), SIG_KV("peer", SIG_CONN_PEER(c)));
   }
-  if (rest_len > 0 && sig_conn_state(c) == SIG_CONN_OPEN) on_data(c, rest, rest_len);
+  if (rest_len == 0 || sig_conn_state(c) != SIG_CONN_OPEN) return rest_len;
+  return on_data(c, rest, rest_len);
 }
 
 /* ---- the router's transport */

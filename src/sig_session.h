@@ -14,6 +14,7 @@
 typedef struct {
   sig_router_t *router;
   uint64_t max_message_bytes;
+  uint32_t messages_per_s, messages_burst; /* each connection's message rate */
 } sig_sessions_t;
 
 /* The router transport that delivers to sessions (its ctx is the loop). */
@@ -22,8 +23,9 @@ sig_router_transport_t sig_sessions_transport(struct uv_loop_s *loop);
 /* Takes over c right after the 101 response went out: registers domain (already
  * validated; copied) with the router, or closes c with the refusal's close code
  * (4409, 4503). rest holds bytes that followed the request head in the same read:
- * they are the first WebSocket frames. */
-void sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *domain, size_t len,
-                       const char *rest, size_t rest_len);
+ * they are the first WebSocket frames. Returns how many of them it handled (the
+ * connection keeps the others for its next turn). */
+size_t sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *domain, size_t len,
+                         const char *rest, size_t rest_len);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 static void oom(size_t n, const char *file, int line) {
@@ -41,6 +42,12 @@ void sig_must_at(int rc, const char *what, const char *file, int line) {
   if (rc == 0) return;
   fprintf(stderr, "%s:%d: %s failed: %s\n", file, line, what, sig_strerror(rc));
   abort();
+}
+
+uint64_t sig_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 const char *sig_strerror(int err) {

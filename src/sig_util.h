@@ -22,6 +22,9 @@ enum {
   SIG_EREFUSED = -20005 /* refused by policy or state: the refusal says why */
 };
 
+/* Monotonic milliseconds (CLOCK_MONOTONIC). */
+uint64_t sig_now_ms(void);
+
 /* Returns a static, human-readable string for a SIG_E* or UV_E* code. */
 const char *sig_strerror(int err);
 

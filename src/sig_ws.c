@@ -38,8 +38,9 @@ struct sig_ws_s {
   /* a control frame's payload (at most 125 bytes) */
   uint8_t ctl[125];
   uint8_t ctl_len;
-  uint8_t closed, close_received, dead;
+  uint8_t closed, close_received, dead, stop;
   uint16_t close_code;
+  uint64_t frames;
 };
 
 sig_ws_t *sig_ws_new(const sig_ws_callbacks_t *cb, void *user, uint64_t max_message) {
@@ -174,6 +175,7 @@ static void on_close_frame(sig_ws_t *ws) {
 static void end_frame(sig_ws_t *ws) {
   ws->in_payload = 0;
   ws->hdr_len = 0;
+  ws->frames++;
   switch (ws->opcode) {
     case SIG_WS_OP_PING: send_frame(ws, SIG_WS_OP_PONG, ws->ctl, ws->ctl_len); return;
     case SIG_WS_OP_PONG: return;
@@ -188,7 +190,7 @@ static void end_frame(sig_ws_t *ws) {
   ws->in_message = 0;
   size_t len = ws->msg_len;
   ws->msg_len = 0;
-  if (!ws->dead) ws->cb->on_text(ws->user, len ? ws->msg : "", len);
+  if (!ws->dead && ws->cb->on_text(ws->user, len ? ws->msg : "", len) != 0) ws->stop = 1;
 }
 
 /* Bytes of header needed so far: 2, then the extended length and the mask. */
@@ -246,9 +248,10 @@ proto:
   return -1;
 }
 
-int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len) {
-  const uint8_t *in = (const uint8_t *)buf;
-  while (len > 0 && !ws->closed && !ws->dead) {
+int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len, size_t *consumed) {
+  const uint8_t *in = (const uint8_t *)buf, *start = in;
+  ws->stop = 0;
+  while (len > 0 && !ws->closed && !ws->dead && !ws->stop) {
     if (!ws->in_payload) {
       size_t need = header_size(ws->hdr, ws->hdr_len);
       while (ws->hdr_len < need && len > 0) {
@@ -281,8 +284,13 @@ int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len) {
     ws->remaining -= n;
     if (ws->remaining == 0) end_frame(ws);
   }
+  *consumed = ws->closed || ws->dead ? (size_t)(in - start) + len : (size_t)(in - start);
   if (ws->dead) return SIG_EPROTO;
   return ws->closed ? SIG_WS_CLOSED : SIG_WS_OPEN;
+}
+
+uint64_t sig_ws_frames(const sig_ws_t *ws) {
+  return ws->frames;
 }
 
 int sig_ws_idle(const sig_ws_t *ws) {

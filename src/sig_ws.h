@@ -21,8 +21,9 @@ enum {
 };
 
 typedef struct {
-  /* A complete, UTF-8-valid text message. */
-  void (*on_text)(void *user, const char *msg, size_t len);
+  /* A complete, UTF-8-valid text message. Returns 0 to go on, or 1 to stop the feed right
+   * after this message (the bytes after it are left unconsumed). */
+  int (*on_text)(void *user, const char *msg, size_t len);
   /* Bytes to put on the wire, in order. Returns 0, or negative when the transport
    * is gone (the parser then stops: no
    * further callback). */
@@ -42,12 +43,16 @@ void sig_ws_free(sig_ws_t *ws);
 
 /* Parses received bytes (any split), calling on_text for each complete message
  * (the text is valid only during the call) and answering pings and closes itself.
+ * *consumed gets the bytes used: all of them unless on_text asked to stop.
  * Refusals send a close frame at the first offending byte: 1003 "binary frames are
  * not supported", 1007 "invalid UTF-8", 1009 "message too big" (on the frame header
  * that announces it), 1002 "protocol error" (RFC 6455 violations). A peer's close is
  * echoed. Returns SIG_WS_OPEN, SIG_WS_CLOSED (a close frame went out: flush and
  * close), or a negative error when the write callback failed. */
-int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len);
+int sig_ws_feed(sig_ws_t *ws, const char *buf, size_t len, size_t *consumed);
+
+/* Complete frames parsed so far, of every kind: a peer's sign of life. */
+uint64_t sig_ws_frames(const sig_ws_t *ws);
 
 /* True when no frame or fragmented message is in progress: the parser may be freed
  * and a new one made for the next bytes. */

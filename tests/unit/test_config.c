@@ -34,7 +34,7 @@ static const struct {
     {"max_header_bytes", 1024, 1048576, 8192, offsetof(sig_config_t, max_header_bytes)},
     {"max_body_bytes", 1024, 16777216, 65536, offsetof(sig_config_t, max_body_bytes)},
     {"max_message_bytes", 1024, 16777216, 65536, offsetof(sig_config_t, max_message_bytes)},
-    {"max_write_queue_bytes", 65536, 268435456, 1048576,
+    {"max_write_queue_bytes", 65536, 268435456, 262144,
      offsetof(sig_config_t, max_write_queue_bytes)},
     {"header_timeout_s", 1, 3600, 10, offsetof(sig_config_t, header_timeout_s)},
     {"keepalive_timeout_s", 1, 86400, 60, offsetof(sig_config_t, keepalive_timeout_s)},
@@ -44,6 +44,14 @@ static const struct {
     {"max_pending_offers", 1, 10000, 16, offsetof(sig_config_t, max_pending_offers)},
     {"max_exchanges_per_peer", 1, 100000, 64, offsetof(sig_config_t, max_exchanges_per_peer)},
     {"shutdown_timeout_s", 0, 600, 5, offsetof(sig_config_t, shutdown_timeout_s)},
+    {"first_byte_timeout_s", 1, 3600, 3, offsetof(sig_config_t, first_byte_timeout_s)},
+    {"message_timeout_s", 1, 3600, 10, offsetof(sig_config_t, message_timeout_s)},
+    {"max_connections_per_ip", 1, 1000000, 256, offsetof(sig_config_t, max_connections_per_ip)},
+    {"requests_per_ip_per_s", 1, 1000000, 100, offsetof(sig_config_t, requests_per_ip_per_s)},
+    {"requests_per_ip_burst", 1, 1000000, 200, offsetof(sig_config_t, requests_per_ip_burst)},
+    {"messages_per_s", 1, 1000000, 100, offsetof(sig_config_t, messages_per_s)},
+    {"messages_burst", 1, 1000000, 200, offsetof(sig_config_t, messages_burst)},
+    {"max_tracked_ips", 1024, 10000000, 65536, offsetof(sig_config_t, max_tracked_ips)},
 };
 
 /* [table] and key of every string-valued key. */
