@@ -81,8 +81,10 @@ int sig_addr_parse(sig_addr_t *a, const char *s, size_t n) {
     size_t rest = n - (size_t)(close + 1 - s);
     if (rest > 0 && (close[1] != ':' || parse_port(close + 2, rest - 1, &port) != 0))
       return SIG_EBADMSG;
-    if (parse_ip(&out, s + 1, (size_t)(close - s - 1), port) != 0 || out.family != 6)
-      return SIG_EBADMSG;
+    const char *inner = s + 1;
+    size_t ilen = (size_t)(close - s - 1);
+    if (memchr(inner, ':', ilen) == NULL || parse_ip(&out, inner, ilen, port) != 0)
+      return SIG_EBADMSG; /* only IPv6 goes in brackets (an IPv4-mapped one counts as IPv4) */
   } else {
     const char *colon = memchr(s, ':', n);
     if (colon != NULL && memchr(colon + 1, ':', n - (size_t)(colon + 1 - s)) == NULL) {
@@ -148,7 +150,7 @@ int sig_cidr_parse(sig_cidr_t *c, const char *s, const char **why) {
       return SIG_EBADMSG;
     }
   }
-  for (unsigned i = bits; i < max; i++) a.bytes[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+  for (unsigned i = bits; i < max; i++) a.bytes[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
   c->net = a;
   c->bits = (uint8_t)bits;
   return 0;
@@ -214,14 +216,15 @@ int sig_addr_client(const sig_addr_t *peer, const sig_cidr_t *trusted, size_t n,
   const char *end = list + strlen(list), *s;
   size_t len;
   sig_addr_t a, found = *peer;
+  int any = 0;
   while (prev_element(list, &end, &s, &len)) {
     int rc = forwarded != NULL ? forwarded_for(s, len, &a) : sig_addr_parse(&a, s, len);
     if (rc != 0) return 0; /* not a list we understand: believe only the socket */
-    found = a;
+    found = a, any = 1;
     if (!trusted_one(trusted, n, &a)) break;
   }
   *client = found;
-  return 1;
+  return any;
 }
 
 void sig_addr_key(const sig_addr_t *a, sig_addr_t *key) {

@@ -30,8 +30,8 @@ typedef struct {
   const char *table;
   const char *name;
   key_kind kind;
-  size_t offset; /* int64_t for KEY_INT, char * for KEY_STRING, an enum for KEY_CHOICE,
-                    sig_config_list_t for KEY_LIST */
+  size_t offset;              /* int64_t for KEY_INT, char * for KEY_STRING, an enum for KEY_CHOICE,
+                                 sig_config_list_t for KEY_LIST */
   int64_t min, max, def_int;  /* KEY_INT */
   const char *def_str;        /* KEY_STRING, KEY_CHOICE */
   const char *const *choices; /* KEY_CHOICE: NULL-terminated, index = enum value */
@@ -61,11 +61,8 @@ _Static_assert(sizeof(sig_log_level_t) == sizeof(int), "enum size");
     .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
     .def_str = def, .check = chk                                                        \
   }
-#define LIST_KEY(t, k, field, chk)                                                    \
-  {                                                                                   \
-    .table = t, .name = k, .kind = KEY_LIST, .offset = offsetof(sig_config_t, field), \
-    .check = chk                                                                      \
-  }
+#define LIST_KEY(t, k, field, chk) \
+  { .table = t, .name = k, .kind = KEY_LIST, .offset = offsetof(sig_config_t, field), .check = chk }
 #define CHOICE_KEY(t, k, field, def, list)                                              \
   {                                                                                     \
     .table = t, .name = k, .kind = KEY_CHOICE, .offset = offsetof(sig_config_t, field), \

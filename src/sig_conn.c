@@ -20,6 +20,14 @@
 #define READ_BUF_SIZE 65536
 #define TICK_MS 100
 
+/* A write: in flight, or gathering what is written while another is. */
+typedef struct {
+  uv_write_t req;
+  sig_conn_t *conn;
+  size_t len, cap;
+  char data[];
+} wreq_t;
+
 /* What a yielded connection has not handled yet. */
 typedef struct {
   sig_list_t link; /* in the set's yielded list */
@@ -36,6 +44,8 @@ struct sig_conn_s {
   const sig_conn_handler_t *handler;
   void *data;
   pending_t *pending; /* while yielded */
+  wreq_t *inflight;   /* the write libuv is doing */
+  wreq_t *gather;     /* what waits for it to finish */
   sig_addr_t client;
   uint32_t queued; /* bytes in the user-space write queue */
   uint32_t turn;   /* the turn its budget was last spent in, and how much */
@@ -63,13 +73,6 @@ struct sig_conns_s {
   void *empty_arg;
 };
 
-typedef struct {
-  uv_write_t req;
-  sig_conn_t *conn;
-  size_t len;
-  char data[];
-} wreq_t;
-
 static char read_buf[READ_BUF_SIZE];
 
 /* ---- the byte stream: between the socket and the handler. Plain TCP passes bytes
@@ -90,6 +93,7 @@ static int stream_try_write(sig_conn_t *c, const uv_buf_t *bufs, unsigned n) {
 static void on_close(uv_handle_t *h) {
   sig_conn_t *c = h->data;
   sig_conns_t *s = c->set;
+  free(c->gather); /* the write in flight was cancelled, and freed, before this */
   free(c);
   if (--s->count == 0 && s->on_empty != NULL) {
     void (*done)(void *) = s->on_empty;
@@ -168,13 +172,59 @@ void sig_conn_close(sig_conn_t *c, sig_conn_close_t how) {
   }
 }
 
-/* ---- writes */
+/* ---- writes: at most one write in flight; what the connection produces meanwhile gathers
+ * in one buffer that becomes the next write, so a burst of small frames costs one write. */
+
+static void submit(sig_conn_t *c);
 
 static void on_write(uv_write_t *req, int status) {
   wreq_t *w = (wreq_t *)req;
-  w->conn->queued -= (uint32_t)w->len;
-  (void)status; /* a failed write shows up as a read error or EOF too */
+  sig_conn_t *c = w->conn;
+  c->queued -= (uint32_t)w->len;
+  c->inflight = NULL;
   free(w);
+  /* A failed write shows up as a read error or EOF too; a closed handle cancels. */
+  if (status == 0 && c->state != SIG_CONN_CLOSED) submit(c);
+}
+
+/* Starts writing the gathered bytes, if any and if nothing is in flight. */
+static void submit(sig_conn_t *c) {
+  wreq_t *q = c->gather;
+  if (q == NULL || c->inflight != NULL) return;
+  c->gather = NULL;
+  uv_buf_t b = uv_buf_init(q->data, (unsigned)q->len);
+  int rc = uv_write(&q->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  if (rc != 0) {
+    c->queued -= (uint32_t)q->len;
+    free(q);
+    doom(c);
+    return;
+  }
+  c->inflight = q;
+}
+
+/* Appends bufs[], from byte `skip` of the whole, to the gathering buffer. */
+static void gather(sig_conn_t *c, const uv_buf_t *bufs, unsigned n, size_t skip, size_t rest) {
+  wreq_t *q = c->gather;
+  size_t have = q != NULL ? q->len : 0, cap = q != NULL ? q->cap : 0;
+  if (have + rest > cap) {
+    cap = cap != 0 ? cap : 1024;
+    while (cap < have + rest) cap *= 2;
+    q = sig_realloc(q, sizeof(*q) + cap);
+    q->conn = c, q->cap = cap, q->len = have;
+    c->gather = q;
+  }
+  for (unsigned i = 0; i < n; i++) {
+    size_t bl = bufs[i].len;
+    if (skip >= bl) {
+      skip -= bl;
+      continue;
+    }
+    memcpy(q->data + q->len, bufs[i].base + skip, bl - skip);
+    q->len += bl - skip;
+    skip = 0;
+  }
+  c->queued += (uint32_t)rest;
 }
 
 int sig_conn_writev(sig_conn_t *c, const sig_conn_buf_t *pieces, unsigned n) {
@@ -186,44 +236,28 @@ int sig_conn_writev(sig_conn_t *c, const sig_conn_buf_t *pieces, unsigned n) {
     bufs[i] = uv_buf_init((char *)pieces[i].base, (unsigned)pieces[i].len);
     total += pieces[i].len;
   }
-  int w = stream_try_write(c, bufs, n); /* libuv takes nothing while its queue is not empty */
-  if (w < 0) {
-    doom(c);
-    return w;
+  int w = 0;
+  if (c->queued == 0) { /* nothing waits: straight to the socket, as much as it takes */
+    w = stream_try_write(c, bufs, n);
+    if (w < 0) {
+      doom(c);
+      return w;
+    }
+    if ((size_t)w == total) return 0;
   }
-  if ((size_t)w == total) return 0;
   size_t rest = total - (size_t)w;
   /* One piece larger than the cap may wait alone (max_message_bytes can exceed it); a
    * reader that stops reading is caught by the next write. */
   if (c->queued > 0 && c->queued + rest > c->set->cfg.max_queue_bytes) {
-    SIG_WARN("conn", "write queue over %zu bytes: disconnecting slow reader domain=%s peer=%s",
-             c->set->cfg.max_queue_bytes, sig_conn_label(c), SIG_CONN_PEER(c));
+    SIG_EVENT(SIG_LOG_WARN, "conn", SIG_CONN_IP(c), "write queue full: dropping a slow reader",
+              SIG_KVI("limit", c->set->cfg.max_queue_bytes), SIG_KV("domain", sig_conn_label(c)),
+              SIG_KV("peer", SIG_CONN_PEER(c)));
     doom(c);
     return SIG_ETOOBIG;
   }
-  wreq_t *q = sig_malloc(sizeof(*q) + rest);
-  q->conn = c;
-  q->len = rest;
-  size_t skip = (size_t)w, off = 0;
-  for (unsigned i = 0; i < n; i++) {
-    size_t bl = bufs[i].len;
-    if (skip >= bl) {
-      skip -= bl;
-      continue;
-    }
-    memcpy(q->data + off, bufs[i].base + skip, bl - skip);
-    off += bl - skip;
-    skip = 0;
-  }
-  uv_buf_t b = uv_buf_init(q->data, (unsigned)rest);
-  int rc = uv_write(&q->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-  if (rc != 0) {
-    free(q);
-    doom(c);
-    return rc;
-  }
-  c->queued += (uint32_t)rest;
-  return 0;
+  gather(c, bufs, n, (size_t)w, rest);
+  submit(c);
+  return c->state == SIG_CONN_OPEN ? 0 : UV_EPIPE;
 }
 
 int sig_conn_write(sig_conn_t *c, const void *data, size_t len) {

@@ -58,12 +58,12 @@ typedef enum {
  * a list per deadline stays sorted by appending and one timer serves them all. */
 typedef enum {
   SIG_DEADLINE_FIRST_BYTE, /* a new connection must send something */
-  SIG_DEADLINE_REQUEST,   /* a request (head and body) must complete */
-  SIG_DEADLINE_KEEPALIVE, /* an idle keep-alive connection is closed */
-  SIG_DEADLINE_PING,      /* a WebSocket silent this long gets a ping */
-  SIG_DEADLINE_PONG,      /* ... and is closed if still silent after this */
-  SIG_DEADLINE_MESSAGE,   /* a WebSocket frame or message that began must complete */
-  SIG_DEADLINE_LINGER,    /* a closing connection is cut (handled here: SIG_CONN_NOW) */
+  SIG_DEADLINE_REQUEST,    /* a request (head and body) must complete */
+  SIG_DEADLINE_KEEPALIVE,  /* an idle keep-alive connection is closed */
+  SIG_DEADLINE_PING,       /* a WebSocket silent this long gets a ping */
+  SIG_DEADLINE_PONG,       /* ... and is closed if still silent after this */
+  SIG_DEADLINE_MESSAGE,    /* a WebSocket frame or message that began must complete */
+  SIG_DEADLINE_LINGER,     /* a closing connection is cut (handled here: SIG_CONN_NOW) */
   SIG_DEADLINE_COUNT,
   SIG_DEADLINE_NONE = SIG_DEADLINE_COUNT
 } sig_deadline_t;
@@ -182,6 +182,5 @@ const char *sig_conn_peer_ip(const sig_conn_t *c, char buf[SIG_CONN_ADDR_MAX]);
 #define SIG_CONN_IP(c) sig_conn_peer_ip((c), (char[SIG_CONN_ADDR_MAX]){0})
 /* For log lines: the handler's label, or "-". */
 const char *sig_conn_label(sig_conn_t *c);
-
 
 #endif

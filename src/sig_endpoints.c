@@ -19,9 +19,9 @@
 typedef struct {
   sig_http_t *http; /* made when the first byte arrives */
   sig_endpoints_t *ep;
-  uint8_t head;      /* answering a HEAD request: headers only (RFC 9112 6.3) */
-  uint8_t upgraded;  /* the 101 went out: a session takes the connection over */
-  uint8_t proxied;   /* the socket's peer is a trusted proxy */
+  uint8_t head;       /* answering a HEAD request: headers only (RFC 9112 6.3) */
+  uint8_t upgraded;   /* the 101 went out: a session takes the connection over */
+  uint8_t proxied;    /* the socket's peer is a trusted proxy */
   uint8_t over_limit; /* its address held max_connections_per_ip already */
 } stage_t;
 
@@ -102,12 +102,13 @@ static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_ali
   if (rc == 0) rc = sig_router_offer(st->ep->router, &m, id, &why);
   sig_msg_free(&m);
   if (rc != 0) {
-    SIG_INFO("http", "POST /offer status=%d peer=%s msg=\"%s\"", why.code, SIG_CONN_PEER(c),
-             why.msg);
+    SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "POST /offer", SIG_KVI("status", why.code),
+              SIG_KV("peer", SIG_CONN_PEER(c)), SIG_KV("msg", why.msg));
     respond_error(c, why.code, why.msg, keep_alive, NULL);
     return 0;
   }
-  SIG_INFO("http", "POST /offer status=%d id=%s peer=%s", SIG_STATUS_OK, id, SIG_CONN_PEER(c));
+  SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "POST /offer", SIG_KVI("status", SIG_STATUS_OK),
+            SIG_KV("id", id), SIG_KV("peer", SIG_CONN_PEER(c)));
   size_t len;
   char *body = sig_msg_encode_resp_id(id, &len);
   respond_json(c, SIG_STATUS_OK, body, len, keep_alive);
@@ -115,8 +116,8 @@ static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_ali
 }
 
 static int refuse_upgrade(sig_conn_t *c, const sig_refusal_t *why, const sig_http_header_t *hint) {
-  SIG_INFO("http", "upgrade refused status=%d peer=%s msg=\"%s\"", why->code, SIG_CONN_PEER(c),
-           why->msg);
+  SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "upgrade refused", SIG_KVI("status", why->code),
+            SIG_KV("peer", SIG_CONN_PEER(c)), SIG_KV("msg", why->msg));
   respond_error(c, why->code, why->msg, 0, hint);
   sig_conn_close(c, SIG_CONN_FLUSH);
   return 1;
@@ -192,8 +193,10 @@ static const route_t *find_route(const sig_http_request_t *r) {
 /* Refuses with a Resp body, logged; keeps the connection when keep_alive. */
 static void refuse_request(sig_conn_t *c, const sig_http_request_t *r, int status, const char *msg,
                            int keep_alive, const sig_http_header_t *hint) {
-  SIG_INFO("http", "%s %.200s status=%d peer=%s msg=\"%s\"", r->method_name, r->path, status,
-           SIG_CONN_PEER(c), msg);
+  SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "request refused",
+            SIG_KV("method", r->method_name),
+            SIG_KVN("path", r->path, r->path_len < 200 ? r->path_len : 200),
+            SIG_KVI("status", status), SIG_KV("peer", SIG_CONN_PEER(c)), SIG_KV("msg", msg));
   respond_error(c, status, msg, keep_alive, hint);
 }
 
@@ -288,7 +291,8 @@ static size_t on_data(sig_conn_t *c, const char *buf, size_t len) {
   stage_t *st = sig_conn_data(c);
   size_t done = 0;
   if (st->http == NULL)
-    st->http = sig_http_new((size_t)st->ep->cfg->max_header_bytes, (size_t)st->ep->cfg->max_body_bytes);
+    st->http =
+        sig_http_new((size_t)st->ep->cfg->max_header_bytes, (size_t)st->ep->cfg->max_body_bytes);
   sig_deadline_t d = sig_conn_deadline(c);
   if (d == SIG_DEADLINE_FIRST_BYTE || d == SIG_DEADLINE_KEEPALIVE)
     sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST);
@@ -343,7 +347,8 @@ static void on_deadline(sig_conn_t *c, sig_deadline_t d) {
     char msg[96];
     snprintf(msg, sizeof(msg), "request: not complete within %" PRId64 " s",
              st->ep->cfg->header_timeout_s);
-    SIG_INFO("http", "request timeout peer=%s", SIG_CONN_PEER(c));
+    SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "request timeout",
+              SIG_KV("peer", SIG_CONN_PEER(c)));
     respond_error(c, SIG_STATUS_TIMEOUT, msg, 0, NULL);
     sig_conn_close(c, SIG_CONN_FLUSH);
   } else {

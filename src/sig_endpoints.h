@@ -21,7 +21,7 @@ typedef struct {
   sig_router_t *router;
   sig_conns_t *conns;
   const sig_sessions_t *sessions;
-  sig_limits_t *limits;     /* per-address connections and request rate */
+  sig_limits_t *limits;      /* per-address connections and request rate */
   const sig_cidr_t *trusted; /* trusted_proxies, parsed */
   size_t ntrusted;
   int shutting_down; /* set by the server: upgrades and offers are refused (503) */

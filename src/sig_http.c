@@ -241,7 +241,8 @@ sig_http_t *sig_http_new(size_t max_header_bytes, size_t max_body_bytes) {
   h->max_header_bytes = max_header_bytes;
   h->max_body_bytes = max_body_bytes;
   h->cur = h->too_long = H_NONE;
-  for (size_t i = 0, off = 0; i < H_COUNT; off += value_room[i++] + 1) h->values[i] = h->store + off;
+  for (size_t i = 0, off = 0; i < H_COUNT; off += value_room[i++] + 1)
+    h->values[i] = h->store + off;
   return h;
 }
 
@@ -277,8 +278,8 @@ static void build_request(sig_http_t *h) {
   r->keep_alive = http_should_keep_alive(p);
   r->upgrade = p->upgrade;
   r->has_body = h->has_body;
-  const char **slots[H_COUNT] = {&r->h_upgrade, &r->h_connection, &r->h_ws_key,
-                                 &r->h_ws_version, &r->h_expect, &r->h_host,
+  const char **slots[H_COUNT] = {&r->h_upgrade,       &r->h_connection, &r->h_ws_key,
+                                 &r->h_ws_version,    &r->h_expect,     &r->h_host,
                                  &r->h_forwarded_for, &r->h_forwarded};
   for (int i = 0; i < H_COUNT; i++) {
     h->values[i][h->value_len[i]] = '\0';

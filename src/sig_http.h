@@ -30,7 +30,7 @@ typedef struct {
   const char *h_upgrade, *h_connection, *h_ws_key, *h_ws_version, *h_expect, *h_host;
   const char *h_forwarded_for, *h_forwarded; /* X-Forwarded-For, Forwarded */
   int forwarded_unusable; /* one of those two was too long to keep: believe neither */
-  const char *body; /* NUL-terminated copy of this request's body ("" when it has none) */
+  const char *body;       /* NUL-terminated copy of this request's body ("" when it has none) */
   size_t body_len;
 } sig_http_request_t;
 

@@ -71,12 +71,12 @@ void sig_log_event(sig_log_level_t level, const char *module, const char *scope,
 #define SIG_LOG_BURST 5
 #define SIG_LOG_CEILING 1000
 
-#define SIG_EVENT(level, module, scope, event, ...)                                         \
-  do {                                                                                      \
-    if (sig_log_enabled(level)) {                                                           \
-      const sig_log_kv_t kv_[] = {__VA_ARGS__};                                             \
-      sig_log_event((level), (module), (scope), (event), kv_, SIG_ARRAY_SIZE(kv_));         \
-    }                                                                                       \
+#define SIG_EVENT(level, module, scope, event, ...)                                 \
+  do {                                                                              \
+    if (sig_log_enabled(level)) {                                                   \
+      const sig_log_kv_t kv_[] = {__VA_ARGS__};                                     \
+      sig_log_event((level), (module), (scope), (event), kv_, SIG_ARRAY_SIZE(kv_)); \
+    }                                                                               \
   } while (0)
 
 /* Writes the "suppressed" lines whose second has passed (call it every second or so). */

@@ -71,8 +71,8 @@ static void send_error(sig_router_t *r, sig_router_peer_t *p, int status, const 
                        const char *id) {
   size_t len;
   char *f = sig_msg_encode_error(status, msg, id, &len);
-  SIG_INFO("router", "error frame domain=%s status=%d id=%s msg=\"%s\"", p->domain, status,
-           id ? id : "-", msg);
+  SIG_EVENT(SIG_LOG_INFO, "router", p->domain, "error frame", SIG_KV("domain", p->domain),
+            SIG_KVI("status", status), SIG_KV("id", id), SIG_KV("msg", msg));
   send_frame(r, p, f, len);
 }
 
@@ -141,7 +141,7 @@ int sig_router_register(sig_router_t *r, const char *domain, size_t len, void *c
   if (old != NULL) {
     if (r->l.reject_duplicates) return refuse(why, SIG_CLOSE_TAKEN, "domain taken");
     void *old_conn = old->conn;
-    SIG_INFO("router", "replaced domain=%.*s", (int)len, domain);
+    SIG_EVENT(SIG_LOG_INFO, "router", old->domain, "replaced", SIG_KVN("domain", domain, len));
     sig_router_unregister(r, old);
     r->t.close(old_conn, SIG_CLOSE_REPLACED, "replaced");
   } else if (r->domains.count >= r->l.max_domains) {
@@ -248,9 +248,11 @@ static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domai
 
   size_t len;
   char *push = sig_msg_encode_offer_push(m, x->id, offer_domain, &len);
-  SIG_INFO("router", "offer id=%s offer_domain=%s answer_domain=%s candidates=%zu", x->id,
-           offer_domain, answer->domain, m->ncandidates);
-  SIG_DEBUG("router", "offer id=%s sdp=%s", x->id, m->offer_sdp);
+  SIG_EVENT(SIG_LOG_INFO, "router", offer_domain, "offer", SIG_KV("id", x->id),
+            SIG_KV("offer_domain", offer_domain), SIG_KV("answer_domain", answer->domain),
+            SIG_KVI("candidates", m->ncandidates));
+  SIG_EVENT(SIG_LOG_DEBUG, "router", offer_domain, "offer sdp", SIG_KV("id", x->id),
+            SIG_KV("sdp", m->offer_sdp));
   send_frame(r, answer, push, len);
   memcpy(id_out, x->id, sizeof(x->id));
   return 0;
@@ -331,9 +333,11 @@ static void on_answer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t 
   from->npending_in--;
   size_t len;
   char *push = sig_msg_encode_answer_push(m, x->id, from->domain, x->offer.peer->domain, &len);
-  SIG_INFO("router", "answer id=%s offer_domain=%s answer_domain=%s candidates=%zu", x->id,
-           x->offer.peer->domain, from->domain, m->ncandidates);
-  SIG_DEBUG("router", "answer id=%s sdp=%s", x->id, m->answer_sdp);
+  SIG_EVENT(SIG_LOG_INFO, "router", from->domain, "answer", SIG_KV("id", x->id),
+            SIG_KV("offer_domain", x->offer.peer->domain), SIG_KV("answer_domain", from->domain),
+            SIG_KVI("candidates", m->ncandidates));
+  SIG_EVENT(SIG_LOG_DEBUG, "router", from->domain, "answer sdp", SIG_KV("id", x->id),
+            SIG_KV("sdp", m->answer_sdp));
   send_frame(r, x->offer.peer, push, len);
 }
 
@@ -370,8 +374,8 @@ static void on_candidate(sig_router_t *r, sig_router_peer_t *from, const sig_msg
   }
   size_t len;
   char *f = sig_msg_encode_candidate(m, x->id, from->domain, &len);
-  SIG_DEBUG("router", "candidate id=%s from=%s to=%s n=%zu", x->id, from->domain, m->to,
-            m->ncandidates);
+  SIG_EVENT(SIG_LOG_DEBUG, "router", from->domain, "candidate", SIG_KV("id", x->id),
+            SIG_KV("from", from->domain), SIG_KV("to", m->to), SIG_KVI("n", m->ncandidates));
   send_frame(r, other_peer(x, from), f, len);
 }
 
@@ -383,7 +387,8 @@ static void on_bye(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m)
     return;
   }
   do {
-    SIG_INFO("router", "bye id=%s from=%s to=%s", x->id, from->domain, m->to);
+    SIG_EVENT(SIG_LOG_INFO, "router", from->domain, "bye", SIG_KV("id", x->id),
+              SIG_KV("from", from->domain), SIG_KV("to", m->to));
     send_bye(r, other_peer(x, from), x->id, from->domain, "hangup");
     end_exchange(r, x);
   } while (m->id == NULL && (x = find_between(r, from, m, &why)) != NULL);
@@ -416,8 +421,9 @@ void sig_router_tick(sig_router_t *r) {
     char msg[ERR_MAX];
     snprintf(msg, sizeof(msg), "no answer from '%s' within %" PRIu64 " s", x->answer.peer->domain,
              r->l.answer_timeout_ms / 1000);
-    SIG_INFO("router", "offer expired id=%s offer_domain=%s answer_domain=%s", x->id,
-             x->offer.peer->domain, x->answer.peer->domain);
+    SIG_EVENT(SIG_LOG_INFO, "router", x->offer.peer->domain, "offer expired", SIG_KV("id", x->id),
+              SIG_KV("offer_domain", x->offer.peer->domain),
+              SIG_KV("answer_domain", x->answer.peer->domain));
     send_error(r, x->offer.peer, SIG_STATUS_TIMEOUT, msg, x->id);
     send_bye(r, x->answer.peer, x->id, x->offer.peer->domain, "timeout");
     end_exchange(r, x);

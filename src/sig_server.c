@@ -36,7 +36,8 @@
 struct sig_server_s {
   uv_loop_t *loop;
   const sig_config_t *cfg;
-  uint64_t max_conns; /* TCP connections held at most: max_connections + slack, under the file limit */
+  uint64_t
+      max_conns; /* TCP connections held at most: max_connections + slack, under the file limit */
   sig_limits_t *limits;
   sig_cidr_t *trusted;
   uv_tcp_t listener;
@@ -60,7 +61,8 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   if (status < 0) {
-    SIG_EVENT(SIG_LOG_WARN, "server", "accept", "accept failed", SIG_KV("error", sig_strerror(status)));
+    SIG_EVENT(SIG_LOG_WARN, "server", "accept", "accept failed",
+              SIG_KV("error", sig_strerror(status)));
     return;
   }
   sig_conn_t *c = sig_conn_accept(s->conns, listener);
