@@ -123,6 +123,17 @@ format:
 # `make bench-smoke` is a seconds-long run against signal-server and the floor that fails
 # on any error; `make bench-hold` holds 19,900 idle peers for 10 minutes.
 
+# ---- The abuse campaign (tests/abuse/campaign.py, docs/SECURITY.md): every attack of the
+# abuse review at full size against the release and the ASan+UBSan builds, one table each.
+# Not in `make test` (about 2 + 5 minutes).
+
+.PHONY: abuse
+
+abuse: deps all build/asan/signal-server
+	$(PYTHON) tests/abuse/campaign.py --bin build/signal-server
+	ASAN_OPTIONS="detect_leaks=1:halt_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+	  $(PYTHON) tests/abuse/campaign.py --bin build/asan/signal-server
+
 .PHONY: bench bench-smoke bench-hold
 
 bench: deps all $(BENCH_BIN)

@@ -74,7 +74,7 @@ def test_one_flooder_does_not_stall_others(make_server, kind):
     lat_all = healthz_latencies(srv.port, 150)
     reg_ms, xch_ms = exchange_ms(srv.port)
     f.stop()
-    assert not f.drainer.closed or f.drainer.close_code is None, "the flooder was cut off"
+    assert not f.drainer.was_closed, "the flooder was cut off"
     rate = f.messages_sent() / f.elapsed
     lat = [x for x in lat_all if x is not None]
     if drain is not None:
