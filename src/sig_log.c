@@ -39,6 +39,7 @@ typedef struct {
 } slot_t;
 
 static slot_t slots[THROTTLE_SLOTS];
+static size_t holding; /* slots with a count still to write */
 static int64_t ceiling_second;
 static uint32_t ceiling_written, ceiling_suppressed;
 
@@ -198,7 +199,8 @@ static void write_event(sig_log_level_t level, const char *module, const char *e
   emit(line, n < room ? n : room);
 }
 
-static void write_suppressed(const slot_t *sl) {
+static void write_suppressed(slot_t *sl) {
+  holding--;
   sig_log_kv_t kv[] = {SIG_KV("event", sl->event), SIG_KV("scope", sl->scope),
                        SIG_KVI("count", sl->suppressed)};
   write_event(sl->level, sl->module, "suppressed similar lines", kv, SIG_ARRAY_SIZE(kv));
@@ -234,7 +236,7 @@ static int admit(sig_log_level_t level, const char *module, const char *scope, c
     ceiling_second = sec, ceiling_written = ceiling_suppressed = 0;
   }
   if (sl->written >= SIG_LOG_BURST) {
-    sl->suppressed++;
+    if (sl->suppressed++ == 0) holding++;
     return 0;
   }
   if (ceiling_written >= SIG_LOG_CEILING) {
@@ -254,7 +256,7 @@ void sig_log_event(sig_log_level_t level, const char *module, const char *scope,
 
 void sig_log_flush_suppressed(void) {
   int64_t sec = now_second();
-  for (size_t i = 0; i < THROTTLE_SLOTS; i++) {
+  for (size_t i = 0; i < THROTTLE_SLOTS && holding > 0; i++) {
     slot_t *sl = &slots[i];
     if (sl->hash != 0 && sl->second != sec && sl->suppressed > 0) {
       write_suppressed(sl);

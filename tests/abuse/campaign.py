@@ -116,6 +116,12 @@ def still_serves(srv):
         return f"NO ({e.__class__.__name__})"
 
 
+def serves_row(name, srv):
+    result = still_serves(srv)
+    row(name, "server still serves (a fresh exchange)", result, "yes",
+        verdict(srv.alive() and result.startswith("yes")))
+
+
 ROWS = []
 
 
@@ -180,7 +186,7 @@ def flood(binary, kind):
             f" ({'dropped: slow reader' if f.drainer.was_closed else 'no'})", "(reported)", "")
         row(name, "log written by the 5 s flood (info)", f"{log_5s:,} B", "<= 1 MB",
             verdict(log_5s <= 1_000_000))
-        row(name, "server still serves", still_serves(srv), "yes", verdict(srv.alive()))
+        serves_row(name, srv)
 
 
 def _closed(s):
@@ -230,7 +236,7 @@ def deaf_peers(binary, n=1000, offers=16):
             drain.stop()
             drain.join(5)
             a.close()
-            row(name, "server still serves", still_serves(srv), "yes", verdict(srv.alive()))
+            serves_row(name, srv)
         finally:
             for s in socks:
                 s.close()
@@ -263,7 +269,7 @@ def dribblers(binary, n=2000):
             row(name, "still connected after", f"{held} after {took:.0f} s",
                 "0 (message_timeout_s 10)", verdict(held == 0))
             row(name, "RSS per dribbler while held", f"{rss_held / n:,.0f} B", "(reported)", "")
-            row(name, "server still serves", still_serves(srv), "yes", verdict(srv.alive()))
+            serves_row(name, srv)
         finally:
             for s in socks:
                 s.close()
@@ -308,7 +314,7 @@ def idle_connects(binary, files=None):
             row(name, "a real client's /healthz, worst of 5",
                 "refused" if worst is None else f"{worst:.0f} ms", "<= 1000 ms",
                 verdict(worst is not None and worst <= 1000))
-            row(name, "server still serves", still_serves(srv), "yes", verdict(srv.alive()))
+            serves_row(name, srv)
         finally:
             for s in socks:
                 s.close()
@@ -385,7 +391,7 @@ def concurrent_offers(binary, n=5000):
         drain.stop()
         drain.join(5)
         a.close()
-        row(name, "server still serves", still_serves(srv), "yes", verdict(srv.alive()))
+        serves_row(name, srv)
 
 
 def churn(binary, n=3000):
@@ -409,7 +415,7 @@ def churn(binary, n=3000):
         took = time.monotonic() - t0
         row(name, "registrations refused or failed", f"{len(errors)}", "0", verdict(not errors))
         row(name, "rate", f"{n / took:,.0f}/s", "(reported)", "")
-        row(name, "server still serves", still_serves(srv), "yes", verdict(srv.alive()))
+        serves_row(name, srv)
 
 
 def fragments(binary):
@@ -429,7 +435,7 @@ def fragments(binary):
             got += obj.get("status") == 404
         took = time.monotonic() - t0
         row(name, "answered", f"{got}/200 in {took * 1000:.0f} ms", "200/200", verdict(got == 200))
-        row(name, "server still serves", still_serves(srv), "yes", verdict(srv.alive()))
+        serves_row(name, srv)
         s.close()
 
 
@@ -464,7 +470,7 @@ def per_address(binary):
                 ", ".join(f"{k}:{v}" for k, v in sorted(statuses.items(), key=str)),
                 "about 200 (the burst), rest 429",
                 verdict(200 <= statuses.get(200, 0) <= 215 and statuses.get(429, 0) >= 85))
-            row(name, "another address meanwhile", still_serves(srv), "yes", verdict(srv.alive()))
+            serves_row(name, srv)
         finally:
             for s in socks:
                 s.close()
