@@ -40,16 +40,24 @@ typedef struct {
 
 static int check_host(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_cidr(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_allowed_origin(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_path(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_text(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_origin(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_dir(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_file(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 
 static const char *const dup_choices[] = {"replace", "reject", NULL};
+static const char *const mode_choices[] = {"none", "jwt", NULL};
+static const char *const alg_choices[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                          "RS512", "ES256", "ES384", NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 
 /* Choice keys are written through an int lvalue. */
 _Static_assert(sizeof(sig_dup_policy_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_log_level_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(sig_auth_mode_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(sig_auth_alg_t) == sizeof(int), "enum size");
 
 #define INT_KEY(t, k, field, def, lo, hi)                                            \
   {                                                                                  \
@@ -61,8 +69,11 @@ _Static_assert(sizeof(sig_log_level_t) == sizeof(int), "enum size");
     .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
     .def_str = def, .check = chk                                                        \
   }
-#define LIST_KEY(t, k, field, chk) \
-  { .table = t, .name = k, .kind = KEY_LIST, .offset = offsetof(sig_config_t, field), .check = chk }
+#define LIST_KEY(t, k, field, def, chk) \
+  {                                                                                   \
+    .table = t, .name = k, .kind = KEY_LIST, .offset = offsetof(sig_config_t, field), \
+    .def_str = def, .check = chk                                                      \
+  }
 #define CHOICE_KEY(t, k, field, def, list)                                              \
   {                                                                                     \
     .table = t, .name = k, .kind = KEY_CHOICE, .offset = offsetof(sig_config_t, field), \
@@ -95,18 +106,27 @@ static const key_desc keys[] = {
     INT_KEY("server", "messages_per_s", messages_per_s, 100, 1, 1000000),
     INT_KEY("server", "messages_burst", messages_burst, 200, 1, 1000000),
     INT_KEY("server", "max_tracked_ips", max_tracked_ips, 65536, 1024, 10000000),
-    LIST_KEY("server", "trusted_proxies", trusted_proxies, check_cidr),
+    LIST_KEY("server", "trusted_proxies", trusted_proxies, NULL, check_cidr),
+    LIST_KEY("server", "allowed_origins", allowed_origins, "*", check_allowed_origin),
     STR_KEY("log", "out_dir", log_dir, "log", check_dir),
     STR_KEY("log", "out_file", log_file, "signal-server.log", check_file),
     CHOICE_KEY("log", "level", log_level, "info", level_choices),
+    CHOICE_KEY("auth", "mode", auth_mode, "none", mode_choices),
+    CHOICE_KEY("auth", "algorithm", auth_alg, "HS256", alg_choices),
+    STR_KEY("auth", "key_file", auth_key_file, "", check_path),
+    STR_KEY("auth", "issuer", auth_issuer, "", check_text),
+    STR_KEY("auth", "audience", auth_audience, "", check_text),
+    INT_KEY("auth", "leeway_s", auth_leeway_s, 30, 0, 3600),
 };
 #define NKEYS SIG_ARRAY_SIZE(keys)
 
 /* Every heap string in sig_config_t, for copy and free. */
 static const size_t string_fields[] = {
-    offsetof(sig_config_t, host),        offsetof(sig_config_t, host_addr),
-    offsetof(sig_config_t, cors_origin), offsetof(sig_config_t, log_dir),
-    offsetof(sig_config_t, log_file),    offsetof(sig_config_t, path),
+    offsetof(sig_config_t, host),          offsetof(sig_config_t, host_addr),
+    offsetof(sig_config_t, cors_origin),   offsetof(sig_config_t, log_dir),
+    offsetof(sig_config_t, log_file),      offsetof(sig_config_t, path),
+    offsetof(sig_config_t, auth_key_file), offsetof(sig_config_t, auth_issuer),
+    offsetof(sig_config_t, auth_audience),
 };
 
 static void list_free(sig_config_list_t *l) {
@@ -117,7 +137,8 @@ static void list_free(sig_config_list_t *l) {
 }
 
 /* Every list in sig_config_t, for copy and free. */
-static const size_t list_fields[] = {offsetof(sig_config_t, trusted_proxies)};
+static const size_t list_fields[] = {offsetof(sig_config_t, trusted_proxies),
+                                     offsetof(sig_config_t, allowed_origins)};
 
 static void *field_at(sig_config_t *cfg, size_t offset) {
   return (char *)cfg + offset;
@@ -280,6 +301,40 @@ static int check_cidr(sig_config_t *cfg, const char *s, char *why, size_t whylen
   return 0;
 }
 
+/* "*", or "scheme://host[:port]" where host may start with "*." (any subdomain). */
+static int check_allowed_origin(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  const char *sep = strstr(s, "://"), *host;
+  (void)cfg;
+  if (strcmp(s, "*") == 0 || strcmp(s, "null") == 0) return 0;
+  if (has_ctrl(s) || strchr(s, ' ') != NULL)
+    return errorf(why, whylen, "must not contain spaces or control characters");
+  if (sep == NULL || sep == s)
+    return errorf(why, whylen, "expected \"*\" or an origin like \"https://app.example.com\"");
+  for (const char *p = s; p < sep; p++)
+    if (!is_alnum(*p) && *p != '+' && *p != '-' && *p != '.')
+      return errorf(why, whylen, "invalid scheme in '%.*s'", MAX_NAME_IN_MSG, s);
+  host = sep + 3;
+  if (*host == '\0' || strchr(host, '/') != NULL)
+    return errorf(why, whylen, "an origin has a host and no path, e.g. \"https://app.example.com\"");
+  if (strchr(host, '*') != NULL && (strncmp(host, "*.", 2) != 0 || strchr(host + 2, '*') != NULL))
+    return errorf(why, whylen, "'*' may only open the host, as in \"https://*.example.com\"");
+  return 0;
+}
+
+/* A file path, or "" (none). */
+static int check_path(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  (void)cfg;
+  if (has_ctrl(s)) return errorf(why, whylen, "must not contain control characters");
+  if (strlen(s) >= PATH_MAX) return errorf(why, whylen, "is longer than %d bytes", PATH_MAX - 1);
+  return 0;
+}
+
+static int check_text(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  (void)cfg;
+  if (has_ctrl(s)) return errorf(why, whylen, "must not contain control characters");
+  return 0;
+}
+
 static int check_origin(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
   (void)cfg;
   if (s[0] == '\0') return errorf(why, whylen, "must not be empty (\"*\" allows any origin)");
@@ -436,7 +491,14 @@ void sig_config_init(sig_config_t *cfg) {
           abort();
         }
         break;
-      case KEY_LIST: break; /* empty */
+      case KEY_LIST:
+        if (k->def_str != NULL) { /* one item */
+          sig_config_list_t *l = field_at(cfg, k->offset);
+          l->items = sig_malloc(sizeof(*l->items));
+          l->items[0] = sig_strdup(k->def_str);
+          l->n = 1;
+        }
+        break;
     }
   }
 }
@@ -990,26 +1052,25 @@ static void tidy_path(char *s) {
   *w = '\0';
 }
 
-int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen) {
+/* Makes *field absolute against base_dir (see sig_config_resolve_paths). */
+static int resolve_one(char **field, const char *key, const char *base_dir, char *err,
+                       size_t errlen) {
   char cwd[PATH_MAX];
   const char *parts[3];
   size_t nparts = 0, total = 1;
   char *path, *w;
 
-  if (err != NULL && errlen > 0) err[0] = '\0';
-  if (cfg->log_dir == NULL || cfg->log_dir[0] == '\0')
-    return errorf(err, errlen, "log.out_dir: must not be empty");
-  if (cfg->log_dir[0] != '/') {
+  if ((*field)[0] != '/') {
     if (base_dir == NULL || base_dir[0] == '\0') base_dir = ".";
     if (base_dir[0] != '/') {
       if (getcwd(cwd, sizeof(cwd)) == NULL)
-        return errorf(err, errlen, "log.out_dir: cannot get the current directory: %s",
+        return errorf(err, errlen, "%s: cannot get the current directory: %s", key,
                       strerror(errno));
       parts[nparts++] = cwd;
     }
     parts[nparts++] = base_dir;
   }
-  parts[nparts++] = cfg->log_dir;
+  parts[nparts++] = *field;
 
   for (size_t i = 0; i < nparts; i++) total += strlen(parts[i]) + 1;
   w = path = sig_malloc(total);
@@ -1023,9 +1084,35 @@ int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err,
   tidy_path(path);
   if (strlen(path) >= PATH_MAX) {
     free(path);
-    return errorf(err, errlen, "log.out_dir: resolved path is longer than %d bytes", PATH_MAX - 1);
+    return errorf(err, errlen, "%s: resolved path is longer than %d bytes", key, PATH_MAX - 1);
+  }
+  free(*field);
+  *field = path;
+  return 0;
+}
+
+int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen) {
+  char *log_dir = NULL, *key_file = NULL;
+  int rc;
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  if (cfg->log_dir == NULL || cfg->log_dir[0] == '\0')
+    return errorf(err, errlen, "log.out_dir: must not be empty");
+  log_dir = sig_strdup(cfg->log_dir);
+  if ((rc = resolve_one(&log_dir, "log.out_dir", base_dir, err, errlen)) != 0) {
+    free(log_dir);
+    return rc;
+  }
+  if (cfg->auth_key_file != NULL && cfg->auth_key_file[0] != '\0') {
+    key_file = sig_strdup(cfg->auth_key_file);
+    if ((rc = resolve_one(&key_file, "auth.key_file", base_dir, err, errlen)) != 0) {
+      free(log_dir);
+      free(key_file);
+      return rc;
+    }
+    free(cfg->auth_key_file);
+    cfg->auth_key_file = key_file;
   }
   free(cfg->log_dir);
-  cfg->log_dir = path;
+  cfg->log_dir = log_dir;
   return 0;
 }

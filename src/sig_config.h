@@ -10,6 +10,19 @@
 /* `[server] duplicate`: what a second WebSocket for a taken domain does. */
 typedef enum { SIG_DUP_REPLACE, SIG_DUP_REJECT } sig_dup_policy_t;
 
+/* `[auth] mode` and `[auth] algorithm` (the JWS algorithms a token may be signed with). */
+typedef enum { SIG_AUTH_NONE, SIG_AUTH_JWT } sig_auth_mode_t;
+typedef enum {
+  SIG_ALG_HS256,
+  SIG_ALG_HS384,
+  SIG_ALG_HS512,
+  SIG_ALG_RS256,
+  SIG_ALG_RS384,
+  SIG_ALG_RS512,
+  SIG_ALG_ES256,
+  SIG_ALG_ES384
+} sig_auth_alg_t;
+
 /* `[log] level`, least to most severe. */
 typedef enum { SIG_LOG_DEBUG, SIG_LOG_INFO, SIG_LOG_WARN, SIG_LOG_ERROR } sig_log_level_t;
 
@@ -31,6 +44,13 @@ typedef struct {
   int64_t first_byte_timeout_s, message_timeout_s, max_connections_per_ip, requests_per_ip_per_s,
       requests_per_ip_burst, messages_per_s, messages_burst, max_tracked_ips;
   sig_config_list_t trusted_proxies; /* CIDR ranges whose X-Forwarded-For / Forwarded we believe */
+  sig_config_list_t allowed_origins; /* "*", or origins: see docs/CONFIG.md */
+  /* [auth] */
+  sig_auth_mode_t auth_mode;
+  sig_auth_alg_t auth_alg;
+  char *auth_key_file; /* absolute after sig_config_resolve_paths; "" when unset */
+  char *auth_issuer, *auth_audience; /* "" when unset */
+  int64_t auth_leeway_s;
   sig_dup_policy_t duplicate;
   char *cors_origin;
   char *log_dir; /* `[log] out_dir`; absolute after sig_config_resolve_paths */
@@ -58,7 +78,8 @@ int sig_config_parse(sig_config_t *cfg, const char *name, const char *text, size
  * "PATH: cannot read: <strerror>". On failure cfg is unchanged. */
 int sig_config_load(sig_config_t *cfg, const char *path, char *err, size_t errlen);
 
-/* Makes cfg->log_dir absolute and tidy (no "//", no "." components). A relative log_dir is taken
+/* Makes cfg->log_dir (and every file a key names, such as auth.key_file) absolute and tidy (no
+ * "//", no "." components). A relative path is taken
  * against base_dir: the config file's folder, or the executable's folder when running on defaults.
  * A relative or NULL base_dir is itself taken against the current directory.
  * Returns 0, or SIG_ECONFIG with the reason in err; on failure cfg is unchanged. */
