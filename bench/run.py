@@ -31,7 +31,6 @@ import platform
 import random
 import select
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "lib"))
+
+from sigtest import cpu_seconds, free_port, healthz, proc_stat, rss_bytes  # noqa: E402
+from sigtest import wait_port as port_open  # noqa: E402
 BUILD = ROOT / "build" / "bench"
 LOADGEN = ROOT / "build" / "bench" / "loadgen"
 FLOOR = ROOT / "build" / "bench" / "floor"
@@ -81,50 +84,11 @@ def log(*a):
 # ---- processes
 
 
-def free_port():
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port in 20000-32000")
-
-
 def wait_port(port, proc, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    if not port_open(port, proc, timeout, interval=0.05):
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
-
-
-def proc_stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process (all its threads)."""
-    f = proc_stat(pid)
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
+        raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
 def our_pids():
@@ -815,19 +779,6 @@ def smoke(args):
             srv.stop()
     if not ok:
         sys.exit("bench-smoke: FAILED")
-
-
-def healthz(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return json.loads(data.split(b"\r\n\r\n", 1)[1])["data"]
 
 
 def hold(args):
