@@ -83,7 +83,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c bench/*.c bench/*.h
 
 -include $(OBJ:.o=.d) build/obj/main.d
 
@@ -104,6 +104,10 @@ bench-smoke: all $(BENCH_BIN)
 
 bench-hold: deps all $(BENCH_BIN)
 	$(PYTHON) bench/run.py --hold
+
+build/bench/loadgen: bench/loadgen.c bench/bjson.c bench/bjson.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ bench/loadgen.c bench/bjson.c $(LIBS) -lm
 
 build/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
