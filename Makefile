@@ -97,6 +97,7 @@ format:
 
 bench: deps all $(BENCH_BIN)
 	scripts/setup-bench.sh
+	$(MAKE) build/bench/go-signal
 	$(PYTHON) bench/run.py
 
 bench-smoke: all $(BENCH_BIN)
@@ -104,6 +105,12 @@ bench-smoke: all $(BENCH_BIN)
 
 bench-hold: deps all $(BENCH_BIN)
 	$(PYTHON) bench/run.py --hold
+
+# The Go peer, built offline from Debian's Go and gorilla/websocket (scripts/setup-bench.sh).
+build/bench/go-signal: bench/goserver/main.go
+	@mkdir -p $(dir $@)
+	cd bench/goserver && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off \
+	  GOCACHE=$(abspath build/go-cache) go build -o $(abspath $@) .
 
 build/bench/loadgen: bench/loadgen.c bench/bjson.c bench/bjson.h
 	@mkdir -p $(dir $@)
