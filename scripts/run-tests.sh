@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite, as `make test` runs it: cmocka unit tests; the pytest
 # integration suite against the release build and again against the ASan+UBSan
-# build (where any sanitizer report fails the run); the benchmark's smoke mode;
+# build (where any sanitizer report fails the run); the benchmark's smoke mode and the
+# self-test of its load generator against deliberately broken servers;
 # real-WebRTC browser tests last (node's pass/fail lines close the output).
 set -eu
 cd "$(dirname "$0")/.."
@@ -26,6 +27,9 @@ UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 
 echo "== benchmark harness, smoke mode (seconds; the full run is make bench)"
 "$PYTHON" bench/run.py --smoke
+
+echo "== benchmark generator self-test: the real server passes, broken servers fail (~30 s)"
+"$PYTHON" bench/run.py --self-test
 
 echo "== browser end-to-end tests"
 scripts/setup-e2e.sh
