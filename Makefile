@@ -14,7 +14,7 @@ OBJ     := $(SRC:src/%.c=build/obj/%.o) build/obj/sig_assets.o
 ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o) build/asan/obj/sig_assets.o
 UNIT    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT:tests/unit/%.c=build/tests/%)
-BENCH_BIN := build/bench/loadgen build/bench/floor
+BENCH_BIN := build/bench/loadgen build/bench/floor build/bench/test_bjson
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 .PHONY: all run test deps unit integration asan asan-integration clean format
@@ -115,6 +115,10 @@ build/bench/go-signal: bench/goserver/main.go
 build/bench/loadgen: bench/loadgen.c bench/bjson.c bench/bjson.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ bench/loadgen.c bench/bjson.c $(LIBS) -lm
+
+build/bench/test_bjson: bench/test_bjson.c bench/bjson.c bench/bjson.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ bench/test_bjson.c bench/bjson.c
 
 build/bench/%: bench/%.c
 	@mkdir -p $(dir $@)

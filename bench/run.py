@@ -944,7 +944,7 @@ def self_test(args):
             try:
                 # 1,050 exchanges: 2,100 pushes, so that `drop` drops two.
                 g = Gen("sig", port, f"127.{RUN_TAG}.253.{i + 2}", 60, pairs=25,
-                        prefix=f"st{i}", drain_s=1.5)
+                        prefix=f"st{i}", drain_s=3)
                 gens.append(g)
                 probs = problems_of(g.ready())
                 ph = g.phase("rate 350 3", 60)

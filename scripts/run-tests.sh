@@ -28,7 +28,8 @@ UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 echo "== benchmark harness, smoke mode (seconds; the full run is make bench)"
 "$PYTHON" bench/run.py --smoke
 
-echo "== benchmark generator self-test: the real server passes, broken servers fail (~30 s)"
+echo "== benchmark generator self-test: its JSON parser, then the real server passes and broken servers fail (~30 s)"
+build/bench/test_bjson
 "$PYTHON" bench/run.py --self-test
 
 echo "== browser end-to-end tests"
