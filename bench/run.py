@@ -86,7 +86,7 @@ NOISY_PCT = 25  # other processes' CPU (% of one core) above which a phase is ru
 RETRIES_PER_PHASE = 2
 RETRY_BUDGET = 6  # re-runs for noise per target and repetition, the same for every target
 QUIET_WAIT_S = 10  # before each target, wait at most this long for the machine to be quiet
-DRAIN_S = 5  # after a phase's last send, how long exchanges may take before they are errors
+DRAIN_S = 30  # after a phase's last send, how long exchanges may take before they are errors
 SLAB_CACHES = ("TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq",
                "tcp_bind_bucket", "tcp_bind2_bucket")
 
