@@ -569,8 +569,7 @@ def summarize(runs):
             for k in reps:
                 if ("sig", k) in by and (other, k) in by:
                     y = f(by[(other, k)])
-                    if y:
-                        vals.append(f(by[("sig", k)]) / y)
+                    vals.append(f(by[("sig", k)]) / y if y else None)  # None: ÷ 0
             ratios[m][other] = vals
     return out, ratios
 
@@ -624,9 +623,11 @@ def fmt_range(vals, unit=""):
 
 
 def fmt_ratio(vals):
-    vals = [v for v in vals if v is not None]
     if not vals:
         return "not run"
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "— (÷ 0)"
     return fmt_range(vals).replace(" (", "× (", 1) if len(set(vals)) > 1 else f"{fmt(vals[0])}×"
 
 
@@ -637,6 +638,7 @@ def goals(s, r, million, failed):
     sig = s.get("sig")
 
     def add(what, target, vals, check, unit="", ratio=False):
+        vals = [v for v in vals if v is not None]
         if not vals:
             rows.append((what, target, "not run", "not run"))
             return
@@ -818,7 +820,8 @@ def write_report(data):
     row("half of the max rate (each target's own)", "half_rate", "/s")
     row("exchange latency p50 at half the max rate", "p50_half_us", " µs")
     row("exchange latency p99 at half the max rate", "p99_half_us", " µs")
-    row("highest rate with p99 ≤ 10 ms and no errors (bisection to 5%)", "best_p99_rate", "/s")
+    row(f"highest rate with p99 ≤ 10 ms and no errors (bisection to 5%; 0: not even at "
+        f"{BISECT_MIN_RATE}/s)", "best_p99_rate", "/s")
     L.append("")
     million = data.get("million")
     if million:
@@ -843,6 +846,7 @@ def full(args):
         if t in chosen and not path.exists():
             sys.exit(f"{path} is missing: run {how}")
     t0 = time.monotonic()
+    commit = git_commit()  # the code that measures, before anything can change
     la0 = open("/proc/loadavg").read().split()[0]
     other0 = other_cpu_seconds()
     runs = []
@@ -859,7 +863,7 @@ def full(args):
     elapsed = time.monotonic() - t0
     problems = [f"{NAMES[x['target']]} run {x['rep'] + 1}: {p}" for x in runs for p in x["problems"]]
     data = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
         "reps": args.reps, "elapsed_s": elapsed, "machine": machine(),
         "peerjs_version": json.loads(PEERJS_PKG.read_text())["version"] if PEERJS_PKG.exists()
         else "?",
@@ -981,6 +985,7 @@ def hold(args):
     srv = Server("sig", "hold", ping_s=LIVENESS_S)
     gens = []
     t0 = time.monotonic()
+    commit = git_commit()
     try:
         rss0, cpu0 = srv.rss(), srv.cpu()
         problems = []
@@ -1003,7 +1008,7 @@ def hold(args):
             problems += problems_of(st)
         h = healthz(srv.port)
         res = {
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
             "peers": peers, "hold_s": time.monotonic() - start,
             "drops": sum(s["drops"] for s in stats), "open": sum(s["open"] for s in stats),
             "pings": sum(s["pings"] for s in stats), "pongs": sum(s["pongs"] for s in stats),
