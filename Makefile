@@ -15,7 +15,7 @@ ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o) build/asan/obj/sig_assets.o
 UNIT    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT:tests/unit/%.c=build/asan/tests/%)
-BENCH_BIN := build/bench/loadgen build/bench/floor
+BENCH_BIN := build/bench/loadgen build/bench/floor build/bench/test_bjson
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # libFuzzer targets (fuzz/fuzz_*.c) on the parsers, built with clang; `make fuzz` runs each for
@@ -113,7 +113,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c bench/*.c bench/*.h
 
 -include $(OBJ:.o=.d) build/obj/main.d
 
@@ -138,6 +138,7 @@ abuse: deps all build/asan/signal-server
 
 bench: deps all $(BENCH_BIN)
 	scripts/setup-bench.sh
+	$(MAKE) build/bench/go-signal
 	$(PYTHON) bench/run.py
 
 bench-smoke: all $(BENCH_BIN)
@@ -145,6 +146,20 @@ bench-smoke: all $(BENCH_BIN)
 
 bench-hold: deps all $(BENCH_BIN)
 	$(PYTHON) bench/run.py --hold
+
+# The Go peer, built offline from Debian's Go and gorilla/websocket (scripts/setup-bench.sh).
+build/bench/go-signal: bench/goserver/main.go
+	@mkdir -p $(dir $@)
+	cd bench/goserver && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off \
+	  GOCACHE=$(abspath build/go-cache) go build -o $(abspath $@) .
+
+build/bench/loadgen: bench/loadgen.c bench/bjson.c bench/bjson.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ bench/loadgen.c bench/bjson.c $(LIBS) -lm
+
+build/bench/test_bjson: bench/test_bjson.c bench/bjson.c bench/bjson.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ bench/test_bjson.c bench/bjson.c
 
 build/bench/%: bench/%.c
 	@mkdir -p $(dir $@)

@@ -1,31 +1,38 @@
 /* Load generator of `make bench`. One process opens and holds up to ~19,900
- * peers (the 20,000-file limit) from one 127.0.0.x source address and drives
- * offer/answer exchanges between pairs of them against one of three targets:
+ * peers (the 20,000-file limit) from one 127.x.y.z source address and drives
+ * offer/answer exchanges between pairs of them against one of three protocols:
  *
- *   sig     signal-server: peers register with GET /ws/{domain}; A sends
- *           POST /offer on its own keep-alive HTTP connection; B answers on
- *           its WebSocket; A receives the answer on its WebSocket.
+ *   sig     the seed protocol (signal-server, the Go peer): peers register with
+ *           GET /ws/{domain}; A sends POST /offer on its own keep-alive HTTP
+ *           connection; B answers on its WebSocket; A receives the answer there.
  *   peerjs  PeerJS server: /peerjs?key=peerjs&id=..&token=..; OFFER and ANSWER
  *           travel over the WebSockets (PeerJS has no HTTP offer API).
  *   floor   bench/floor.c: [4-byte dst][4-byte length][payload] over TCP.
  *
- * Each offer and answer carries a 4,096-character SDP field. Exchanges are
- * scheduled open-loop (exchange i at start + i/rate, latency counted from that
- * scheduled time, so a stall of the generator or the server is not hidden) or
- * closed-loop (a fixed number in flight, for the maximum rate). Latencies go
- * into log-linear histograms with microsecond resolution.
+ * Every delivery is verified, so that a server cannot score by delivering the wrong thing:
+ * each exchange carries its own nonce inside its SDP (4,096 characters) and its candidate,
+ * and the receiver checks, with a real JSON parse (bjson.c), that it is the addressed peer,
+ * the exchange id, the domains, the whole payload byte for byte and every other field of
+ * the frame; the POST /offer reply's status and body (with the exchange id) are checked too.
+ * A delivery for an exchange that is not open is a duplicate or an unknown id. Anything
+ * unexpected is an error of a named kind (err_names below), and so is an exchange that is
+ * not complete when its phase ends. The orchestrator fails the run on any error.
  *
- * The orchestrator (bench/run.py) talks to it over stdin/stdout, one JSON
- * object per output line:
+ * Exchanges are scheduled open-loop (exchange i at start + i/rate, latency counted from that
+ * scheduled time, so a stall of the generator or the server is not hidden) or closed-loop (a
+ * fixed number in flight, for the maximum rate). Latencies go into log-linear histograms.
+ *
+ * The orchestrator (bench/run.py) talks to it over stdin/stdout, one JSON object per line:
  *   start-up        opens the peers, then prints {"event":"ready",...}
  *   rate R D        open loop at R exchanges/s for D seconds -> {"event":"phase",...}
  *   closed W D N    W in flight for D seconds or N exchanges -> {"event":"phase",...}
- *   stats           connection counters                    -> {"event":"stats",...}
+ *   stats           connection and error counters          -> {"event":"stats",...}
  *   quit / EOF      exit */
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,19 +43,63 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "bjson.h"
+
 #define READ_BUF_SIZE (256 * 1024)
 #define SCRATCH_SIZE (256 * 1024)
 #define MAX_HEAD 8192
+#define MAX_TOKS 64
 #define RING_BITS 20
 #define RING_SIZE (1u << RING_BITS)
 #define MAX_QUEUE 65536
 #define HBUCKETS 2432
 #define EPHEMERAL_LO 32768 /* source ports: the ephemeral range, as the kernel would pick */
 #define EPHEMERAL_HI 61000
+#define NONCE_PREFIX "v=0\r\na=x-bench-nonce:" /* 21 bytes: the nonce starts on a base64 group */
+#define NONCE_B64_OFF 28                       /* 21 / 3 * 4 */
+#define NONCE_B64_LEN 24                       /* 16 hex digits and CRLF: 18 bytes */
+#define CAND_LEN 80
 
 typedef enum { TGT_SIG, TGT_PEERJS, TGT_FLOOR } target_t;
 typedef enum { CS_NEW, CS_HANDSHAKE, CS_WAIT_OPEN, CS_OPEN, CS_DEAD } conn_state_t;
 typedef enum { CK_PEER, CK_HTTP } conn_kind_t;
+typedef enum { DIR_OFFER, DIR_ANSWER } dir_t;
+
+typedef enum {
+  ERR_SEND,
+  ERR_TIMEOUT,
+  ERR_JSON,
+  ERR_FIELDS,
+  ERR_ID,
+  ERR_MISROUTE,
+  ERR_DOMAIN,
+  ERR_PAYLOAD,
+  ERR_DUPLICATE,
+  ERR_HTTP_STATUS,
+  ERR_HTTP_BODY,
+  ERR_UNEXPECTED,
+  ERR_KINDS
+} err_t;
+
+static const char *const err_names[ERR_KINDS] = {
+    "send_failed",   /* a send on a dead connection, or a full HTTP queue */
+    "timeout",       /* not complete when its phase ended */
+    "bad_json",      /* a text frame or reply body that is not JSON */
+    "bad_fields",    /* a field missing, of the wrong type, duplicated, or one too many */
+    "unknown_id",    /* an exchange id this generator never sent */
+    "misrouted",     /* delivered to a peer other than the addressed one */
+    "wrong_domain",  /* the domains (or PeerJS src/dst) do not name the exchange's peers */
+    "wrong_payload", /* SDP or candidates differ from what was sent, by a single byte */
+    "duplicate",     /* a second delivery of an offer or answer */
+    "http_status",   /* POST /offer answered with a status other than 200 */
+    "http_body",     /* a 200 reply whose body is not {"code":0,"msg":"ok","data":{"id":id}} */
+    "unexpected",    /* an error frame, bye, or a message nobody asked for */
+};
+
+typedef struct {
+  uint64_t n[ERR_KINDS];
+  char first[ERR_KINDS][200];
+} errs_t;
 
 typedef struct peer_s peer_t;
 
@@ -58,12 +109,14 @@ typedef struct {
   peer_t *peer;
   char *rbuf; /* bytes of an incomplete frame or response, or NULL */
   uint32_t rlen, rcap;
-  uint8_t kind, state;
+  char *frag; /* a fragmented text message being reassembled, or NULL */
+  uint32_t flen;
+  uint8_t kind, state, in_frag;
 } conn_t;
 
 struct peer_s {
   conn_t ws;
-  conn_t *http; /* signal-server target, A side: the keep-alive connection for POST /offer */
+  conn_t *http; /* sig target, A side: the keep-alive connection for POST /offer */
   uint32_t idx;
   uint8_t registered, http_busy;
   uint64_t http_seq; /* the exchange whose POST /offer awaits its response */
@@ -82,10 +135,11 @@ typedef struct {
   uint64_t b[HBUCKETS];
 } hist_t;
 
-enum { X_FREE, X_PENDING };
+enum { X_FREE, X_OPEN, X_DONE };
+enum { XF_HTTP = 1, XF_OFFER = 2, XF_ANSWER = 4, XF_TIMEDOUT = 8, XF_FAILED = 16 };
 typedef struct {
   uint64_t seq, sched_ns, sent_ns;
-  uint8_t st;
+  uint8_t st, flags;
 } xslot_t;
 
 static struct {
@@ -96,23 +150,26 @@ static struct {
   char prefix[32];
   uint32_t sdp_bytes;
   double heartbeat_s, drain_s;
-} cfg = {.window = 256, .sdp_bytes = 4096, .heartbeat_s = 60, .drain_s = 3};
+} cfg = {.window = 256, .sdp_bytes = 4096, .heartbeat_s = 20, .drain_s = 3};
 
 static uv_loop_t *loop;
 static peer_t *peers;
 static char read_buf[READ_BUF_SIZE];
 static char scratch[SCRATCH_SIZE];
-static char *sdp; /* the SDP field: base64 of an SDP text */
+static char *sdp_tmpl;            /* the SDP field (base64 of an SDP text) with a blank nonce */
+static char *sdp_send, *sdp_want; /* the template with one exchange's nonce: to send, to compare */
 static size_t sdp_len;
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint64_t secret; /* nonces are unpredictable to the server */
 
 /* Opening. */
 static uint32_t open_next, open_done, open_ok, open_fail, open_inflight, http_pending;
 static uint64_t open_t0, open_t1;
 static int ready_sent;
 
-/* Connection counters for `stats`. */
-static uint64_t n_pings, n_pongs, n_drops, n_heartbeats, n_closes, n_unexpected;
+/* Connection and error counters for `stats` (the whole life of the process). */
+static uint64_t n_pings, n_pongs, n_drops, n_heartbeats, n_closes, n_late;
+static errs_t errs_all;
 
 /* The current phase. */
 static struct {
@@ -121,10 +178,11 @@ static struct {
   uint64_t total;  /* exchanges to schedule (open loop) or to complete (closed loop, 0 = no cap) */
   uint64_t next_i; /* open loop: next exchange to schedule */
   uint64_t start_ns, end_ns, drain_ns;
-  uint64_t first_seq, launched, completed, failed, http_errors, error_frames, timeouts, stale;
+  uint64_t first_seq, launched, completed, failed, late;
   uint64_t inflight, window, completed_in_window, queued_max, relaunch;
   uint64_t last_done_ns;
   struct rusage ru0;
+  errs_t errs;
   hist_t lat, svc, lag;
 } ph;
 static uint64_t next_seq = 1;
@@ -148,6 +206,8 @@ static void pump(void);
 static void command(char *line);
 static void launch(uint64_t sched_ns);
 static void phase_finish(void);
+static void check_phase_done(void);
+static void conn_fail(conn_t *c);
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void on_stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
@@ -174,6 +234,76 @@ static uint64_t xorshift(void) {
   rng ^= rng >> 7;
   rng ^= rng << 17;
   return rng;
+}
+
+static uint64_t splitmix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+/* ---- errors */
+
+static void report(err_t kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void report(err_t kind, const char *fmt, ...) {
+  errs_t *sets[2] = {&errs_all, &ph.errs};
+  for (int i = 0; i < 2; i++) {
+    if (sets[i]->n[kind]++ == 0) {
+      va_list ap;
+      va_start(ap, fmt);
+      vsnprintf(sets[i]->first[kind], sizeof(sets[i]->first[kind]), fmt, ap);
+      va_end(ap);
+    }
+  }
+}
+
+static uint64_t errs_sum(const errs_t *e) {
+  uint64_t s = 0;
+  for (int k = 0; k < ERR_KINDS; k++) s += e->n[k];
+  return s;
+}
+
+/* A JSON string body without quotes: the printable ASCII of s, others as '?'. */
+static void print_json_text(const char *s) {
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      printf("\\%c", c);
+    else
+      putchar(c >= 0x20 && c < 0x7f ? c : '?');
+  }
+}
+
+/* "errors":N,"error_kinds":{"kind":n,...},"first_errors":{"kind":"text",...} */
+static void print_errs(const errs_t *e) {
+  printf("\"errors\":%llu,\"error_kinds\":{", (unsigned long long)errs_sum(e));
+  int first = 1;
+  for (int k = 0; k < ERR_KINDS; k++) {
+    if (e->n[k] == 0) continue;
+    printf("%s\"%s\":%llu", first ? "" : ",", err_names[k], (unsigned long long)e->n[k]);
+    first = 0;
+  }
+  printf("},\"first_errors\":{");
+  first = 1;
+  for (int k = 0; k < ERR_KINDS; k++) {
+    if (e->n[k] == 0) continue;
+    printf("%s\"%s\":\"", first ? "" : ",", err_names[k]);
+    print_json_text(e->first[k]);
+    putchar('"');
+    first = 0;
+  }
+  putchar('}');
+}
+
+/* A short, printable excerpt of a message for an error text. */
+static const char *excerpt(const char *m, size_t len) {
+  static char out[72];
+  size_t n = len < sizeof(out) - 4 ? len : sizeof(out) - 4;
+  for (size_t i = 0; i < n; i++) out[i] = m[i] >= 0x20 && m[i] < 0x7f ? m[i] : '.';
+  strcpy(out + n, len > n ? "..." : "");
+  return out;
 }
 
 /* ---- histograms: exact below 128 us, then 64 sub-buckets per power of two (<1.6% error) */
@@ -224,7 +354,7 @@ static void hist_print(const char *name, const hist_t *h) {
       hist_pct(h, 99.9), (double)h->max_ns / 1000.0);
 }
 
-/* ---- names */
+/* ---- names and payloads */
 
 static int peer_name(const peer_t *p, char *out, size_t outlen) {
   return snprintf(out, outlen, "%s-%u", cfg.prefix, p->idx);
@@ -238,26 +368,47 @@ static int xid(uint64_t seq, char *out, size_t outlen) {
   return snprintf(out, outlen, "%sx%llu", cfg.prefix, (unsigned long long)seq);
 }
 
-/* The exchange number at the end of an id "<prefix>x<seq>", or 0. */
+/* The exchange number of an id "<prefix>x<seq>" that this process made, or 0. */
 static uint64_t parse_xid(const char *s, size_t len) {
+  size_t pl = strlen(cfg.prefix);
+  if (len < pl + 2 || len > pl + 21 || memcmp(s, cfg.prefix, pl) != 0 || s[pl] != 'x') return 0;
   uint64_t v = 0;
-  size_t i = len;
-  while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9') i--;
-  if (i == 0 || s[i - 1] != 'x' || i == len) return 0;
-  for (; i < len; i++) v = v * 10 + (uint64_t)(s[i] - '0');
+  for (size_t i = pl + 1; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    v = v * 10 + (uint64_t)(s[i] - '0');
+  }
   return v;
 }
 
-/* The string value after `key` (which ends with the opening quote), or NULL. */
-static const char *str_value(const char *s, size_t len, const char *key, size_t *vlen) {
-  size_t klen = strlen(key);
-  const char *k = memmem(s, len, key, klen);
-  if (k == NULL) return NULL;
-  const char *v = k + klen, *end = s + len;
-  const char *q = memchr(v, '"', (size_t)(end - v));
-  if (q == NULL) return NULL;
-  *vlen = (size_t)(q - v);
-  return v;
+/* The two peers of an exchange: A = 2k, B = 2k + 1 for pair k = seq mod pairs. */
+static peer_t *peer_a(uint64_t seq) {
+  return &peers[2 * (seq % cfg.npairs)];
+}
+
+static peer_t *peer_b(uint64_t seq) {
+  return peer_a(seq) + 1;
+}
+
+static uint64_t nonce(uint64_t seq, dir_t dir) {
+  return splitmix(secret ^ (seq << 1 | (uint64_t)dir));
+}
+
+/* Writes into out the SDP field of exchange seq in direction dir: the template with its nonce. */
+static void make_sdp_field(uint64_t seq, dir_t dir, char *out) {
+  char line[19];
+  unsigned char b64[NONCE_B64_LEN + 1];
+  snprintf(line, sizeof(line), "%016llx\r\n", (unsigned long long)nonce(seq, dir));
+  EVP_EncodeBlock(b64, (const unsigned char *)line, 18);
+  memcpy(out, sdp_tmpl, sdp_len);
+  memcpy(out + NONCE_B64_OFF, b64, NONCE_B64_LEN);
+}
+
+/* The candidate string of exchange seq in direction dir (CAND_LEN bytes or fewer). */
+static int make_cand(uint64_t seq, dir_t dir, char *out) {
+  return snprintf(out, CAND_LEN,
+                  "candidate:%d 1 udp 2122260223 127.0.0.1 %d typ host ufrag %016llx",
+                  dir == DIR_OFFER ? 1 : 2, dir == DIR_OFFER ? 54321 : 54322,
+                  (unsigned long long)nonce(seq, dir) ^ 0x5555555555555555ull);
 }
 
 /* ---- writes */
@@ -266,8 +417,6 @@ static void on_write(uv_write_t *req, int status) {
   (void)status; /* a failed write shows up as a read error too */
   free(req);
 }
-
-static void conn_fail(conn_t *c);
 
 static int conn_write(conn_t *c, const char *data, size_t len) {
   if (c->state == CS_DEAD) return -1;
@@ -343,15 +492,12 @@ static xslot_t *slot_of(uint64_t seq) {
   return &ring[seq & (RING_SIZE - 1)];
 }
 
-static void check_phase_done(void);
-
-static void complete(uint64_t seq, int ok) {
-  xslot_t *x = slot_of(seq);
-  if (seq == 0 || x->seq != seq || x->st != X_PENDING) {
-    ph.stale++;
-    return;
-  }
-  x->st = X_FREE;
+/* Ends an open exchange: completed (its latency recorded) or failed (the error is reported by
+ * whoever found it). */
+static void finish(xslot_t *x, int ok) {
+  if (x->st != X_OPEN) return;
+  x->st = X_DONE;
+  if (!ok) x->flags |= XF_FAILED;
   if (ph.inflight > 0) ph.inflight--;
   uint64_t now = uv_hrtime();
   if (ok) {
@@ -377,19 +523,75 @@ static void complete(uint64_t seq, int ok) {
   check_phase_done();
 }
 
+static void send_failed(uint64_t seq, const char *why) {
+  report(ERR_SEND, "exchange %llu: %s", (unsigned long long)seq, why);
+  finish(slot_of(seq), 0);
+}
+
+/* The open exchange that a delivery of `what` to peer p names, with every check that does not
+ * need the message's fields: known id, the addressed receiver, not delivered before. NULL
+ * (after reporting, or counting a late delivery of an exchange that already timed out) when
+ * the delivery must go no further. */
+static xslot_t *claim(peer_t *p, uint64_t seq, int flag, const char *what) {
+  xslot_t *x = slot_of(seq);
+  char got[48], want[48];
+  if (seq == 0 || cfg.npairs == 0 || x->seq != seq || x->st == X_FREE) {
+    peer_name(p, got, sizeof(got));
+    report(ERR_ID, "%s for an exchange this generator never opened, delivered to %s", what, got);
+    return NULL;
+  }
+  peer_t *to = flag == XF_ANSWER ? peer_a(seq) : peer_b(seq);
+  if (p != to) {
+    peer_name(p, got, sizeof(got));
+    peer_name(to, want, sizeof(want));
+    report(ERR_MISROUTE, "%s of exchange %llu delivered to %s, addressed to %s", what,
+           (unsigned long long)seq, got, want);
+    finish(x, 0);
+    return NULL;
+  }
+  if (x->flags & XF_TIMEDOUT) {
+    ph.late++;
+    n_late++;
+    return NULL;
+  }
+  if (x->flags & flag) {
+    report(ERR_DUPLICATE, "%s of exchange %llu delivered twice to %s", what,
+           (unsigned long long)seq, (peer_name(p, got, sizeof(got)), got));
+    finish(x, 0);
+    return NULL;
+  }
+  if (x->st != X_OPEN) return NULL; /* it failed earlier: that error is counted already */
+  if (flag == XF_ANSWER && !(x->flags & XF_OFFER)) {
+    report(ERR_UNEXPECTED, "answer of exchange %llu arrived before its offer was delivered",
+           (unsigned long long)seq);
+    finish(x, 0);
+    return NULL;
+  }
+  x->flags |= (uint8_t)flag;
+  return x;
+}
+
+/* Marks a protocol step as done and completes the exchange once all of its steps are in. */
+static void step_done(xslot_t *x) {
+  int need = XF_OFFER | XF_ANSWER | (cfg.target == TGT_SIG ? XF_HTTP : 0);
+  if ((x->flags & need) == need) finish(x, 1);
+}
+
 static void http_post(peer_t *a, uint64_t seq) {
   peer_t *b = a + 1;
-  char an[48], bn[48], id[64], head[160];
+  char an[48], bn[48], id[64], head[160], cand[CAND_LEN];
   peer_name(a, an, sizeof(an));
   peer_name(b, bn, sizeof(bn));
   xid(seq, id, sizeof(id));
+  make_sdp_field(seq, DIR_OFFER, sdp_send);
+  make_cand(seq, DIR_OFFER, cand);
+  char tail[400];
+  int tl = snprintf(tail, sizeof(tail),
+                    "\",\"candidate\":[\"%s\"],\"answer_domain\":\"%s\",\"offer_domain\":\"%s\","
+                    "\"id\":\"%s\"}",
+                    cand, bn, an, id);
   static const char pre[] = "{\"offer_sdp\":\"";
-  static const char mid[] =
-      "\",\"candidate\":[\"candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host\"],"
-      "\"answer_domain\":\"";
-  char tail[200];
-  int tl = snprintf(tail, sizeof(tail), "%s\",\"offer_domain\":\"%s\",\"id\":\"%s\"}", bn, an, id);
-  size_t blen = sizeof(pre) - 1 + sdp_len + sizeof(mid) - 1 + (size_t)tl;
+  size_t blen = sizeof(pre) - 1 + sdp_len + (size_t)tl;
   int hl = snprintf(head, sizeof(head),
                     "POST /offer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                     "Content-Length: %zu\r\n\r\n",
@@ -399,10 +601,8 @@ static void http_post(peer_t *a, uint64_t seq) {
   p += hl;
   memcpy(p, pre, sizeof(pre) - 1);
   p += sizeof(pre) - 1;
-  memcpy(p, sdp, sdp_len);
+  memcpy(p, sdp_send, sdp_len);
   p += sdp_len;
-  memcpy(p, mid, sizeof(mid) - 1);
-  p += sizeof(mid) - 1;
   memcpy(p, tail, (size_t)tl);
   p += tl;
   a->http_busy = 1;
@@ -410,14 +610,14 @@ static void http_post(peer_t *a, uint64_t seq) {
   slot_of(seq)->sent_ns = uv_hrtime();
   if (conn_write(a->http, scratch, (size_t)(p - scratch)) != 0) {
     a->http_busy = 0;
-    complete(seq, 0);
+    send_failed(seq, "the HTTP connection is closed");
   }
 }
 
 static void queue_push(peer_t *a, uint64_t seq) {
   if (a->qlen == a->qcap) {
     if (a->qcap >= MAX_QUEUE) {
-      complete(seq, 0);
+      send_failed(seq, "the HTTP queue is full");
       return;
     }
     uint32_t ncap = a->qcap ? a->qcap * 2 : 16;
@@ -433,18 +633,27 @@ static void queue_push(peer_t *a, uint64_t seq) {
   if (a->qlen > ph.queued_max) ph.queued_max = a->qlen;
 }
 
+/* The floor's message body: [seq][O or A][SDP field]\n[candidate]. */
+static size_t floor_body(uint64_t seq, dir_t dir, char *p) {
+  memcpy(p, &seq, 8);
+  p[8] = dir == DIR_OFFER ? 'O' : 'A';
+  make_sdp_field(seq, dir, p + 9);
+  p[9 + sdp_len] = '\n';
+  return 10 + sdp_len + (size_t)make_cand(seq, dir, p + 10 + sdp_len);
+}
+
 static void send_offer(peer_t *a, uint64_t seq) {
   peer_t *b = a + 1;
   xslot_t *x = slot_of(seq);
   if (a->ws.state != CS_OPEN || b->ws.state != CS_OPEN) {
     x->sent_ns = uv_hrtime();
-    complete(seq, 0);
+    send_failed(seq, "a peer of the pair is disconnected");
     return;
   }
   switch (cfg.target) {
     case TGT_SIG:
       if (a->http == NULL || a->http->state != CS_OPEN) {
-        complete(seq, 0);
+        send_failed(seq, "the HTTP connection is closed");
       } else if (a->http_busy) {
         queue_push(a, seq);
       } else {
@@ -452,31 +661,30 @@ static void send_offer(peer_t *a, uint64_t seq) {
       }
       return;
     case TGT_PEERJS: {
-      char bn[48], id[64], pre[200];
+      char bn[48], id[64], pre[200], post[200], cand[CAND_LEN];
       peer_name(b, bn, sizeof(bn));
       xid(seq, id, sizeof(id));
+      make_sdp_field(seq, DIR_OFFER, sdp_send);
+      make_cand(seq, DIR_OFFER, cand);
       int pl = snprintf(
           pre, sizeof(pre),
           "{\"type\":\"OFFER\",\"dst\":\"%s\",\"payload\":{\"connectionId\":\"%s\","
           "\"type\":\"media\",\"browser\":\"bench\",\"sdp\":{\"type\":\"offer\",\"sdp\":\"",
           bn, id);
-      static const char post[] = "\"}}}";
-      const char *parts[3] = {pre, sdp, post};
-      size_t lens[3] = {(size_t)pl, sdp_len, sizeof(post) - 1};
+      int ql = snprintf(post, sizeof(post), "\"},\"candidates\":[\"%s\"]}}", cand);
+      const char *parts[3] = {pre, sdp_send, post};
+      size_t lens[3] = {(size_t)pl, sdp_len, (size_t)ql};
       x->sent_ns = uv_hrtime();
-      if (ws_send_text(&a->ws, parts, lens, 3) != 0) complete(seq, 0);
+      if (ws_send_text(&a->ws, parts, lens, 3) != 0) send_failed(seq, "the WebSocket is closed");
       return;
     }
     case TGT_FLOOR: {
-      char *p = scratch;
-      uint32_t dst = floor_id(b), len = (uint32_t)(9 + sdp_len);
-      memcpy(p, &dst, 4);
-      memcpy(p + 4, &len, 4);
-      memcpy(p + 8, &seq, 8);
-      p[16] = 'O';
-      memcpy(p + 17, sdp, sdp_len);
+      uint32_t dst = floor_id(b);
+      uint32_t len = (uint32_t)floor_body(seq, DIR_OFFER, scratch + 8);
+      memcpy(scratch, &dst, 4);
+      memcpy(scratch + 4, &len, 4);
       x->sent_ns = uv_hrtime();
-      if (conn_write(&a->ws, scratch, 17 + sdp_len) != 0) complete(seq, 0);
+      if (conn_write(&a->ws, scratch, 8 + len) != 0) send_failed(seq, "the connection is closed");
       return;
     }
   }
@@ -485,131 +693,340 @@ static void send_offer(peer_t *a, uint64_t seq) {
 static void launch(uint64_t sched_ns) {
   uint64_t seq = next_seq++;
   xslot_t *x = slot_of(seq);
-  if (x->st == X_PENDING) { /* RING_SIZE exchanges ago and still open: call it lost */
-    ph.timeouts++;
+  if (x->st == X_OPEN) { /* RING_SIZE exchanges ago and still open: call it lost */
+    report(ERR_TIMEOUT, "exchange %llu still open %u exchanges later", (unsigned long long)x->seq,
+           RING_SIZE);
     if (ph.inflight > 0) ph.inflight--;
   }
   x->seq = seq;
   x->sched_ns = sched_ns;
   x->sent_ns = sched_ns;
-  x->st = X_PENDING;
+  x->st = X_OPEN;
+  x->flags = 0;
   ph.inflight++;
   ph.launched++;
-  peer_t *a = &peers[2 * (seq % cfg.npairs)];
-  send_offer(a, seq);
+  send_offer(peer_a(seq), seq);
 }
 
-static void answer_offer(peer_t *b, const char *id, size_t idlen, const char *src_id,
-                         uint64_t seq) {
+static void send_answer(peer_t *b, uint64_t seq) {
+  char bn[48], an[48], id[64], pre[200], post[300], cand[CAND_LEN];
+  peer_name(b, bn, sizeof(bn));
+  peer_name(b - 1, an, sizeof(an));
+  xid(seq, id, sizeof(id));
+  int rc = 0;
   switch (cfg.target) {
     case TGT_SIG: {
-      char bn[48];
-      peer_name(b, bn, sizeof(bn));
-      char pre[160], post[200];
+      make_sdp_field(seq, DIR_ANSWER, sdp_send);
+      make_cand(seq, DIR_ANSWER, cand);
       int pl = snprintf(pre, sizeof(pre),
-                        "{\"ty\":\"answer\",\"id\":\"%.*s\",\"answer_resp\":{\"answer_sdp\":\"",
-                        (int)idlen, id);
-      int ql =
-          snprintf(post, sizeof(post),
-                   "\",\"candidate\":[\"candidate:2 1 udp 2122260223 127.0.0.1 54322 typ host\"],"
-                   "\"answer_domain\":\"%s\"}}",
-                   bn);
-      const char *parts[3] = {pre, sdp, post};
+                        "{\"ty\":\"answer\",\"id\":\"%s\",\"answer_resp\":{\"answer_sdp\":\"", id);
+      int ql = snprintf(post, sizeof(post), "\",\"candidate\":[\"%s\"],\"answer_domain\":\"%s\"}}",
+                        cand, bn);
+      const char *parts[3] = {pre, sdp_send, post};
       size_t lens[3] = {(size_t)pl, sdp_len, (size_t)ql};
-      ws_send_text(&b->ws, parts, lens, 3);
-      return;
+      rc = ws_send_text(&b->ws, parts, lens, 3);
+      break;
     }
     case TGT_PEERJS: {
-      char an[48], pre[200];
-      peer_name(b - 1, an, sizeof(an));
+      make_sdp_field(seq, DIR_ANSWER, sdp_send);
+      make_cand(seq, DIR_ANSWER, cand);
       int pl = snprintf(
           pre, sizeof(pre),
-          "{\"type\":\"ANSWER\",\"dst\":\"%s\",\"payload\":{\"connectionId\":\"%.*s\","
+          "{\"type\":\"ANSWER\",\"dst\":\"%s\",\"payload\":{\"connectionId\":\"%s\","
           "\"type\":\"media\",\"browser\":\"bench\",\"sdp\":{\"type\":\"answer\",\"sdp\":\"",
-          an, (int)idlen, id);
-      static const char post[] = "\"}}}";
-      const char *parts[3] = {pre, sdp, post};
-      size_t lens[3] = {(size_t)pl, sdp_len, sizeof(post) - 1};
-      ws_send_text(&b->ws, parts, lens, 3);
-      return;
+          an, id);
+      int ql = snprintf(post, sizeof(post), "\"},\"candidates\":[\"%s\"]}}", cand);
+      const char *parts[3] = {pre, sdp_send, post};
+      size_t lens[3] = {(size_t)pl, sdp_len, (size_t)ql};
+      rc = ws_send_text(&b->ws, parts, lens, 3);
+      break;
     }
     case TGT_FLOOR: {
-      char *p = scratch;
-      uint32_t len = (uint32_t)(9 + sdp_len);
-      memcpy(p, src_id, 4);
-      memcpy(p + 4, &len, 4);
-      memcpy(p + 8, &seq, 8);
-      p[16] = 'A';
-      memcpy(p + 17, sdp, sdp_len);
-      conn_write(&b->ws, scratch, 17 + sdp_len);
+      uint32_t dst = floor_id(b - 1);
+      uint32_t len = (uint32_t)floor_body(seq, DIR_ANSWER, scratch + 8);
+      memcpy(scratch, &dst, 4);
+      memcpy(scratch + 4, &len, 4);
+      rc = conn_write(&b->ws, scratch, 8 + len);
+      break;
+    }
+  }
+  if (rc != 0) send_failed(seq, "the answering peer's connection is closed");
+}
+
+/* ---- verification of JSON messages */
+
+typedef struct {
+  const char *s;
+  bj_tok_t t[MAX_TOKS];
+  int n;
+  const char *where; /* for error texts: "offer push", ... */
+} msg_t;
+
+static int msg_parse(msg_t *m, const char *s, size_t len, const char *where) {
+  m->s = s;
+  m->where = where;
+  m->n = bj_parse(s, len, m->t, MAX_TOKS);
+  if (m->n < 0) {
+    report(ERR_JSON, "%s: not a JSON text (%s): %s", where,
+           m->n == BJ_ENOMEM ? "too many values" : "syntax", excerpt(s, len));
+    return -1;
+  }
+  return 0;
+}
+
+/* Checks that token obj is an object with exactly nkeys members; reports bad_fields if not. */
+static int want_object(msg_t *m, int obj, uint32_t nkeys, const char *name) {
+  if (m->t[obj].type != BJ_OBJECT || m->t[obj].size != nkeys) {
+    report(ERR_FIELDS, "%s: %s is not an object of %u members: %s", m->where, name, nkeys,
+           excerpt(m->s + m->t[obj].start, m->t[obj].len));
+    return -1;
+  }
+  return 0;
+}
+
+/* The token of member key of obj, which must be present once and of the given type. */
+static int want_field(msg_t *m, int obj, const char *key, bj_type_t type) {
+  int i = bj_get(m->t, obj, m->s, key);
+  if (i < 0 || m->t[i].type != type) {
+    report(ERR_FIELDS, "%s: field %s %s", m->where, key,
+           i == -1   ? "missing"
+           : i == -2 ? "given twice"
+                     : "of the wrong type");
+    return -1;
+  }
+  return i;
+}
+
+static int str_is(msg_t *m, int i, const char *want) {
+  return bj_str_eq(m->t, i, m->s, want, strlen(want));
+}
+
+/* Member key of obj is the string want; else reports kind. */
+static int want_str(msg_t *m, int obj, const char *key, const char *want, err_t kind,
+                    uint64_t seq) {
+  int i = want_field(m, obj, key, BJ_STRING);
+  if (i < 0) return -1;
+  if (!str_is(m, i, want)) {
+    report(kind, "%s of exchange %llu: %s is \"%s\", expected \"%s\"", m->where,
+           (unsigned long long)seq, key, excerpt(m->s + m->t[i].start, m->t[i].len), want);
+    return -1;
+  }
+  return 0;
+}
+
+/* Member key of obj is exactly the SDP field of (seq, dir), or "" when empty is set. */
+static int want_sdp(msg_t *m, int obj, const char *key, uint64_t seq, dir_t dir, int empty) {
+  int i = want_field(m, obj, key, BJ_STRING);
+  if (i < 0) return -1;
+  if (!empty) make_sdp_field(seq, dir, sdp_want);
+  if (!bj_str_eq(m->t, i, m->s, sdp_want, empty ? 0 : sdp_len)) {
+    report(ERR_PAYLOAD, "%s of exchange %llu: %s differs from the one sent (%u bytes, %zu sent)",
+           m->where, (unsigned long long)seq, key, m->t[i].len, empty ? 0 : sdp_len);
+    return -1;
+  }
+  return 0;
+}
+
+/* Member key of obj is an array of exactly the candidate of (seq, dir), or [] when empty. */
+static int want_cands(msg_t *m, int obj, const char *key, uint64_t seq, dir_t dir, int empty) {
+  int i = want_field(m, obj, key, BJ_ARRAY);
+  if (i < 0) return -1;
+  char cand[CAND_LEN];
+  int cl = make_cand(seq, dir, cand);
+  int e = m->t[i].size == (empty ? 0u : 1u) ? bj_elem(m->t, i, 0) : -1;
+  if (e < 0 || (!empty && !bj_str_eq(m->t, e, m->s, cand, (size_t)cl))) {
+    report(ERR_PAYLOAD, "%s of exchange %llu: %s is %s, expected [\"%s\"]", m->where,
+           (unsigned long long)seq, key, excerpt(m->s + m->t[i].start, m->t[i].len),
+           empty ? "" : cand);
+    return -1;
+  }
+  return 0;
+}
+
+/* The exchange named by member key of obj (a string id of this process). */
+static uint64_t want_xid(msg_t *m, int obj, const char *key) {
+  int i = want_field(m, obj, key, BJ_STRING);
+  if (i < 0) return 0;
+  uint64_t seq = m->t[i].escaped ? 0 : parse_xid(m->s + m->t[i].start, m->t[i].len);
+  if (seq == 0) {
+    report(ERR_ID, "%s: %s \"%s\" is not an exchange of this generator", m->where, key,
+           excerpt(m->s + m->t[i].start, m->t[i].len));
+  }
+  return seq;
+}
+
+/* {"ty":"offer","id":X,"offer_req":{"offer_sdp":S,"candidate":[C],"answer_domain":B,
+ *  "offer_domain":A},"answer_resp":{"answer_sdp":"","candidate":[],"answer_domain":B}}
+ * {"ty":"answer","id":X,"answer_resp":{"answer_sdp":S,"candidate":[C],"answer_domain":B},
+ *  "offer_req":{"offer_sdp":"","candidate":[],"answer_domain":B,"offer_domain":A}} */
+static void on_sig_push(peer_t *p, msg_t *m, int is_offer) {
+  char an[48], bn[48];
+  m->where = is_offer ? "offer push" : "answer push";
+  if (want_object(m, 0, 4, "the frame") != 0) return;
+  int oreq = want_field(m, 0, "offer_req", BJ_OBJECT);
+  int aresp = want_field(m, 0, "answer_resp", BJ_OBJECT);
+  if (oreq < 0 || aresp < 0 || want_object(m, oreq, 4, "offer_req") != 0 ||
+      want_object(m, aresp, 3, "answer_resp") != 0)
+    return;
+  uint64_t seq = want_xid(m, 0, "id");
+  if (seq == 0) return;
+  xslot_t *x = claim(p, seq, is_offer ? XF_OFFER : XF_ANSWER, m->where);
+  if (x == NULL) return;
+  peer_name(peer_a(seq), an, sizeof(an));
+  peer_name(peer_b(seq), bn, sizeof(bn));
+  if (want_str(m, oreq, "answer_domain", bn, ERR_DOMAIN, seq) != 0 ||
+      want_str(m, oreq, "offer_domain", an, ERR_DOMAIN, seq) != 0 ||
+      want_str(m, aresp, "answer_domain", bn, ERR_DOMAIN, seq) != 0 ||
+      want_sdp(m, oreq, "offer_sdp", seq, DIR_OFFER, !is_offer) != 0 ||
+      want_cands(m, oreq, "candidate", seq, DIR_OFFER, !is_offer) != 0 ||
+      want_sdp(m, aresp, "answer_sdp", seq, DIR_ANSWER, is_offer) != 0 ||
+      want_cands(m, aresp, "candidate", seq, DIR_ANSWER, is_offer) != 0) {
+    finish(x, 0);
+    return;
+  }
+  if (is_offer)
+    send_answer(p, seq);
+  else
+    step_done(x);
+}
+
+static void on_sig_text(peer_t *p, const char *s, size_t len) {
+  msg_t m;
+  if (msg_parse(&m, s, len, "WebSocket message") != 0) return;
+  int ty = m.t[0].type == BJ_OBJECT ? bj_get(m.t, 0, s, "ty") : -1;
+  if (ty >= 0 && m.t[ty].type == BJ_STRING && str_is(&m, ty, "offer")) {
+    on_sig_push(p, &m, 1);
+  } else if (ty >= 0 && m.t[ty].type == BJ_STRING && str_is(&m, ty, "answer")) {
+    on_sig_push(p, &m, 0);
+  } else {
+    char name[48];
+    peer_name(p, name, sizeof(name));
+    report(ERR_UNEXPECTED, "%s received %s", name, excerpt(s, len));
+    int id = m.t[0].type == BJ_OBJECT ? bj_get(m.t, 0, s, "id") : -1;
+    uint64_t seq =
+        id >= 0 && m.t[id].type == BJ_STRING ? parse_xid(s + m.t[id].start, m.t[id].len) : 0;
+    if (seq != 0 && slot_of(seq)->seq == seq) finish(slot_of(seq), 0);
+  }
+}
+
+/* {"type":"OFFER"|"ANSWER","src":FROM,"dst":TO,"payload":{"connectionId":X,"type":"media",
+ *  "browser":"bench","sdp":{"type":"offer"|"answer","sdp":S},"candidates":[C]}} */
+static void on_peerjs_text(peer_t *p, const char *s, size_t len) {
+  msg_t m;
+  char name[48];
+  if (msg_parse(&m, s, len, "WebSocket message") != 0) return;
+  int ty = m.t[0].type == BJ_OBJECT ? bj_get(m.t, 0, s, "type") : -1;
+  int is_offer = ty >= 0 && m.t[ty].type == BJ_STRING && str_is(&m, ty, "OFFER");
+  int is_answer = ty >= 0 && m.t[ty].type == BJ_STRING && str_is(&m, ty, "ANSWER");
+  if (p->ws.state == CS_WAIT_OPEN) {
+    if (m.t[0].type == BJ_OBJECT && m.t[0].size == 1 && ty >= 0 && str_is(&m, ty, "OPEN")) {
+      p->ws.state = CS_OPEN;
       return;
     }
   }
+  if (!is_offer && !is_answer) {
+    peer_name(p, name, sizeof(name));
+    report(ERR_UNEXPECTED, "%s received %s", name, excerpt(s, len));
+    return;
+  }
+  m.where = is_offer ? "OFFER" : "ANSWER";
+  if (want_object(&m, 0, 4, "the message") != 0) return;
+  int pl = want_field(&m, 0, "payload", BJ_OBJECT);
+  if (pl < 0 || want_object(&m, pl, 5, "payload") != 0) return;
+  int sdp = want_field(&m, pl, "sdp", BJ_OBJECT);
+  if (sdp < 0 || want_object(&m, sdp, 2, "payload.sdp") != 0) return;
+  uint64_t seq = want_xid(&m, pl, "connectionId");
+  if (seq == 0) return;
+  xslot_t *x = claim(p, seq, is_offer ? XF_OFFER : XF_ANSWER, m.where);
+  if (x == NULL) return;
+  char an[48], bn[48];
+  peer_name(peer_a(seq), an, sizeof(an));
+  peer_name(peer_b(seq), bn, sizeof(bn));
+  dir_t dir = is_offer ? DIR_OFFER : DIR_ANSWER;
+  if (want_str(&m, 0, "src", is_offer ? an : bn, ERR_DOMAIN, seq) != 0 ||
+      want_str(&m, 0, "dst", is_offer ? bn : an, ERR_DOMAIN, seq) != 0 ||
+      want_str(&m, pl, "type", "media", ERR_FIELDS, seq) != 0 ||
+      want_str(&m, pl, "browser", "bench", ERR_FIELDS, seq) != 0 ||
+      want_str(&m, sdp, "type", is_offer ? "offer" : "answer", ERR_FIELDS, seq) != 0 ||
+      want_sdp(&m, sdp, "sdp", seq, dir, 0) != 0 ||
+      want_cands(&m, pl, "candidates", seq, dir, 0) != 0) {
+    finish(x, 0);
+    return;
+  }
+  if (is_offer)
+    send_answer(p, seq);
+  else
+    step_done(x);
 }
-
-/* ---- incoming messages */
 
 static void on_text(peer_t *p, const char *m, size_t len) {
-  size_t tl, il;
-  if (cfg.target == TGT_SIG) {
-    const char *ty = str_value(m, len, "\"ty\":\"", &tl);
-    const char *id = str_value(m, len, "\"id\":\"", &il);
-    if (ty == NULL) {
-      ph.error_frames++;
-    } else if (tl == 5 && memcmp(ty, "offer", 5) == 0 && id != NULL) {
-      answer_offer(p, id, il, NULL, 0);
-    } else if (tl == 6 && memcmp(ty, "answer", 6) == 0 && id != NULL) {
-      complete(parse_xid(id, il), 1);
-    } else {
-      ph.error_frames++; /* error, bye, or something unexpected */
-      n_unexpected++;
-      if (id != NULL) complete(parse_xid(id, il), 0);
-    }
-    return;
-  }
-  const char *ty = str_value(m, len, "\"type\":\"", &tl);
-  const char *id = str_value(m, len, "\"connectionId\":\"", &il);
-  if (ty != NULL && tl == 4 && memcmp(ty, "OPEN", 4) == 0 && p->ws.state == CS_WAIT_OPEN) {
-    p->ws.state = CS_OPEN;
-    return;
-  }
-  if (ty != NULL && tl == 5 && memcmp(ty, "OFFER", 5) == 0 && id != NULL) {
-    answer_offer(p, id, il, NULL, 0);
-  } else if (ty != NULL && tl == 6 && memcmp(ty, "ANSWER", 6) == 0 && id != NULL) {
-    complete(parse_xid(id, il), 1);
-  } else {
-    ph.error_frames++; /* ERROR, ID-TAKEN, LEAVE, EXPIRE, ... */
-    n_unexpected++;
-    if (id != NULL) complete(parse_xid(id, il), 0);
-  }
+  if (cfg.target == TGT_SIG)
+    on_sig_text(p, m, len);
+  else
+    on_peerjs_text(p, m, len);
 }
 
+/* [src id][length][seq][O|A][SDP field]\n[candidate] */
 static void on_floor_message(peer_t *p, const char *m, size_t len) {
-  if (len < 17) {
-    ph.error_frames++;
+  char name[48];
+  peer_name(p, name, sizeof(name));
+  if (len < 17 || (m[16] != 'O' && m[16] != 'A')) {
+    report(ERR_FIELDS, "floor message of %zu bytes to %s: %s", len, name, excerpt(m, len));
     return;
   }
   uint64_t seq;
+  uint32_t src;
   memcpy(&seq, m + 8, 8);
-  if (m[16] == 'O')
-    answer_offer(p, NULL, 0, m, seq);
-  else if (m[16] == 'A')
-    complete(seq, 1);
+  memcpy(&src, m, 4);
+  int is_offer = m[16] == 'O';
+  xslot_t *x = claim(p, seq, is_offer ? XF_OFFER : XF_ANSWER, is_offer ? "offer" : "answer");
+  if (x == NULL) return;
+  uint32_t want_src = floor_id(is_offer ? peer_a(seq) : peer_b(seq));
+  if (src != want_src) {
+    report(ERR_DOMAIN, "floor message of exchange %llu from id %u, expected %u",
+           (unsigned long long)seq, src, want_src);
+    finish(x, 0);
+    return;
+  }
+  size_t want_len = floor_body(seq, is_offer ? DIR_OFFER : DIR_ANSWER, sdp_want);
+  if (len - 8 != want_len || memcmp(m + 8, sdp_want, want_len) != 0) {
+    report(ERR_PAYLOAD, "floor message of exchange %llu: payload differs (%zu bytes, %zu sent)",
+           (unsigned long long)seq, len - 8, want_len);
+    finish(x, 0);
+    return;
+  }
+  if (is_offer)
+    send_answer(p, seq);
   else
-    ph.error_frames++;
+    step_done(x);
 }
 
 static void registered(peer_t *p);
+
+/* Appends a fragment of a text message; returns -1 past the message size limit. */
+static int frag_add(conn_t *c, const char *pl, size_t n) {
+  if (c->flen + n > (1u << 24)) return -1;
+  c->frag = xrealloc(c->frag, c->flen + n + 1);
+  memcpy(c->frag + c->flen, pl, n);
+  c->flen += (uint32_t)n;
+  return 0;
+}
+
+static void deliver_text(conn_t *c, const char *pl, size_t n) {
+  int was_waiting = c->state == CS_WAIT_OPEN;
+  on_text(c->peer, pl, n);
+  if (was_waiting && c->state == CS_OPEN) registered(c->peer);
+}
 
 /* Frames from the server (unmasked). Returns the bytes consumed, or -1 to drop the connection. */
 static ssize_t parse_frames(conn_t *c, const char *buf, size_t len) {
   size_t off = 0;
   while (len - off >= 2) {
     const uint8_t *h = (const uint8_t *)buf + off;
-    unsigned op = h[0] & 0x0f;
+    unsigned op = h[0] & 0x0f, fin = h[0] & 0x80;
     uint64_t plen = h[1] & 0x7f;
     size_t hl = 2;
-    if (h[1] & 0x80) return -1; /* servers do not mask */
+    if ((h[1] & 0x80) || (h[0] & 0x70)) return -1; /* servers do not mask; no extensions */
     if (plen == 126) {
       if (len - off < 4) break;
       plen = (uint64_t)h[2] << 8 | h[3];
@@ -624,23 +1041,44 @@ static ssize_t parse_frames(conn_t *c, const char *buf, size_t len) {
     if (len - off < hl + plen) break;
     const char *pl = buf + off + hl;
     off += hl + (size_t)plen;
-    if (!(h[0] & 0x80) || op == 0) return -1; /* neither server fragments */
     switch (op) {
-      case 0x1: {
-        int was_waiting = c->state == CS_WAIT_OPEN;
-        on_text(c->peer, pl, (size_t)plen);
-        if (was_waiting && c->state == CS_OPEN) registered(c->peer);
+      case 0x0: /* continuation */
+        if (!c->in_frag || frag_add(c, pl, (size_t)plen) != 0) return -1;
+        if (fin) { /* detached first: delivering may close c, which frees c->frag */
+          char *msg = c->frag;
+          uint32_t n = c->flen;
+          c->frag = NULL;
+          c->flen = 0;
+          c->in_frag = 0;
+          deliver_text(c, msg, n);
+          free(msg);
+        }
         break;
-      }
+      case 0x1:
+        if (c->in_frag) return -1;
+        if (fin) {
+          deliver_text(c, pl, (size_t)plen);
+        } else {
+          c->in_frag = 1;
+          if (frag_add(c, pl, (size_t)plen) != 0) return -1;
+        }
+        break;
       case 0x9: {
+        if (!fin || plen > 125) return -1;
         n_pings++;
         const char *parts[1] = {pl};
         size_t lens[1] = {(size_t)plen};
         if (ws_send(c, 0xA, parts, lens, 1) == 0) n_pongs++;
         break;
       }
+      case 0xA: break;
       case 0x8: return -1;
-      default: break; /* pong, binary */
+      default: { /* binary or reserved */
+        char name[48];
+        peer_name(c->peer, name, sizeof(name));
+        report(ERR_UNEXPECTED, "%s received a frame with opcode %u", name, op);
+        return -1;
+      }
     }
     if (c->state == CS_DEAD) return -1;
   }
@@ -652,6 +1090,7 @@ static ssize_t parse_floor(conn_t *c, const char *buf, size_t len) {
   while (len - off >= 8) {
     uint32_t plen;
     memcpy(&plen, buf + off + 4, 4);
+    if (plen > (1u << 24)) return -1;
     if (len - off < 8 + (size_t)plen) break;
     on_floor_message(c->peer, buf + off, 8 + (size_t)plen);
     off += 8 + (size_t)plen;
@@ -660,7 +1099,66 @@ static ssize_t parse_floor(conn_t *c, const char *buf, size_t len) {
   return (ssize_t)off;
 }
 
-/* HTTP responses on A's offer connection. */
+/* The value of header `name` (case-insensitive) in the head [s, e), or NULL; -1 in *n if the
+ * header is repeated. */
+static const char *header(const char *s, const char *e, const char *name, size_t *n) {
+  size_t nl = strlen(name);
+  const char *found = NULL;
+  const char *l = memchr(s, '\n', (size_t)(e - s));
+  while (l != NULL && l + 1 < e) {
+    const char *line = l + 1, *end = memchr(line, '\r', (size_t)(e - line));
+    if (end == NULL) end = e;
+    if ((size_t)(end - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+      if (found != NULL) {
+        *n = (size_t)-1;
+        return found;
+      }
+      found = line + nl + 1;
+      while (found < end && (*found == ' ' || *found == '\t')) found++;
+      *n = (size_t)(end - found);
+    }
+    l = memchr(line, '\n', (size_t)(e - line));
+  }
+  return found;
+}
+
+/* The reply to POST /offer: 200 and exactly {"code":0,"msg":"ok","data":{"id":<the id sent>}}. */
+static void on_offer_reply(peer_t *a, int status, const char *body, size_t blen) {
+  uint64_t seq = a->http_seq;
+  xslot_t *x = slot_of(seq);
+  char id[64];
+  xid(seq, id, sizeof(id));
+  if (status != 200) {
+    report(ERR_HTTP_STATUS, "POST /offer of exchange %llu: status %d: %s", (unsigned long long)seq,
+           status, excerpt(body, blen));
+    if (x->seq == seq) finish(x, 0);
+    return;
+  }
+  msg_t m;
+  m.where = "POST /offer reply";
+  m.s = body;
+  m.n = bj_parse(body, blen, m.t, MAX_TOKS);
+  int code = -1, msg = -1, data = -1, rid = -1;
+  if (m.n > 0 && m.t[0].type == BJ_OBJECT && m.t[0].size == 3) {
+    code = bj_get(m.t, 0, body, "code");
+    msg = bj_get(m.t, 0, body, "msg");
+    data = bj_get(m.t, 0, body, "data");
+    if (data >= 0 && m.t[data].type == BJ_OBJECT && m.t[data].size == 1)
+      rid = bj_get(m.t, data, body, "id");
+  }
+  if (code < 0 || msg < 0 || rid < 0 || m.t[code].type != BJ_NUMBER || m.t[code].len != 1 ||
+      body[m.t[code].start] != '0' || !str_is(&m, msg, "ok") || !str_is(&m, rid, id)) {
+    report(ERR_HTTP_BODY, "POST /offer of exchange %llu (id %s): reply %s", (unsigned long long)seq,
+           id, excerpt(body, blen));
+    if (x->seq == seq) finish(x, 0);
+    return;
+  }
+  if (x->seq != seq || x->st != X_OPEN) return; /* failed or timed out: already counted */
+  x->flags |= XF_HTTP;
+  step_done(x);
+}
+
+/* HTTP responses on A's offer connection: status line, headers, Content-Length body. */
 static ssize_t parse_http(conn_t *c, const char *buf, size_t len) {
   size_t off = 0;
   peer_t *a = c->peer;
@@ -668,30 +1166,39 @@ static ssize_t parse_http(conn_t *c, const char *buf, size_t len) {
     const char *s = buf + off;
     const char *e = memmem(s, len - off, "\r\n\r\n", 4);
     if (e == NULL) return len - off > MAX_HEAD ? -1 : (ssize_t)off;
-    size_t hlen = (size_t)(e - s) + 4, clen = 0;
-    if (hlen < 12 || memcmp(s, "HTTP/1.1 ", 9) != 0) return -1;
-    int status = atoi(s + 9);
-    for (const char *l = s; l < e; l++) {
-      if ((*l == 'C' || *l == 'c') && (size_t)(e - l) > 15 &&
-          strncasecmp(l, "Content-Length:", 15) == 0) {
-        clen = (size_t)strtoul(l + 15, NULL, 10);
-        break;
-      }
+    size_t hlen = (size_t)(e - s) + 4, vl = 0;
+    if (hlen < 16 || memcmp(s, "HTTP/1.1 ", 9) != 0 || s[12] != ' ') return -1;
+    int status = 0;
+    for (int i = 9; i < 12; i++) {
+      if (s[i] < '0' || s[i] > '9') return -1;
+      status = status * 10 + (s[i] - '0');
+    }
+    const char *v = header(s, e + 2, "Content-Length", &vl);
+    size_t te_len = 0;
+    if (v == NULL || vl == (size_t)-1 || vl == 0 || vl > 9 ||
+        header(s, e + 2, "Transfer-Encoding", &te_len) != NULL) {
+      report(ERR_HTTP_BODY, "POST /offer reply without one Content-Length: %s", excerpt(s, hlen));
+      return -1;
+    }
+    size_t clen = 0;
+    for (size_t i = 0; i < vl; i++) {
+      if (v[i] < '0' || v[i] > '9') return -1;
+      clen = clen * 10 + (size_t)(v[i] - '0');
     }
     if (len - off < hlen + clen) break;
     off += hlen + clen;
-    if (!a->http_busy) return -1; /* a response we did not ask for */
-    a->http_busy = 0;
-    if (status != 200) {
-      ph.http_errors++;
-      n_unexpected++;
-      complete(a->http_seq, 0);
+    if (!a->http_busy) {
+      report(ERR_UNEXPECTED, "an HTTP response that no request asked for: %s", excerpt(s, hlen));
+      return -1;
     }
+    a->http_busy = 0;
+    on_offer_reply(a, status, s + hlen, clen);
     if (a->qlen > 0 && c->state == CS_OPEN) {
       uint64_t seq = a->q[a->qhead];
       a->qhead = (a->qhead + 1) % a->qcap;
       a->qlen--;
       http_post(a, seq);
+      if (c->state == CS_DEAD) return -1; /* buf was c's and is gone */
     }
   }
   return (ssize_t)off;
@@ -797,6 +1304,9 @@ static void conn_fail(conn_t *c) {
   free(c->rbuf);
   c->rbuf = NULL;
   c->rlen = c->rcap = 0;
+  free(c->frag);
+  c->frag = NULL;
+  c->flen = 0;
   uv_close((uv_handle_t *)&c->tcp, on_closed);
   if (c->kind == CK_HTTP) {
     if (was == CS_OPEN)
@@ -903,8 +1413,10 @@ static void print_ready(void) {
   double el = (double)(open_t1 - open_t0) / 1e9;
   printf(
       "{\"event\":\"ready\",\"peers\":%u,\"registered\":%u,\"failed\":%u,\"elapsed_s\":%.3f,"
-      "\"upgrades_per_s\":%.1f}\n",
+      "\"upgrades_per_s\":%.1f,",
       cfg.npeers, open_ok, open_fail, el, el > 0 ? open_ok / el : 0.0);
+  print_errs(&errs_all);
+  printf("}\n");
   fflush(stdout);
   ready_sent = 1;
   /* Commands are read only now, so that a phase never starts before its peers are open. */
@@ -923,6 +1435,7 @@ static void open_http(void) {
   for (uint32_t i = 0; i < cfg.npairs; i++) {
     peer_t *a = &peers[2 * i];
     a->http = calloc(1, sizeof(conn_t));
+    if (a->http == NULL) die("out of memory");
     a->http->kind = CK_HTTP;
     a->http->peer = a;
     conn_open(a->http);
@@ -1030,9 +1543,18 @@ static double tv_s(struct timeval tv) {
 
 static void phase_finish(void) {
   for (uint32_t i = 0; i < RING_SIZE; i++) {
-    if (ring[i].st == X_PENDING && ring[i].seq >= ph.first_seq) {
-      ring[i].st = X_FREE;
-      ph.timeouts++;
+    xslot_t *x = &ring[i];
+    if (x->st == X_OPEN && x->seq >= ph.first_seq) {
+      x->st = X_DONE;
+      x->flags |= XF_TIMEDOUT;
+      report(ERR_TIMEOUT,
+             "exchange %llu not complete %.1f s after the phase (offer %s, answer %s%s)",
+             (unsigned long long)x->seq, cfg.drain_s,
+             x->flags & XF_OFFER ? "delivered" : "not delivered",
+             x->flags & XF_ANSWER ? "delivered" : "not delivered",
+             cfg.target != TGT_SIG ? ""
+             : x->flags & XF_HTTP  ? ", POST /offer replied"
+                                   : ", no POST /offer reply");
     }
   }
   for (uint32_t i = 0; i < cfg.npeers; i++) peers[i].qlen = 0;
@@ -1046,19 +1568,17 @@ static void phase_finish(void) {
   double dur = (double)(end - ph.start_ns) / 1e9;
   double cpu =
       tv_s(ru.ru_utime) + tv_s(ru.ru_stime) - tv_s(ph.ru0.ru_utime) - tv_s(ph.ru0.ru_stime);
-  uint64_t errors = ph.failed + ph.timeouts + ph.http_errors + ph.error_frames;
   printf(
       "{\"event\":\"phase\",\"mode\":\"%s\",\"rate\":%.1f,\"window\":%llu,\"duration_s\":%.3f,"
-      "\"launched\":%llu,\"completed\":%llu,\"failed\":%llu,\"timeouts\":%llu,\"http_errors\":%llu,"
-      "\"error_frames\":%llu,\"stale\":%llu,\"errors\":%llu,\"achieved_per_s\":%.1f,"
-      "\"queued_max\":%llu,\"cpu_s\":%.3f,\"drops\":%llu,",
+      "\"launched\":%llu,\"completed\":%llu,\"failed\":%llu,\"late\":%llu,"
+      "\"achieved_per_s\":%.1f,\"queued_max\":%llu,\"cpu_s\":%.3f,\"drops\":%llu,",
       ph.closed ? "closed" : "open", ph.rate, (unsigned long long)ph.window, dur,
       (unsigned long long)ph.launched, (unsigned long long)ph.completed,
-      (unsigned long long)ph.failed, (unsigned long long)ph.timeouts,
-      (unsigned long long)ph.http_errors, (unsigned long long)ph.error_frames,
-      (unsigned long long)ph.stale, (unsigned long long)errors,
+      (unsigned long long)ph.failed, (unsigned long long)ph.late,
       dur > 0 ? (double)(ph.closed ? ph.completed_in_window : ph.completed) / dur : 0.0,
       (unsigned long long)ph.queued_max, cpu, (unsigned long long)n_drops);
+  print_errs(&ph.errs);
+  putchar(',');
   hist_print("latency_us", &ph.lat);
   putchar(',');
   hist_print("service_us", &ph.svc);
@@ -1085,8 +1605,8 @@ static void check_phase_done(void) {
 static void phase_start(int closed, double rate, double dur_s, uint64_t window, uint64_t count) {
   memset(&ph, 0, sizeof(ph));
   struct itimerspec off = {{0, 0}, {0, 0}};
-  timerfd_settime(tfd, 0, &off,
-                  NULL); /* a timer left from the last phase must not hold back this one */
+  /* a timer left from the last phase must not hold back this one */
+  timerfd_settime(tfd, 0, &off, NULL);
   tfd_armed = 0;
   ph.active = 1;
   ph.closed = closed;
@@ -1139,10 +1659,11 @@ static void print_stats(void) {
   for (uint32_t i = 0; i < cfg.npeers; i++) open += peers[i].ws.state == CS_OPEN;
   printf(
       "{\"event\":\"stats\",\"peers\":%u,\"open\":%u,\"drops\":%llu,\"pings\":%llu,\"pongs\":%llu,"
-      "\"heartbeats\":%llu,\"unexpected\":%llu}\n",
+      "\"heartbeats\":%llu,\"late\":%llu,",
       cfg.npeers, open, (unsigned long long)n_drops, (unsigned long long)n_pings,
-      (unsigned long long)n_pongs, (unsigned long long)n_heartbeats,
-      (unsigned long long)n_unexpected);
+      (unsigned long long)n_pongs, (unsigned long long)n_heartbeats, (unsigned long long)n_late);
+  print_errs(&errs_all);
+  printf("}\n");
   fflush(stdout);
 }
 
@@ -1173,7 +1694,9 @@ static void command(char *line) {
   }
   return;
 bad:
-  printf("{\"event\":\"error\",\"msg\":\"bad command: %s\"}\n", line);
+  printf("{\"event\":\"error\",\"msg\":\"bad command: ");
+  print_json_text(line);
+  printf("\"}\n");
   fflush(stdout);
 }
 
@@ -1185,7 +1708,6 @@ static void on_stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  (void)s;
   if (n < 0) { /* end of input: leave once the current phase is reported */
     if (!ph.active) _exit(0);
     quit_after_phase = 1;
@@ -1206,14 +1728,16 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 
 /* ---- start-up */
 
+/* The SDP field: base64 of an SDP text whose second line holds the exchange's nonce (left as
+ * zeros here; make_sdp_field writes it), padded to sdp_bytes characters. */
 static void make_sdp(void) {
   size_t raw_len = cfg.sdp_bytes / 4 * 3;
   char *raw = xmalloc(raw_len + 1);
-  static const char head[] =
-      "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
-  size_t n = 0;
-  memcpy(raw, head, sizeof(head) - 1);
-  n = sizeof(head) - 1;
+  static const char head[] = NONCE_PREFIX
+      "0000000000000000\r\n"
+      "o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+  size_t n = sizeof(head) - 1 < raw_len ? sizeof(head) - 1 : raw_len;
+  memcpy(raw, head, n);
   while (n < raw_len) {
     char line[80];
     int l = snprintf(line, sizeof(line), "a=x-bench-padding:%016llx\r\n",
@@ -1222,8 +1746,11 @@ static void make_sdp(void) {
     memcpy(raw + n, line, take);
     n += take;
   }
-  sdp = xmalloc(raw_len / 3 * 4 + 8);
-  sdp_len = (size_t)EVP_EncodeBlock((unsigned char *)sdp, (unsigned char *)raw, (int)raw_len);
+  sdp_tmpl = xmalloc(raw_len / 3 * 4 + 8);
+  sdp_len = (size_t)EVP_EncodeBlock((unsigned char *)sdp_tmpl, (unsigned char *)raw, (int)raw_len);
+  /* sized for the floor's body too: [seq][kind][SDP field]\n[candidate] */
+  sdp_send = xmalloc(sdp_len + 16 + CAND_LEN);
+  sdp_want = xmalloc(sdp_len + 16 + CAND_LEN);
   free(raw);
 }
 
@@ -1232,7 +1759,7 @@ static void usage(void) {
       stderr,
       "usage: loadgen --target sig|peerjs|floor --port PORT [--host 127.0.0.1] [--src 127.0.0.2]\n"
       "               --peers N [--pairs K] [--prefix NAME] [--id-base N] [--window W]\n"
-      "               [--sdp-bytes 4096] [--heartbeat-s 60] [--drain-s 3] [--trace FILE]\n"
+      "               [--sdp-bytes 4096] [--heartbeat-s 20] [--drain-s 3] [--trace FILE]\n"
       "The first 2K peers form K offer/answer pairs; the rest are idle. Commands on stdin:\n"
       "rate R D | closed W D [N] | stats | quit\n");
   exit(2);
@@ -1283,8 +1810,12 @@ int main(int argc, char **argv) {
     } else
       usage();
   }
+  /* The prefix begins every domain and exchange id: it must be of the protocol's alphabet. */
+  for (const char *c = cfg.prefix; *c != '\0'; c++)
+    if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~", *c) == NULL)
+      usage();
   if (port <= 0 || port > 65535 || cfg.npeers == 0 || cfg.npeers < 2 * cfg.npairs ||
-      cfg.window == 0 || cfg.sdp_bytes < 64 || cfg.sdp_bytes > 65536)
+      cfg.window == 0 || cfg.sdp_bytes < 64 || cfg.sdp_bytes > 65536 || cfg.prefix[0] == '\0')
     usage();
   if (uv_ip4_addr(host, port, &cfg.server) != 0 || uv_ip4_addr(src, 0, &cfg.src) != 0) usage();
   /* Traffic stays on this machine. */
@@ -1300,6 +1831,7 @@ int main(int argc, char **argv) {
     die("--peers: more than the open-file limit");
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* wake up on time for the open-loop schedule */
   rng ^= (uint64_t)getpid() << 32 ^ uv_hrtime();
+  secret = splitmix(xorshift());
 
   make_sdp();
   ring = calloc(RING_SIZE, sizeof(*ring));

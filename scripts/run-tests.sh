@@ -2,7 +2,8 @@
 # The whole test suite, as `make test` runs it: cmocka unit tests, plain and under
 # ASan+UBSan; each libFuzzer target for 20 s; the pytest integration suite against
 # the release build and again against the ASan+UBSan build (where any sanitizer
-# report fails the run); the benchmark's smoke mode; real-WebRTC browser tests last
+# report fails the run); the benchmark's smoke mode and the self-test of its load
+# generator against deliberately broken servers; real-WebRTC browser tests last
 # (node's pass/fail lines close the output).
 set -eu
 cd "$(dirname "$0")/.."
@@ -31,6 +32,10 @@ run_integration build/asan/signal-server
 
 echo "== benchmark harness, smoke mode (seconds; the full run is make bench)"
 "$PYTHON" bench/run.py --smoke
+
+echo "== benchmark generator self-test: its JSON parser, then the real server passes and broken servers fail (~30 s)"
+build/bench/test_bjson
+"$PYTHON" bench/run.py --self-test
 
 echo "== browser end-to-end tests"
 scripts/setup-e2e.sh

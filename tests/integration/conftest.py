@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # sigtest, shared with bench/
 
 from helpers import ServerPool, server_binary  # noqa: E402
 from wsclient import WSClient  # noqa: E402

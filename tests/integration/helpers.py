@@ -4,18 +4,19 @@ import base64
 import itertools
 import json
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
-from wsclient import WSClient, post_offer
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "lib"))
+
+from sigtest import free_port, wait_port  # noqa: E402,F401  (free_port is re-exported to the tests)
+from wsclient import WSClient, post_offer  # noqa: E402
 
 SDP_TEXT = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 SDP = base64.b64encode(SDP_TEXT.encode()).decode()
@@ -52,7 +53,6 @@ DEFAULT_SERVER = {
 }
 
 _counter = itertools.count(1)
-_used_ports = set()
 
 
 def uniq(prefix="d"):
@@ -64,24 +64,6 @@ def server_binary():
     rel = os.environ.get("SIG_SERVER_BIN", "build/signal-server")
     p = Path(rel)
     return p if p.is_absolute() else ROOT / p
-
-
-def free_port():
-    """A free port in 20000-32000 (below the ephemeral range), bind-tested."""
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        if port in _used_ports:
-            continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        _used_ports.add(port)
-        return port
-    raise RuntimeError("no free port found")
 
 
 def toml_value(v):
@@ -104,19 +86,6 @@ def render_config(host, server_opts, log_opts):
         if v is not None:
             lines.append(f"    {k} = {toml_value(v)}")
     return "\n".join(lines) + "\n"
-
-
-def wait_port(port, proc, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.02)
-    return False
 
 
 class Server:

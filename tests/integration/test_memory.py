@@ -11,18 +11,11 @@ import time
 import pytest
 
 from helpers import uniq
+from sigtest import healthz, rss_bytes
 
 N_WARM = 500
 N_IDLE = 3000
 BUDGET = 1000
-
-
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def open_idle(port, n, src_ip):
@@ -48,19 +41,6 @@ def open_idle(port, n, src_ip):
     return socks
 
 
-def health(port):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data
-
-
 @pytest.mark.timeout(120)
 def test_idle_connection_costs_under_1000_bytes(make_server):
     if "asan" in os.environ.get("SIG_SERVER_BIN", ""):
@@ -75,7 +55,7 @@ def test_idle_connection_costs_under_1000_bytes(make_server):
     per_conn = (after - before) / N_IDLE
     print(f"\nidle registered WebSocket: {per_conn:.0f} bytes of RSS each "
           f"({N_IDLE} connections, RSS {before} -> {after})")
-    assert b'"domains":%d' % (N_WARM + N_IDLE) in health(srv.port)
+    assert healthz(srv.port)["domains"] == N_WARM + N_IDLE
     assert per_conn < BUDGET
     for s in warm + idle:
         s.close()
