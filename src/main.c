@@ -3,14 +3,17 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "generated.h"
+#include "sig_auth.h"
 #include "sig_config.h"
 #include "sig_log.h"
 #include "sig_server.h"
@@ -27,11 +30,17 @@ typedef struct {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: signal-server [--config PATH] [--check-config] [--version] [--help]\n"
+          "       signal-server token --sub NAME [--ttl SECONDS] [--calls PATTERN ...] "
+          "[--config PATH]\n"
           "  --config PATH    read PATH instead of " CONFIG_NAME
           " beside the executable\n"
-          "  --check-config   validate the configuration and exit (0 when valid)\n"
+          "  --check-config   validate the configuration (and the files it names) and exit\n"
+          "                   (0 when valid)\n"
           "  --version        print the version and exit\n"
-          "  --help           print this text and exit\n");
+          "  --help           print this text and exit\n"
+          "  token            print a token for domain NAME, valid for SECONDS (default 3600),\n"
+          "                   allowed to call the domains PATTERN (exact, or a prefix ending\n"
+          "                   in '*'; none: anyone), signed with the configured HMAC key\n");
 }
 
 /* The folder of the running executable, symlinks resolved (the seed's rule: the
@@ -79,6 +88,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   app_t *app = h->data;
   if (signum == SIGHUP) {
     sig_log_reopen();
+    if (app->server != NULL) sig_server_reload(app->server);
     return;
   }
   SIG_INFO("server", "received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -88,30 +98,98 @@ static void on_signal(uv_signal_t *h, int signum) {
 typedef struct {
   const char *config; /* --config PATH, or NULL */
   int check_only;
+  int token;            /* the token subcommand */
+  const char *sub;      /* token --sub */
+  long long ttl;        /* token --ttl */
+  const char **calls;   /* token --calls (borrowed from argv) */
+  size_t ncalls;
 } options_t;
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "signal-server: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n");
+  usage(stderr);
+  return 2;
+}
 
 /* Returns -1 to go on, or the exit status. */
 static int parse_args(int argc, char **argv, options_t *o) {
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+  int i = 1;
+  if (argc > 1 && strcmp(argv[1], "token") == 0) o->token = 1, i = 2;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--config") == 0) {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0')
+        return usage_error("option %s needs a path", a);
       o->config = argv[++i];
-    } else if (strncmp(argv[i], "--config=", 9) == 0) {
-      o->config = argv[i] + 9;
-    } else if (strcmp(argv[i], "--check-config") == 0) {
+    } else if (strncmp(a, "--config=", 9) == 0) {
+      if (a[9] == '\0') return usage_error("option %s needs a path", "--config");
+      o->config = a + 9;
+    } else if (!o->token && strcmp(a, "--check-config") == 0) {
       o->check_only = 1;
-    } else if (strcmp(argv[i], "--version") == 0) {
+    } else if (!o->token && strcmp(a, "--version") == 0) {
       printf("signal-server %s\n", SIG_VERSION);
       return 0;
-    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       return 0;
+    } else if (o->token && strcmp(a, "--sub") == 0) {
+      if (i + 1 >= argc) return usage_error("option %s needs a domain", a);
+      o->sub = argv[++i];
+    } else if (o->token && strcmp(a, "--ttl") == 0) {
+      char *end;
+      if (i + 1 >= argc) return usage_error("option %s needs a number of seconds", a);
+      o->ttl = strtoll(argv[++i], &end, 10);
+      if (*end != '\0' || o->ttl < 1 || o->ttl > 366LL * 86400)
+        return usage_error("--ttl: expected seconds from 1 to 31622400, got '%s'", argv[i]);
+    } else if (o->token && strcmp(a, "--calls") == 0) {
+      if (i + 1 >= argc || argv[i + 1][0] == '-') return usage_error("option %s needs a pattern", a);
+      while (i + 1 < argc && argv[i + 1][0] != '-') { /* one or more patterns */
+        o->calls = sig_realloc(o->calls, (o->ncalls + 1) * sizeof(*o->calls));
+        o->calls[o->ncalls++] = argv[++i];
+      }
     } else {
-      fprintf(stderr, "signal-server: unknown option '%s'\n", argv[i]);
-      usage(stderr);
-      return 2;
+      return usage_error("unknown option '%s'", a);
     }
   }
+  if (o->token && o->sub == NULL) return usage_error("%s: --sub NAME is required", "token");
   return -1;
+}
+
+/* The token subcommand: prints a token signed with the configured key. */
+static int print_token(const options_t *o, const sig_config_t *cfg) {
+  char err[512];
+  sig_auth_t *auth = NULL;
+  if (sig_auth_new(&auth, cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "signal-server: %s\n", err);
+    return 1;
+  }
+  char *token = sig_auth_mint(auth, o->sub, o->ttl, o->calls, o->ncalls, (int64_t)time(NULL), err,
+                              sizeof(err));
+  sig_auth_free(auth);
+  if (token == NULL) {
+    fprintf(stderr, "signal-server: token: %s\n", err);
+    return 1;
+  }
+  printf("%s\n", token);
+  free(token);
+  return 0;
+}
+
+/* --check-config: what start-up would check of the files the configuration names. */
+static int check_files(const sig_config_t *cfg) {
+  char err[512];
+  sig_auth_t *auth = NULL;
+  if (sig_auth_new(&auth, cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "%s%s%s\n", cfg->path ? cfg->path : "", cfg->path ? ": " : "", err);
+    return 1;
+  }
+  sig_auth_free(auth);
+  return 0;
 }
 
 /* Loads the configuration (--config, else the file beside the executable, else the built-in
@@ -196,21 +274,27 @@ static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
 }
 
 int main(int argc, char **argv) {
-  options_t o = {NULL, 0};
+  options_t o = {.ttl = 3600};
   sig_config_t cfg;
   char *path = NULL;
   int on_defaults, status = parse_args(argc, argv, &o);
-  if (status >= 0) return status;
+  if (status >= 0) {
+    free(o.calls);
+    return status;
+  }
   sig_config_init(&cfg);
   if (load_config(&o, &cfg, &path, &on_defaults) != 0) {
     status = 1;
+  } else if (o.token) {
+    status = print_token(&o, &cfg);
   } else if (o.check_only) {
-    printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
-    status = 0;
+    status = check_files(&cfg);
+    if (status == 0) printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
   } else {
     status = run(&cfg, path, on_defaults);
   }
   sig_config_free(&cfg);
   free(path);
+  free(o.calls);
   return status;
 }

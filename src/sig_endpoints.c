@@ -7,12 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
+#include "sig_acl.h"
 #include "sig_assets.h"
+#include "sig_auth.h"
 #include "sig_http.h"
 #include "sig_log.h"
 #include "sig_msg.h"
 #include "sig_proto.h"
+#include "sig_text.h"
 #include "sig_util.h"
 #include "sig_ws.h"
 
@@ -23,6 +28,9 @@ typedef struct {
   uint8_t upgraded;   /* the 101 went out: a session takes the connection over */
   uint8_t proxied;    /* the socket's peer is a trusted proxy */
   uint8_t over_limit; /* its address held max_connections_per_ip already */
+  sig_refusal_t *auth_why; /* the upgrade's token was refused: the session closes with this */
+  sig_acl_t *grant;        /* the upgrade's token's `calls`, until the session takes it */
+  const char *origin;      /* the request's Origin header (for CORS), during the request */
 } stage_t;
 
 /* Returns 1 when the connection was taken over (upgrade) or is closing. */
@@ -45,10 +53,21 @@ static const sig_conn_handler_t handler;
 
 /* ---- responses */
 
+/* The origin a response names in Access-Control-Allow-Origin, or NULL: "*" when any is
+ * allowed; the only allowed one (always, as cors_origin always did); else the request's
+ * Origin when it is allowed. */
+static const char *cors_origin(const sig_endpoints_t *ep, const char *origin) {
+  if (ep->any_origin) return "*";
+  if (ep->norigins == 1) return ep->origins[0];
+  return origin != NULL && sig_endpoints_origin_allowed(ep, origin) ? origin : NULL;
+}
+
 static void send_response(sig_conn_t *c, sig_http_response_t *resp) {
   stage_t *st = sig_conn_data(c);
   size_t len;
-  resp->cors_origin = st->ep->cfg->cors_origin;
+  resp->cors_origin = cors_origin(st->ep, st->origin);
+  resp->vary_origin = !st->ep->any_origin;
+  resp->preflight_auth = sig_auth_required(st->ep->auth);
   resp->head = st->head;
   char *out = sig_http_format(resp, &len);
   sig_conn_write(c, out, len);
@@ -80,6 +99,16 @@ static void respond_error(sig_conn_t *c, int status, const char *msg, int keep_a
   free(body);
 }
 
+/* Refuses with a Resp body, logged; keeps the connection when keep_alive. */
+static void refuse_request(sig_conn_t *c, const sig_http_request_t *r, int status, const char *msg,
+                           int keep_alive, const sig_http_header_t *hint) {
+  SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "request refused",
+            SIG_KV("method", r->method_name),
+            SIG_KVN("path", r->path, r->path_len < 200 ? r->path_len : 200),
+            SIG_KVI("status", status), SIG_KV("peer", SIG_CONN_PEER(c)), SIG_KV("msg", msg));
+  respond_error(c, status, msg, keep_alive, hint);
+}
+
 /* ---- endpoints */
 
 static int handle_health(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
@@ -93,12 +122,72 @@ static int handle_health(sig_conn_t *c, const sig_http_request_t *r, int keep_al
   return 0;
 }
 
+/* The request's bearer token (RFC 6750): "Authorization: Bearer …", else the access_token
+ * query parameter (for browsers, which cannot set headers on a WebSocket). Copies it into buf
+ * (cap bytes); returns its length, 0 when there is none. One too long to be a token gives a
+ * length past SIG_AUTH_TOKEN_MAX, which the verification refuses. */
+static size_t request_token(const sig_http_request_t *r, char *buf, size_t cap) {
+  const char *h = r->h_authorization;
+  if (h != NULL && strncasecmp(h, "bearer ", 7) == 0) {
+    h += 7;
+    while (*h == ' ') h++;
+    size_t n = strlen(h);
+    while (n > 0 && h[n - 1] == ' ') n--;
+    if (n >= cap) return cap;
+    memcpy(buf, h, n);
+    buf[n] = '\0';
+    return n;
+  }
+  long n = sig_http_query_param(r->query, "access_token", buf, cap);
+  return n == -1 ? 0 : n < 0 ? cap : (size_t)n; /* a malformed one is no token of ours */
+}
+
+/* Verifies the request's token: SIG_AUTH_OK with claims, or the refusal. */
+static sig_auth_result_t authorize(sig_conn_t *c, const sig_http_request_t *r,
+                                   sig_auth_claims_t *claims) {
+  stage_t *st = sig_conn_data(c);
+  char token[SIG_AUTH_TOKEN_MAX + 2];
+  size_t n = request_token(r, token, sizeof(token));
+  return sig_auth_verify(st->ep->auth, token, n, (int64_t)time(NULL), claims);
+}
+
+/* 401 for POST /offer, with WWW-Authenticate as RFC 6750 3 says. */
+static void refuse_unauthorized(sig_conn_t *c, const sig_http_request_t *r, sig_auth_result_t res,
+                                int keep_alive) {
+  char msg[64];
+  sig_http_header_t hint = {"WWW-Authenticate", "Bearer realm=\"signal-server\""};
+  if (res == SIG_AUTH_EXPIRED)
+    hint.value = "Bearer realm=\"signal-server\", error=\"invalid_token\", "
+                 "error_description=\"token expired\"";
+  else if (res == SIG_AUTH_INVALID)
+    hint.value = "Bearer realm=\"signal-server\", error=\"invalid_token\"";
+  snprintf(msg, sizeof(msg), "authorization: %s", sig_auth_reason(res));
+  refuse_request(c, r, SIG_STATUS_UNAUTHORIZED, msg, keep_alive, &hint);
+}
+
 static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
   stage_t *st = sig_conn_data(c);
   sig_msg_t m;
   sig_refusal_t why = {SIG_STATUS_BAD_REQUEST, ""};
+  sig_auth_claims_t claims = {.calls = NULL};
   char id[SIG_MSG_ID_MAX + 1];
+  if (sig_auth_required(st->ep->auth)) {
+    sig_auth_result_t res = authorize(c, r, &claims);
+    if (res != SIG_AUTH_OK) {
+      refuse_unauthorized(c, r, res, keep_alive);
+      return 0;
+    }
+  }
   int rc = sig_msg_decode_offer_body(&m, r->body, r->body_len, why.msg, sizeof(why.msg));
+  if (rc == 0 && sig_auth_required(st->ep->auth)) {
+    if (strcmp(claims.sub, m.offer_domain) != 0)
+      rc = sig_refuse(&why, SIG_STATUS_FORBIDDEN, "authorization: token is not for offer_domain '%s'",
+                      m.offer_domain);
+    else if (!sig_acl_allows(claims.calls, m.answer_domain))
+      rc = sig_refuse(&why, SIG_STATUS_FORBIDDEN,
+                      "answer_domain: your token does not allow calling '%s'", m.answer_domain);
+  }
+  sig_acl_free(claims.calls);
   if (rc == 0) rc = sig_router_offer(st->ep->router, &m, id, &why);
   sig_msg_free(&m);
   if (rc != 0) {
@@ -139,6 +228,14 @@ static int handle_ws(sig_conn_t *c, const sig_http_request_t *r, int keep_alive)
   }
   if (sig_ws_handshake(r, resp, sizeof(resp), &len, &why, &hint) != 0)
     return refuse_upgrade(c, &why, hint.name != NULL ? &hint : NULL);
+  /* A page on another origin must not take a name (cross-site WebSocket hijacking). */
+  if (r->h_origin != NULL && !st->ep->any_origin &&
+      !sig_endpoints_origin_allowed(st->ep, r->h_origin)) {
+    char quoted[200];
+    sig_text_escape(quoted, sizeof(quoted), r->h_origin, strlen(r->h_origin), 100, '\'');
+    sig_refuse(&why, SIG_STATUS_FORBIDDEN, "origin: '%s' is not allowed", quoted);
+    return refuse_upgrade(c, &why, NULL);
+  }
   if (st->ep->shutting_down) {
     why.code = SIG_STATUS_UNAVAILABLE;
     snprintf(why.msg, sizeof(why.msg), "server: shutting down");
@@ -153,6 +250,21 @@ static int handle_ws(sig_conn_t *c, const sig_http_request_t *r, int keep_alive)
       return refuse_upgrade(c, &why, NULL);
     }
     sig_conn_set_counted(c);
+  }
+  /* A refused token still gets the upgrade, and then a close code a browser can read. */
+  if (sig_auth_required(st->ep->auth)) {
+    sig_auth_claims_t claims;
+    sig_auth_result_t res = authorize(c, r, &claims);
+    if (res != SIG_AUTH_OK) {
+      st->auth_why = sig_calloc(1, sizeof(*st->auth_why));
+      sig_refuse(st->auth_why, SIG_CLOSE_UNAUTHORIZED, "%s", sig_auth_reason(res));
+    } else if (strlen(claims.sub) != dlen || memcmp(claims.sub, domain, dlen) != 0) {
+      st->auth_why = sig_calloc(1, sizeof(*st->auth_why));
+      sig_refuse(st->auth_why, SIG_CLOSE_FORBIDDEN, "token is not for this domain");
+      sig_acl_free(claims.calls);
+    } else {
+      st->grant = claims.calls;
+    }
   }
   if (sig_conn_write(c, resp, len) == 0) st->upgraded = 1; /* on_data starts the session */
   return 1;
@@ -190,15 +302,6 @@ static const route_t *find_route(const sig_http_request_t *r) {
   return sig_assets_find(r->path, r->path_len) != NULL ? &asset_route : NULL;
 }
 
-/* Refuses with a Resp body, logged; keeps the connection when keep_alive. */
-static void refuse_request(sig_conn_t *c, const sig_http_request_t *r, int status, const char *msg,
-                           int keep_alive, const sig_http_header_t *hint) {
-  SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "request refused",
-            SIG_KV("method", r->method_name),
-            SIG_KVN("path", r->path, r->path_len < 200 ? r->path_len : 200),
-            SIG_KVI("status", status), SIG_KV("peer", SIG_CONN_PEER(c)), SIG_KV("msg", msg));
-  respond_error(c, status, msg, keep_alive, hint);
-}
 
 /* The per-address limits: who the client is (through a trusted proxy), how many connections it
  * holds, how fast it asks. Returns 0, or 1 after refusing with 429 (the connection closes). */
@@ -243,6 +346,7 @@ static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
   const route_t *route = find_route(r);
   char msg[SIG_REFUSAL_MAX];
   st->head = r->method == SIG_HTTP_HEAD;
+  st->origin = r->h_origin;
   /* HEAD is GET without the body (send_response drops it), except for the upgrade. */
   sig_http_method_t method = r->method;
   if (method == SIG_HTTP_HEAD && !(route != NULL && route->upgrade == UPGRADE_TAKE))
@@ -284,6 +388,8 @@ static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
 
 static void free_stage(stage_t *st) {
   sig_http_free(st->http);
+  sig_acl_free(st->grant);
+  free(st->auth_why);
   free(st);
 }
 
@@ -330,8 +436,11 @@ static size_t on_data(sig_conn_t *c, const char *buf, size_t len) {
       if (st->upgraded) {
         const char *domain = r->path + SIG_PATH_WS_LEN;
         size_t dlen = r->path_len - SIG_PATH_WS_LEN;
+        sig_acl_t *grant = st->grant;
+        st->grant = NULL;
         sig_conn_set_handler(c, NULL, NULL);
-        done += sig_session_start(c, st->ep->sessions, domain, dlen, buf + done, len - done);
+        done += sig_session_start(c, st->ep->sessions, domain, dlen, grant, st->auth_why,
+                                  buf + done, len - done);
         free_stage(st); /* domain pointed into it: the router copied it */
         return done;
       }
@@ -389,4 +498,25 @@ void sig_endpoints_attach(sig_conn_t *c, sig_endpoints_t *ep) {
 
 void sig_endpoints_release(sig_endpoints_t *ep, sig_conn_t *c) {
   if (sig_conn_counted(c)) sig_limits_conn_remove(ep->limits, sig_conn_client(c), sig_now_ms());
+}
+
+/* "scheme://host[:port]" against a pattern that may open its host with "*." (one label or
+ * more). */
+static int origin_matches(const char *pattern, const char *origin) {
+  const char *star = strstr(pattern, "://*.");
+  if (star == NULL) return strcasecmp(pattern, origin) == 0;
+  size_t scheme = (size_t)(star - pattern) + 3, suffix = strlen(star + 4), n = strlen(origin);
+  if (strncasecmp(pattern, origin, scheme) != 0 || n < scheme + 1 + suffix) return 0;
+  const char *tail = origin + n - suffix;
+  if (strcasecmp(tail, star + 4) != 0) return 0;
+  for (const char *p = origin + scheme; p < tail; p++) /* the labels before: no port, no path */
+    if (*p == '/' || *p == ':' || *p == '@') return 0;
+  return 1;
+}
+
+int sig_endpoints_origin_allowed(const sig_endpoints_t *ep, const char *origin) {
+  if (ep->any_origin) return 1;
+  for (size_t i = 0; i < ep->norigins; i++)
+    if (origin_matches(ep->origins[i], origin)) return 1;
+  return 0;
 }

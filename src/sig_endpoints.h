@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "sig_addr.h"
+#include "sig_auth.h"
 #include "sig_config.h"
 #include "sig_conn.h"
 #include "sig_limits.h"
@@ -22,6 +23,10 @@ typedef struct {
   sig_conns_t *conns;
   const sig_sessions_t *sessions;
   sig_limits_t *limits;      /* per-address connections and request rate */
+  sig_auth_t *auth;           /* tokens (mode "none": nothing is required) */
+  int any_origin;             /* allowed_origins is "*" */
+  const char *const *origins; /* else the allowed origins (patterns) */
+  size_t norigins;
   const sig_cidr_t *trusted; /* trusted_proxies, parsed */
   size_t ntrusted;
   int shutting_down; /* set by the server: upgrades and offers are refused (503) */
@@ -31,6 +36,9 @@ typedef struct {
  * (unless it comes through a trusted proxy: then its upgrade is counted, against the
  * client the proxy names). */
 void sig_endpoints_attach(sig_conn_t *c, sig_endpoints_t *ep);
+
+/* Whether a page on origin may use the server (allowed_origins). */
+int sig_endpoints_origin_allowed(const sig_endpoints_t *ep, const char *origin);
 
 /* A connection is gone (from any handler): what was counted for it is given back. */
 void sig_endpoints_release(sig_endpoints_t *ep, sig_conn_t *c);

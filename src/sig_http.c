@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "sig_proto.h"
+#include "sig_text.h"
 #include "sig_util.h"
 
 /* Header values we keep are short (a WebSocket key is 24 bytes); anything longer
@@ -25,6 +26,9 @@
 /* A proxy chain's list may be longer; past this it is not believed (the socket's peer counts). */
 #define HFWD_MAX 1024
 #define HNAME_MAX 32
+
+/* A token (a JWT with its claims) may be long; the head limit still bounds it. */
+#define HAUTH_MAX 8192
 
 enum {
   H_UPGRADE,
@@ -35,16 +39,18 @@ enum {
   H_HOST,
   H_XFF,
   H_FORWARDED,
+  H_AUTHORIZATION,
+  H_ORIGIN,
   H_COUNT,
   H_NONE = -1
 };
 static const char *const header_names[H_COUNT] = {
-    "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
-    "expect",  "host",       "x-forwarded-for",   "forwarded"};
-/* Where each value lives in the values store, and its room. */
-static const size_t value_room[H_COUNT] = {HVAL_MAX, HVAL_MAX, HVAL_MAX, HVAL_MAX,
-                                           HVAL_MAX, HVAL_MAX, HFWD_MAX, HFWD_MAX};
-#define STORE_SIZE (6 * (HVAL_MAX + 1) + 2 * (HFWD_MAX + 1))
+    "upgrade",         "connection", "sec-websocket-key", "sec-websocket-version",
+    "expect",          "host",       "x-forwarded-for",   "forwarded",
+    "authorization",   "origin"};
+/* The longest value kept of each (a value's buffer grows on demand up to it). */
+static const size_t value_room[H_COUNT] = {HVAL_MAX, HVAL_MAX, HVAL_MAX, HVAL_MAX,  HVAL_MAX,
+                                           HVAL_MAX, HFWD_MAX, HFWD_MAX, HAUTH_MAX, HVAL_MAX};
 
 struct sig_http_s {
   http_parser parser;
@@ -57,8 +63,8 @@ struct sig_http_s {
   size_t name_len; /* > HNAME_MAX means "a name we don't care about" */
   int cur;         /* header being read, or H_NONE */
   int in_value;
-  char *values[H_COUNT]; /* into store */
-  char store[STORE_SIZE];
+  char *values[H_COUNT]; /* heap, made for the headers a request has */
+  size_t value_cap[H_COUNT];
   size_t value_len[H_COUNT];
   int present[H_COUNT];
   char *body;
@@ -123,6 +129,13 @@ static void append_value(sig_http_t *h, const char *at, size_t len) {
     else if (h->too_long == H_NONE)
       h->too_long = h->cur;
     return;
+  }
+  size_t need = h->value_len[h->cur] + len + 1;
+  if (need > h->value_cap[h->cur]) {
+    size_t cap = h->value_cap[h->cur] != 0 ? h->value_cap[h->cur] : 64;
+    while (cap < need) cap *= 2;
+    h->values[h->cur] = sig_realloc(h->values[h->cur], cap);
+    h->value_cap[h->cur] = cap;
   }
   memcpy(h->values[h->cur] + h->value_len[h->cur], at, len);
   h->value_len[h->cur] += len;
@@ -241,13 +254,12 @@ sig_http_t *sig_http_new(size_t max_header_bytes, size_t max_body_bytes) {
   h->max_header_bytes = max_header_bytes;
   h->max_body_bytes = max_body_bytes;
   h->cur = h->too_long = H_NONE;
-  for (size_t i = 0, off = 0; i < H_COUNT; off += value_room[i++] + 1)
-    h->values[i] = h->store + off;
   return h;
 }
 
 void sig_http_free(sig_http_t *h) {
   if (h == NULL) return;
+  for (int i = 0; i < H_COUNT; i++) free(h->values[i]);
   free(h->url);
   free(h->body);
   free(h);
@@ -271,7 +283,15 @@ static void build_request(sig_http_t *h) {
   r->method_name = http_method_str((enum http_method)p->method);
   r->path = h->url ? h->url : "";
   char *q = h->url ? strpbrk(h->url, "?#") : NULL;
-  if (q != NULL) *q = '\0';
+  r->query = "";
+  if (q != NULL) {
+    if (*q == '?') {
+      char *frag = strchr(q + 1, '#');
+      if (frag != NULL) *frag = '\0';
+      r->query = q + 1;
+    }
+    *q = '\0';
+  }
   r->path_len = strlen(r->path);
   r->http_major = p->http_major;
   r->http_minor = p->http_minor;
@@ -280,11 +300,10 @@ static void build_request(sig_http_t *h) {
   r->has_body = h->has_body;
   const char **slots[H_COUNT] = {&r->h_upgrade,       &r->h_connection, &r->h_ws_key,
                                  &r->h_ws_version,    &r->h_expect,     &r->h_host,
-                                 &r->h_forwarded_for, &r->h_forwarded};
-  for (int i = 0; i < H_COUNT; i++) {
-    h->values[i][h->value_len[i]] = '\0';
-    *slots[i] = h->present[i] ? h->values[i] : NULL;
-  }
+                                 &r->h_forwarded_for, &r->h_forwarded,  &r->h_authorization,
+                                 &r->h_origin};
+  for (int i = 0; i < H_COUNT; i++)
+    *slots[i] = !h->present[i] ? NULL : h->value_len[i] > 0 ? h->values[i] : "";
   r->forwarded_unusable = h->fwd_too_long != 0;
   r->body = h->body_len > 0 ? h->body : ""; /* never an earlier request's body */
   r->body_len = h->body_len;
@@ -389,9 +408,9 @@ static size_t header_size(const char *name, const char *value) {
 }
 
 char *sig_http_format(const sig_http_response_t *r, size_t *len) {
-  static const char *const preflight[][2] = {
+  const char *const preflight[][2] = {
       {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
-      {"Access-Control-Allow-Headers", "Content-Type"},
+      {"Access-Control-Allow-Headers", r->preflight_auth ? "Content-Type, Authorization" : "Content-Type"},
       {"Access-Control-Max-Age", "86400"},
   };
   char length[24] = "", status[48];
@@ -405,6 +424,7 @@ char *sig_http_format(const sig_http_response_t *r, size_t *len) {
   const char *lines[16][2];
   size_t n = 0;
   lines[n][0] = "Access-Control-Allow-Origin", lines[n++][1] = r->cors_origin;
+  lines[n][0] = "Vary", lines[n++][1] = r->vary_origin ? "Origin" : NULL;
   lines[n][0] = "Allow", lines[n++][1] = r->allow;
   for (size_t i = 0; i < SIG_ARRAY_SIZE(preflight); i++)
     lines[n][0] = preflight[i][0], lines[n++][1] = r->preflight ? preflight[i][1] : NULL;
@@ -426,6 +446,34 @@ char *sig_http_format(const sig_http_response_t *r, size_t *len) {
   if (body > 0) memcpy(out + o, r->body, body);
   *len = o + body;
   return out;
+}
+
+long sig_http_query_param(const char *query, const char *name, char *out, size_t cap) {
+  size_t nlen = strlen(name);
+  for (const char *p = query; p != NULL && *p != '\0';) {
+    const char *end = strchr(p, '&');
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+    if (len > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+      size_t o = 0;
+      for (size_t i = nlen + 1; i < len; i++) {
+        int c = (unsigned char)p[i];
+        if (c == '%') {
+          int hi = i + 2 < len ? sig_hex_value((unsigned char)p[i + 1]) : -1;
+          int lo = i + 2 < len ? sig_hex_value((unsigned char)p[i + 2]) : -1;
+          if (hi < 0 || lo < 0) return -2;
+          c = hi << 4 | lo, i += 2;
+        } else if (c == '+') {
+          c = ' ';
+        }
+        if (o + 1 >= cap) return -2;
+        out[o++] = (char)c;
+      }
+      out[o] = '\0';
+      return (long)o;
+    }
+    p = end != NULL ? end + 1 : NULL;
+  }
+  return -1;
 }
 
 int sig_http_has_token(const char *value, const char *token) {

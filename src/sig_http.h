@@ -23,12 +23,14 @@ typedef struct {
   const char *method_name;
   const char *path; /* without the query string */
   size_t path_len;
+  const char *query; /* after '?' and before any '#', as sent (not decoded); "" when none */
   int http_major, http_minor;
   int keep_alive; /* the client wants the connection kept */
   int upgrade;    /* the client asked for an upgrade and the parser stopped after this request */
   int has_body;   /* Content-Length > 0 or chunked */
   const char *h_upgrade, *h_connection, *h_ws_key, *h_ws_version, *h_expect, *h_host;
   const char *h_forwarded_for, *h_forwarded; /* X-Forwarded-For, Forwarded */
+  const char *h_authorization, *h_origin;
   int forwarded_unusable; /* one of those two was too long to keep: believe neither */
   const char *body;       /* NUL-terminated copy of this request's body ("" when it has none) */
   size_t body_len;
@@ -85,7 +87,9 @@ typedef struct {
   int keep_alive;
   int head;                /* answering HEAD: the headers a GET gets, without the body */
   const char *cors_origin; /* Access-Control-Allow-Origin */
+  int vary_origin;         /* Vary: Origin (the answer depends on the request's Origin) */
   int preflight;           /* the CORS preflight's Allow-Methods, Allow-Headers, Max-Age */
+  int preflight_auth;      /* ... with Authorization among the allowed headers */
   const char *allow;       /* Allow: the methods of the resource (405) */
   int no_cache;            /* Cache-Control: no-cache */
   sig_http_header_t extra[2];
@@ -101,5 +105,10 @@ const char *sig_http_reason(int status);
 
 /* Case-insensitive search for token in a comma-separated header value (NULL: not found). */
 int sig_http_has_token(const char *value, const char *token);
+
+/* The value of the first `name` parameter of a query string (a=1&b=2), percent-decoded into out
+ * (cap bytes, cap > 0, NUL-terminated). Returns its length; -1 when absent; -2 when malformed (a
+ * bad %XX) or longer than cap - 1. */
+long sig_http_query_param(const char *query, const char *name, char *out, size_t cap);
 
 #endif

@@ -536,6 +536,22 @@ size_t sig_json_compact(const sig_json_val_t *v, char *out) {
   return (size_t)(o - out);
 }
 
+int sig_json_each_string(const sig_json_val_t *v, int (*each)(void *arg, const sig_json_val_t *s),
+                         void *arg) {
+  const char *p = v->start + 1, *end = v->end - 1; /* inside the brackets */
+  for (;;) {
+    while (p < end && is_space(*p)) p++;
+    if (p >= end || *p != '"') return 0; /* a scanned array of strings: only ']' is left */
+    sig_json_val_t s = {.start = p, .kind = SIG_JSON_STRING};
+    for (p++; *p != '"'; p++)
+      if (*p == '\\') s.escaped = 1, p++;
+    s.end = ++p;
+    int rc = each(arg, &s);
+    if (rc != 0) return rc;
+    while (p < end && (is_space(*p) || *p == ',')) p++;
+  }
+}
+
 /* Invalid UTF-8 is replaced rather than refused: messages quote what peers sent. */
 size_t sig_json_write_string(char *o, const char *s) {
   const unsigned char *p = (const unsigned char *)s, *end;

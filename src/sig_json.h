@@ -69,6 +69,13 @@ size_t sig_json_string_value(const sig_json_val_t *v, char *out);
  * out, which has room for v->end - v->start bytes; returns its length. */
 size_t sig_json_compact(const sig_json_val_t *v, char *out);
 
+/* Calls each(arg, element) for every element of a scanned array of strings (v->kind ==
+ * SIG_JSON_ARRAY and v->bad == SIZE_MAX), in order; the element is a SIG_JSON_STRING value
+ * (read it with sig_json_string_value). Stops early and returns the callback's nonzero value,
+ * else returns 0. */
+int sig_json_each_string(const sig_json_val_t *v, int (*each)(void *arg, const sig_json_val_t *s),
+                         void *arg);
+
 /* Writes NUL-terminated s as a JSON string (quotes included) to out when out is not
  * NULL, and returns its length either way: '"', '\\' and control characters
  * escaped, invalid UTF-8 replaced by U+FFFD. NULL is written as null. */

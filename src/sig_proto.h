@@ -16,6 +16,8 @@ enum {
   SIG_CLOSE_POLICY = 1008,
   SIG_CLOSE_TOO_BIG = 1009,
   SIG_CLOSE_REPLACED = 4000,     /* another connection registered the domain */
+  SIG_CLOSE_UNAUTHORIZED = 4401, /* token missing, expired or invalid */
+  SIG_CLOSE_FORBIDDEN = 4403,    /* the token is not for this domain */
   SIG_CLOSE_PING_TIMEOUT = 4408, /* no sign of life within pong_timeout_s */
   SIG_CLOSE_TAKEN = 4409,        /* domain registered already (duplicate = "reject") */
   SIG_CLOSE_FULL = 4503          /* max_connections reached */
@@ -28,6 +30,7 @@ enum {
   SIG_STATUS_OK = 200,
   SIG_STATUS_NO_CONTENT = 204,
   SIG_STATUS_BAD_REQUEST = 400,
+  SIG_STATUS_UNAUTHORIZED = 401,
   SIG_STATUS_FORBIDDEN = 403,
   SIG_STATUS_NOT_FOUND = 404,
   SIG_STATUS_METHOD_NOT_ALLOWED = 405,
@@ -54,5 +57,9 @@ typedef struct {
   int code;
   char msg[SIG_REFUSAL_MAX];
 } sig_refusal_t;
+
+/* Fills why with code and the formatted message; returns SIG_EREFUSED. */
+int sig_refuse(sig_refusal_t *why, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sig_acl.h"
 #include "sig_list.h"
 #include "sig_log.h"
 #include "sig_map.h"
@@ -19,6 +20,7 @@
 struct sig_router_peer_s {
   sig_map_node_t node;
   void *conn;
+  sig_acl_t *calls; /* whom it may offer to (its token's `calls`); NULL: anyone */
   sig_list_t exchanges; /* xlinks, oldest first */
   uint32_t npending_in; /* unanswered offers to this peer */
   uint32_t nexchanges;
@@ -136,20 +138,25 @@ static sig_router_peer_t *find_peer_n(sig_router_t *r, const char *domain, size_
 }
 
 int sig_router_register(sig_router_t *r, const char *domain, size_t len, void *conn,
-                        sig_router_peer_t **out, sig_refusal_t *why) {
+                        sig_acl_t *calls, sig_router_peer_t **out, sig_refusal_t *why) {
   sig_router_peer_t *old = find_peer_n(r, domain, len);
   if (old != NULL) {
-    if (r->l.reject_duplicates) return refuse(why, SIG_CLOSE_TAKEN, "domain taken");
+    if (r->l.reject_duplicates) {
+      sig_acl_free(calls);
+      return refuse(why, SIG_CLOSE_TAKEN, "domain taken");
+    }
     void *old_conn = old->conn;
     SIG_EVENT(SIG_LOG_INFO, "router", old->domain, "replaced", SIG_KVN("domain", domain, len));
     sig_router_unregister(r, old);
     r->t.close(old_conn, SIG_CLOSE_REPLACED, "replaced");
   } else if (r->domains.count >= r->l.max_domains) {
+    sig_acl_free(calls);
     return refuse(why, SIG_CLOSE_FULL, "server full");
   }
   sig_router_peer_t *p = sig_calloc(1, sizeof(*p) + len + 1);
   memcpy(p->domain, domain, len);
   p->conn = conn;
+  p->calls = calls;
   sig_list_init(&p->exchanges);
   sig_map_put(&r->domains, &p->node, p->domain, len);
   *out = p;
@@ -166,6 +173,7 @@ void sig_router_unregister(sig_router_t *r, sig_router_peer_t *p) {
     end_exchange(r, x);
   }
   sig_map_remove(&r->domains, &p->node);
+  sig_acl_free(p->calls);
   free(p);
 }
 
@@ -275,6 +283,12 @@ static void on_offer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *
   if (strcmp(m->answer_domain, from->domain) == 0) {
     send_error(r, from, SIG_STATUS_BAD_REQUEST,
                "offer_req.answer_domain: must differ from offer_domain", m->id);
+    return;
+  }
+  if (!sig_acl_allows(from->calls, m->answer_domain)) {
+    snprintf(err, sizeof(err), "offer_req.answer_domain: your token does not allow calling '%s'",
+             m->answer_domain);
+    send_error(r, from, SIG_STATUS_FORBIDDEN, err, m->id);
     return;
   }
   if (do_offer(r, m, from->domain, "offer_req.", id, &why) != 0)

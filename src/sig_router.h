@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sig_acl.h"
 #include "sig_msg.h"
 #include "sig_proto.h"
 
@@ -41,12 +42,13 @@ sig_router_t *sig_router_new(const sig_router_transport_t *t, const sig_router_l
 /* Frees every peer and exchange without notifying anyone. Accepts NULL. */
 void sig_router_free(sig_router_t *r);
 
-/* Registers domain (already validated) for conn. Returns 0 with *out set, or
- * SIG_EREFUSED with the WebSocket close code and reason in why: 4409 "domain taken"
- * (reject policy), 4503 "server full". Under the replace policy the previous owner
- * is closed with 4000 first. */
+/* Registers domain (already validated) for conn, which may offer to whom calls allows
+ * (NULL: anyone; the router takes ownership of calls, even on failure). Returns 0 with
+ * *out set, or SIG_EREFUSED with the WebSocket close code and reason in why: 4409
+ * "domain taken" (reject policy), 4503 "server full". Under the replace policy the
+ * previous owner is closed with 4000 first. */
 int sig_router_register(sig_router_t *r, const char *domain, size_t len, void *conn,
-                        sig_router_peer_t **out, sig_refusal_t *why);
+                        sig_acl_t *calls, sig_router_peer_t **out, sig_refusal_t *why);
 /* Ends p's registration and its exchanges; counterparts get a bye with reason
  * "disconnected" unless the router is shutting down. Frees p. Accepts NULL. */
 void sig_router_unregister(sig_router_t *r, sig_router_peer_t *p);

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "sig_conn.h"
+#include "sig_auth.h"
 #include "sig_endpoints.h"
 #include "sig_limits.h"
 #include "sig_log.h"
@@ -40,6 +41,8 @@ struct sig_server_s {
       max_conns; /* TCP connections held at most: max_connections + slack, under the file limit */
   sig_limits_t *limits;
   sig_cidr_t *trusted;
+  sig_auth_t *auth;
+  const char *cors_alias[1]; /* allowed_origins when only cors_origin is set */
   uv_tcp_t listener;
   uv_timer_t shutdown_timer;
   int handles_open;
@@ -136,22 +139,46 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len) {
   return fd;
 }
 
+/* allowed_origins, or cors_origin (its older name) when only that is set. */
+static void set_origins(sig_server_t *s, const sig_config_t *cfg) {
+  const sig_config_list_t *l = &cfg->allowed_origins;
+  int star = l->n == 1 && strcmp(l->items[0], "*") == 0;
+  if (star && strcmp(cfg->cors_origin, "*") != 0) {
+    s->cors_alias[0] = cfg->cors_origin;
+    s->endpoints.origins = s->cors_alias;
+    s->endpoints.norigins = 1;
+    return;
+  }
+  for (size_t i = 0; i < l->n; i++)
+    if (strcmp(l->items[i], "*") == 0) s->endpoints.any_origin = 1;
+  s->endpoints.origins = (const char *const *)l->items;
+  s->endpoints.norigins = l->n;
+}
+
 int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cfg, char *err,
                      size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t sslen = sizeof(ss);
-  int rc = resolve(cfg, &ss, &sslen, err, errlen);
+  sig_auth_t *auth = NULL;
+  int rc = sig_auth_new(&auth, cfg, err, errlen);
   if (rc != 0) return rc;
+  rc = resolve(cfg, &ss, &sslen, err, errlen);
+  if (rc != 0) {
+    sig_auth_free(auth);
+    return rc;
+  }
   int fd = listen_on(&ss, sslen);
   if (fd < 0) {
     /* errno's own words: "Address already in use", "Cannot assign requested address". */
     snprintf(err, errlen, "%s%sserver.host: cannot listen on %s: %s", cfg->path ? cfg->path : "",
              cfg->path ? ": " : "", cfg->host, strerror(-fd));
+    sig_auth_free(auth);
     return fd;
   }
   sig_server_t *s = sig_calloc(1, sizeof(*s));
   s->loop = loop;
   s->cfg = cfg;
+  s->auth = auth;
   /* uv_tcp_init (no socket yet) and uv_timer_init only fill in the handle. */
   SIG_MUST(uv_tcp_init(loop, &s->listener));
   s->listener.data = s;
@@ -226,9 +253,20 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
                                    .sessions = &s->sessions,
                                    .limits = s->limits,
                                    .trusted = s->trusted,
-                                   .ntrusted = cfg->trusted_proxies.n};
+                                   .ntrusted = cfg->trusted_proxies.n,
+                                   .auth = s->auth};
+  set_origins(s, cfg);
   *out = s;
   return 0;
+}
+
+
+void sig_server_reload(sig_server_t *s) {
+  char err[512];
+  if (sig_auth_reload(s->auth, err, sizeof(err)) != 0)
+    SIG_ERROR("server", "reload: keeping the old key: %s", err);
+  else if (sig_auth_required(s->auth))
+    SIG_INFO("server", "reload: auth key read path=%s", s->cfg->auth_key_file);
 }
 
 const char *sig_server_address(const sig_server_t *s) {
@@ -280,6 +318,8 @@ void sig_server_free(sig_server_t *s) {
   s->router = NULL;
   sig_limits_free(s->limits);
   s->limits = NULL;
+  sig_auth_free(s->auth);
+  s->auth = NULL;
   free(s->trusted);
   s->trusted = NULL;
   sig_conns_free(s->conns);

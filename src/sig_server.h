@@ -18,6 +18,10 @@ typedef struct sig_server_s sig_server_t;
 int sig_server_start(sig_server_t **out, struct uv_loop_s *loop, const sig_config_t *cfg, char *err,
                      size_t errlen);
 
+/* SIGHUP's work on the server: reads the auth key file again (key rotation). What fails
+ * is logged and the old state kept; connections go on. */
+void sig_server_reload(sig_server_t *s);
+
 /* The address actually bound, "127.0.0.1:9091" or "[::1]:9091". */
 const char *sig_server_address(const sig_server_t *s);
 

@@ -183,14 +183,19 @@ static void on_shutdown(sig_conn_t *c) {
 static const sig_conn_handler_t handler = {on_data, on_deadline, on_close, on_shutdown, label};
 
 size_t sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *domain, size_t len,
-                         const char *rest, size_t rest_len) {
+                         sig_acl_t *calls, const sig_refusal_t *refused, const char *rest,
+                         size_t rest_len) {
   session_t *s = sig_calloc(1, sizeof(*s));
   sig_refusal_t why;
   s->conn = c;
   s->env = env;
   sig_conn_set_handler(c, &handler, s);
   sig_conn_set_deadline(c, SIG_DEADLINE_PING);
-  if (sig_router_register(env->router, domain, len, s, &s->peer, &why) != 0) {
+  if (refused != NULL) {
+    why = *refused;
+    sig_acl_free(calls);
+  }
+  if (refused != NULL || sig_router_register(env->router, domain, len, s, calls, &s->peer, &why) != 0) {
     SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "registration refused",
               SIG_KVN("domain", domain, len), SIG_KVI("code", why.code),
               SIG_KV("peer", SIG_CONN_PEER(c)));

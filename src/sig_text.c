@@ -70,6 +70,26 @@ int sig_base64_value(unsigned char c) {
   return -1;
 }
 
+long sig_base64url_decode(const char *s, size_t n, unsigned char *out) {
+  uint32_t acc = 0;
+  int bits = 0;
+  long o = 0;
+  if (n % 4 == 1) return -1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    int v = c == '-' ? 62 : c == '_' ? 63 : c == '+' || c == '/' ? -1 : sig_base64_value(c);
+    if (v < 0) return -1;
+    acc = acc << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (unsigned char)(acc >> bits);
+      acc &= (1u << bits) - 1;
+    }
+  }
+  return acc == 0 ? o : -1; /* the spare bits of the last character must be zero */
+}
+
 /* The classes' table for the fallback (a base64 byte is string-safe too). */
 enum { CC_PLAIN = SIG_CLASS_STRING_SAFE, CC_B64 = SIG_CLASS_BASE64 };
 #define IS_B64(c)                                                                            \

@@ -21,6 +21,11 @@ int sig_hex_value(unsigned char c);
 /* The value (0-63) of a standard base64 character (A-Z a-z 0-9 + /), or -1. */
 int sig_base64_value(unsigned char c);
 
+/* Decodes n characters of unpadded base64url (A-Z a-z 0-9 - _, RFC 4648 section 5) into out,
+ * which has room for n * 3 / 4 bytes. Returns the length, or -1 on a character outside the
+ * alphabet, a length of 1 mod 4, or non-zero bits left over in the last character. */
+long sig_base64url_decode(const char *s, size_t n, unsigned char *out);
+
 /* Byte classes for sig_text_skip. */
 typedef enum {
   SIG_CLASS_BASE64 = 2,     /* A-Z a-z 0-9 + / (not '=') */

@@ -1,6 +1,10 @@
 /* Shared helpers: aborting allocators and error strings. */
 #include "sig_util.h"
 
+#include <stdarg.h>
+
+#include "sig_proto.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,15 @@ void sig_must_at(int rc, const char *what, const char *file, int line) {
   if (rc == 0) return;
   fprintf(stderr, "%s:%d: %s failed: %s\n", file, line, what, sig_strerror(rc));
   abort();
+}
+
+int sig_refuse(sig_refusal_t *why, int code, const char *fmt, ...) {
+  va_list ap;
+  why->code = code;
+  va_start(ap, fmt);
+  vsnprintf(why->msg, sizeof(why->msg), fmt, ap);
+  va_end(ap);
+  return SIG_EREFUSED;
 }
 
 uint64_t sig_now_ms(void) {

@@ -175,7 +175,7 @@ static int teardown(void **state) {
 /* sig_router_register, as 0 or the refusal's close code (and its reason). */
 static int reg_code(fixture_t *f, const char *domain, size_t len, int n, sig_router_peer_t **p) {
   sig_refusal_t why;
-  int rc = sig_router_register(f->r, domain, len, CONN(n), p, &why);
+  int rc = sig_router_register(f->r, domain, len, CONN(n), NULL, p, &why);
   if (rc == 0) return 0;
   assert_int_equal(rc, SIG_EREFUSED);
   if (why.code == 4409) assert_string_equal(why.msg, "domain taken");
