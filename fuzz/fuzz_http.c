@@ -40,9 +40,18 @@ static void add_request(outcome_t *o, const sig_http_request_t *r, size_t consum
   add(o, &consumed, sizeof consumed);
   add_str(o, r->method_name);
   add_str(o, r->path);
-  const char *h[] = {r->h_upgrade,    r->h_connection, r->h_ws_key,
-                     r->h_ws_version, r->h_expect,     r->h_host};
+  const char *h[] = {r->h_upgrade,       r->h_connection, r->h_ws_key,
+                     r->h_ws_version,    r->h_expect,     r->h_host,
+                     r->h_authorization, r->h_origin,     r->h_forwarded_for,
+                     r->h_forwarded,     r->query};
   for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) add_str(o, h[i]);
+  /* the query parameter auth reads: its value lies within the query, decoded */
+  char token[64];
+  long tn = sig_http_query_param(r->query, "access_token", token, sizeof token);
+  if (tn < -2 || tn >= (long)sizeof token || (tn >= 0 && token[tn] != '\0')) abort();
+  if (tn >= 0 && strstr(r->query, "access_token=") == NULL) abort();
+  add(o, &tn, sizeof tn);
+  if (tn > 0) add(o, token, (size_t)tn);
   add(o, &r->body_len, sizeof r->body_len);
   add(o, r->body, r->body_len);
 }

@@ -4,12 +4,12 @@
 #include "sig_auth.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <jwt.h>
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,8 +286,8 @@ static int base64url_chars(const char *s, size_t n) {
   return 1;
 }
 
-sig_auth_result_t sig_auth_verify(const sig_auth_t *a, const char *token, size_t len,
-                                  int64_t now_s, sig_auth_claims_t *claims) {
+sig_auth_result_t sig_auth_verify(const sig_auth_t *a, const char *token, size_t len, int64_t now_s,
+                                  sig_auth_claims_t *claims) {
   sig_json_val_t header[H_COUNT], c[C_COUNT];
   char copy[SIG_AUTH_TOKEN_MAX + 1];
   unsigned char buf[SIG_AUTH_TOKEN_MAX];
@@ -307,8 +307,8 @@ sig_auth_result_t sig_auth_verify(const sig_auth_t *a, const char *token, size_t
   char alg[16];
   memset(header, 0, sizeof(header));
   if (decode_segment(token, hlen, &header_schema, header, buf) != 0 ||
-      string_of(&header[H_ALG], alg, sizeof(alg)) == NULL ||
-      strcmp(alg, algs[a->alg].name) != 0 || header[H_CRIT].kind != SIG_JSON_NONE)
+      string_of(&header[H_ALG], alg, sizeof(alg)) == NULL || strcmp(alg, algs[a->alg].name) != 0 ||
+      header[H_CRIT].kind != SIG_JSON_NONE)
     return SIG_AUTH_INVALID;
   /* The signature. */
   jwt_t *jwt = NULL;
@@ -326,13 +326,14 @@ sig_auth_result_t sig_auth_verify(const sig_auth_t *a, const char *token, size_t
 
 /* ---- minting */
 
-char *sig_auth_mint(const sig_auth_t *a, const char *sub, int64_t ttl_s,
-                    const char *const *calls, size_t n, int64_t now_s, char *err, size_t errlen) {
+char *sig_auth_mint(const sig_auth_t *a, const char *sub, int64_t ttl_s, const char *const *calls,
+                    size_t n, int64_t now_s, char *err, size_t errlen) {
   jwt_t *jwt = NULL;
   char *grants = NULL, *token = NULL, *out = NULL;
   if (!sig_auth_required(a) || !is_hmac(a->alg)) {
-    snprintf(err, errlen, "tokens can be made here only with an HMAC key (auth.mode \"jwt\", "
-                          "auth.algorithm HS256, HS384 or HS512)");
+    snprintf(err, errlen,
+             "tokens can be made here only with an HMAC key (auth.mode \"jwt\", "
+             "auth.algorithm HS256, HS384 or HS512)");
     return NULL;
   }
   if (!sig_msg_domain_valid(sub, strlen(sub))) {

@@ -24,10 +24,10 @@
 typedef struct {
   sig_http_t *http; /* made when the first byte arrives */
   sig_endpoints_t *ep;
-  uint8_t head;       /* answering a HEAD request: headers only (RFC 9112 6.3) */
-  uint8_t upgraded;   /* the 101 went out: a session takes the connection over */
-  uint8_t proxied;    /* the socket's peer is a trusted proxy */
-  uint8_t over_limit; /* its address held max_connections_per_ip already */
+  uint8_t head;            /* answering a HEAD request: headers only (RFC 9112 6.3) */
+  uint8_t upgraded;        /* the 101 went out: a session takes the connection over */
+  uint8_t proxied;         /* the socket's peer is a trusted proxy */
+  uint8_t over_limit;      /* its address held max_connections_per_ip already */
   sig_refusal_t *auth_why; /* the upgrade's token was refused: the session closes with this */
   sig_acl_t *grant;        /* the upgrade's token's `calls`, until the session takes it */
   const char *origin;      /* the request's Origin header (for CORS), during the request */
@@ -157,8 +157,9 @@ static void refuse_unauthorized(sig_conn_t *c, const sig_http_request_t *r, sig_
   char msg[64];
   sig_http_header_t hint = {"WWW-Authenticate", "Bearer realm=\"signal-server\""};
   if (res == SIG_AUTH_EXPIRED)
-    hint.value = "Bearer realm=\"signal-server\", error=\"invalid_token\", "
-                 "error_description=\"token expired\"";
+    hint.value =
+        "Bearer realm=\"signal-server\", error=\"invalid_token\", "
+        "error_description=\"token expired\"";
   else if (res == SIG_AUTH_INVALID)
     hint.value = "Bearer realm=\"signal-server\", error=\"invalid_token\"";
   snprintf(msg, sizeof(msg), "authorization: %s", sig_auth_reason(res));
@@ -181,8 +182,8 @@ static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_ali
   int rc = sig_msg_decode_offer_body(&m, r->body, r->body_len, why.msg, sizeof(why.msg));
   if (rc == 0 && sig_auth_required(st->ep->auth)) {
     if (strcmp(claims.sub, m.offer_domain) != 0)
-      rc = sig_refuse(&why, SIG_STATUS_FORBIDDEN, "authorization: token is not for offer_domain '%s'",
-                      m.offer_domain);
+      rc = sig_refuse(&why, SIG_STATUS_FORBIDDEN,
+                      "authorization: token is not for offer_domain '%s'", m.offer_domain);
     else if (!sig_acl_allows(claims.calls, m.answer_domain))
       rc = sig_refuse(&why, SIG_STATUS_FORBIDDEN,
                       "answer_domain: your token does not allow calling '%s'", m.answer_domain);
@@ -301,7 +302,6 @@ static const route_t *find_route(const sig_http_request_t *r) {
   }
   return sig_assets_find(r->path, r->path_len) != NULL ? &asset_route : NULL;
 }
-
 
 /* The per-address limits: who the client is (through a trusted proxy), how many connections it
  * holds, how fast it asks. Returns 0, or 1 after refusing with 429 (the connection closes). */

@@ -45,9 +45,8 @@ enum {
   H_NONE = -1
 };
 static const char *const header_names[H_COUNT] = {
-    "upgrade",         "connection", "sec-websocket-key", "sec-websocket-version",
-    "expect",          "host",       "x-forwarded-for",   "forwarded",
-    "authorization",   "origin"};
+    "upgrade", "connection",      "sec-websocket-key", "sec-websocket-version", "expect",
+    "host",    "x-forwarded-for", "forwarded",         "authorization",         "origin"};
 /* The longest value kept of each (a value's buffer grows on demand up to it). */
 static const size_t value_room[H_COUNT] = {HVAL_MAX, HVAL_MAX, HVAL_MAX, HVAL_MAX,  HVAL_MAX,
                                            HVAL_MAX, HFWD_MAX, HFWD_MAX, HAUTH_MAX, HVAL_MAX};
@@ -298,10 +297,9 @@ static void build_request(sig_http_t *h) {
   r->keep_alive = http_should_keep_alive(p);
   r->upgrade = p->upgrade;
   r->has_body = h->has_body;
-  const char **slots[H_COUNT] = {&r->h_upgrade,       &r->h_connection, &r->h_ws_key,
-                                 &r->h_ws_version,    &r->h_expect,     &r->h_host,
-                                 &r->h_forwarded_for, &r->h_forwarded,  &r->h_authorization,
-                                 &r->h_origin};
+  const char **slots[H_COUNT] = {
+      &r->h_upgrade, &r->h_connection,    &r->h_ws_key,    &r->h_ws_version,    &r->h_expect,
+      &r->h_host,    &r->h_forwarded_for, &r->h_forwarded, &r->h_authorization, &r->h_origin};
   for (int i = 0; i < H_COUNT; i++)
     *slots[i] = !h->present[i] ? NULL : h->value_len[i] > 0 ? h->values[i] : "";
   r->forwarded_unusable = h->fwd_too_long != 0;
@@ -410,7 +408,8 @@ static size_t header_size(const char *name, const char *value) {
 char *sig_http_format(const sig_http_response_t *r, size_t *len) {
   const char *const preflight[][2] = {
       {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
-      {"Access-Control-Allow-Headers", r->preflight_auth ? "Content-Type, Authorization" : "Content-Type"},
+      {"Access-Control-Allow-Headers",
+       r->preflight_auth ? "Content-Type, Authorization" : "Content-Type"},
       {"Access-Control-Max-Age", "86400"},
   };
   char length[24] = "", status[48];

@@ -20,7 +20,7 @@
 struct sig_router_peer_s {
   sig_map_node_t node;
   void *conn;
-  sig_acl_t *calls; /* whom it may offer to (its token's `calls`); NULL: anyone */
+  sig_acl_t *calls;     /* whom it may call (its token's `calls`); NULL: anyone */
   sig_list_t exchanges; /* xlinks, oldest first */
   uint32_t npending_in; /* unanswered offers to this peer */
   uint32_t nexchanges;
@@ -379,9 +379,19 @@ static sig_router_peer_t *other_peer(exchange_t *x, sig_router_peer_t *p) {
   return x->offer.peer == p ? x->answer.peer : x->offer.peer;
 }
 
+/* A candidate or bye goes to whom the sender's token lets it call, or back to a peer that
+ * called it (a callee replies within the call it was given, whatever its own `calls`). Returns
+ * 0, or 403 with the refusal. */
+static int may_send(const sig_router_peer_t *from, const exchange_t *x, const sig_msg_t *m,
+                    sig_refusal_t *why) {
+  if (x->answer.peer == from || sig_acl_allows(from->calls, m->to)) return 0;
+  return refuse(why, SIG_STATUS_FORBIDDEN, "to: your token does not allow calling '%s'", m->to);
+}
+
 static void on_candidate(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
   sig_refusal_t why;
   exchange_t *x = find_between(r, from, m, &why);
+  if (x != NULL && may_send(from, x, m, &why) != 0) x = NULL;
   if (x == NULL) {
     send_error(r, from, why.code, why.msg, m->id);
     return;
@@ -396,6 +406,7 @@ static void on_candidate(sig_router_t *r, sig_router_peer_t *from, const sig_msg
 static void on_bye(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
   sig_refusal_t why;
   exchange_t *x = find_between(r, from, m, &why);
+  if (x != NULL && may_send(from, x, m, &why) != 0) x = NULL;
   if (x == NULL) {
     send_error(r, from, why.code, why.msg, m->id);
     return;
@@ -405,7 +416,8 @@ static void on_bye(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m)
               SIG_KV("from", from->domain), SIG_KV("to", m->to));
     send_bye(r, other_peer(x, from), x->id, from->domain, "hangup");
     end_exchange(r, x);
-  } while (m->id == NULL && (x = find_between(r, from, m, &why)) != NULL);
+  } while (m->id == NULL && (x = find_between(r, from, m, &why)) != NULL &&
+           may_send(from, x, m, &why) == 0);
 }
 
 typedef void (*handler_t)(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m);

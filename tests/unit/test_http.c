@@ -25,6 +25,7 @@ typedef struct {
   size_t path_len;
   int http_major, http_minor, keep_alive, upgrade;
   char *h_upgrade, *h_connection, *h_ws_key, *h_ws_version, *h_expect;
+  char *query, *h_authorization, *h_origin, *h_forwarded_for;
   char *body;
   size_t body_len;
   size_t consumed; /* bytes of the stream up to and including this request */
@@ -62,6 +63,10 @@ static void copy_request(const sig_http_request_t *r, req_t *q, size_t consumed)
   q->h_ws_key = dup_or_null(r->h_ws_key);
   q->h_ws_version = dup_or_null(r->h_ws_version);
   q->h_expect = dup_or_null(r->h_expect);
+  q->query = dup_or_null(r->query);
+  q->h_authorization = dup_or_null(r->h_authorization);
+  q->h_origin = dup_or_null(r->h_origin);
+  q->h_forwarded_for = dup_or_null(r->h_forwarded_for);
   q->body = malloc(r->body_len + 1);
   memcpy(q->body, r->body, r->body_len + 1); /* the body is NUL-terminated */
   q->body_len = r->body_len;
@@ -76,6 +81,10 @@ static void free_run(run_t *run) {
     free(q->h_ws_key);
     free(q->h_ws_version);
     free(q->h_expect);
+    free(q->query);
+    free(q->h_authorization);
+    free(q->h_origin);
+    free(q->h_forwarded_for);
     free(q->body);
   }
   memset(run, 0, sizeof *run);
@@ -140,7 +149,10 @@ static int same_req(const req_t *a, const req_t *b) {
          str_or_null_equal(a->h_connection, b->h_connection) &&
          str_or_null_equal(a->h_ws_key, b->h_ws_key) &&
          str_or_null_equal(a->h_ws_version, b->h_ws_version) &&
-         str_or_null_equal(a->h_expect, b->h_expect) && a->body_len == b->body_len &&
+         str_or_null_equal(a->h_expect, b->h_expect) && str_or_null_equal(a->query, b->query) &&
+         str_or_null_equal(a->h_authorization, b->h_authorization) &&
+         str_or_null_equal(a->h_origin, b->h_origin) &&
+         str_or_null_equal(a->h_forwarded_for, b->h_forwarded_for) && a->body_len == b->body_len &&
          memcmp(a->body, b->body, a->body_len + 1) == 0 && a->consumed == b->consumed;
 }
 
@@ -399,14 +411,15 @@ static void test_repeated_and_case_insensitive_headers(void **state) {
 
 static void test_query_string(void **state) {
   static const struct {
-    const char *req, *path;
+    const char *req, *path, *query;
   } rows[] = {
-      {"GET /offer?x=1 HTTP/1.1\r\n\r\n", "/offer"},
-      {"GET /offer? HTTP/1.1\r\n\r\n", "/offer"},
-      {"GET /ws/a?b=c?d HTTP/1.1\r\n\r\n", "/ws/a"},
-      {"GET /ws/a#frag HTTP/1.1\r\n\r\n", "/ws/a"},
-      {"GET /?q HTTP/1.1\r\n\r\n", "/"},
-      {"GET /plain HTTP/1.1\r\n\r\n", "/plain"},
+      {"GET /offer?x=1 HTTP/1.1\r\n\r\n", "/offer", "x=1"},
+      {"GET /offer? HTTP/1.1\r\n\r\n", "/offer", ""},
+      {"GET /ws/a?b=c?d HTTP/1.1\r\n\r\n", "/ws/a", "b=c?d"},
+      {"GET /ws/a#frag HTTP/1.1\r\n\r\n", "/ws/a", ""},
+      {"GET /ws/a?t=1#frag?x HTTP/1.1\r\n\r\n", "/ws/a", "t=1"},
+      {"GET /?q HTTP/1.1\r\n\r\n", "/", "q"},
+      {"GET /plain HTTP/1.1\r\n\r\n", "/plain", ""},
   };
   (void)state;
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -415,6 +428,7 @@ static void test_query_string(void **state) {
     assert_int_equal(run.nreqs, 1);
     assert_string_equal(run.reqs[0].path, rows[i].path);
     assert_int_equal(run.reqs[0].path_len, strlen(rows[i].path));
+    assert_string_equal(run.reqs[0].query, rows[i].query);
     check_every_split(MAX_HEAD, MAX_BODY, rows[i].req, strlen(rows[i].req), &run);
   }
 }
@@ -901,6 +915,94 @@ static void test_has_token(void **state) {
   assert_int_equal(sig_http_has_token(NULL, "upgrade"), 0);
 }
 
+/* The headers auth reads: kept whole up to their room (8 KiB for Authorization), repeated
+ * ones joined, anything longer refused by name; and the same at every split. */
+static void test_auth_headers(void **state) {
+  static const char req[] =
+      "GET /ws/a?access_token=abc HTTP/1.1\r\n"
+      "Authorization: Bearer eyJ.eyJ.sig\r\n"
+      "Origin: https://app.example.com\r\n"
+      "X-Forwarded-For: 192.0.2.1\r\n"
+      "\r\n";
+  run_t run;
+  (void)state;
+  run_whole(MAX_HEAD, MAX_BODY, S(req), &run);
+  assert_int_equal(run.nreqs, 1);
+  assert_string_equal(run.reqs[0].query, "access_token=abc");
+  assert_string_equal(run.reqs[0].h_authorization, "Bearer eyJ.eyJ.sig");
+  assert_string_equal(run.reqs[0].h_origin, "https://app.example.com");
+  assert_string_equal(run.reqs[0].h_forwarded_for, "192.0.2.1");
+  check_every_split(MAX_HEAD, MAX_BODY, S(req), &run);
+
+  /* 8192 bytes of value fit; 8193 do not (with a head limit that allows them) */
+  size_t cap = 20000;
+  char *big = malloc(cap);
+  for (int extra = 0; extra <= 1; extra++) {
+    size_t vlen = 8192 + (size_t)extra;
+    int n = snprintf(big, cap, "GET /ws/a HTTP/1.1\r\nAuthorization: ");
+    memset(big + n, 'x', vlen);
+    n += (int)vlen;
+    n += snprintf(big + n, cap - (size_t)n, "\r\n\r\n");
+    run_whole(16384, MAX_BODY, big, (size_t)n, &run);
+    if (extra == 0) {
+      assert_int_equal(run.nreqs, 1);
+      assert_int_equal(strlen(run.reqs[0].h_authorization), vlen);
+      free_run(&run);
+    } else {
+      assert_int_equal(run.err_status, 400);
+      assert_string_equal(run.err_msg, "authorization: header value too long");
+    }
+  }
+  free(big);
+
+  static const char twice[] =
+      "GET /ws/a HTTP/1.1\r\nAuthorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n";
+  run_whole(MAX_HEAD, MAX_BODY, S(twice), &run);
+  assert_string_equal(run.reqs[0].h_authorization, "Bearer a, Bearer b");
+  check_every_split(MAX_HEAD, MAX_BODY, S(twice), &run);
+}
+
+static void test_query_param(void **state) {
+  static const struct {
+    const char *query, *name;
+    long want; /* length, or -1 absent, -2 malformed or too long */
+    const char *value;
+  } rows[] = {
+      {"access_token=abc", "access_token", 3, "abc"},
+      {"a=1&access_token=abc&b=2", "access_token", 3, "abc"},
+      {"access_token=abc&access_token=def", "access_token", 3, "abc"}, /* the first */
+      {"access_token=", "access_token", 0, ""},
+      {"access_token", "access_token", -1, NULL},      /* no '=' */
+      {"xaccess_token=abc", "access_token", -1, NULL}, /* a longer name */
+      {"access_tokenx=abc", "access_token", -1, NULL},
+      {"ACCESS_TOKEN=abc", "access_token", -1, NULL}, /* names are case-sensitive */
+      {"", "access_token", -1, NULL},
+      {"&&access_token=a%2Eb", "access_token", 3, "a.b"},
+      {"access_token=a%2eb", "access_token", 3, "a.b"},
+      {"access_token=a+b", "access_token", 3, "a b"},
+      {"access_token=%41%42", "access_token", 2, "AB"},
+      {"access_token=a%", "access_token", -2, NULL},
+      {"access_token=a%4", "access_token", -2, NULL},
+      {"access_token=a%4g", "access_token", -2, NULL},
+      {"access_token=a%zz&b=1", "access_token", -2, NULL},
+      {"access_token=%00", "access_token", 1, "\0"},
+      {"access_token=0123456789", "access_token", -2, NULL}, /* longer than cap - 1 */
+      {"access_token=012345678", "access_token", 9, "012345678"},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    char out[10];
+    memset(out, 0x55, sizeof out);
+    long got = sig_http_query_param(rows[i].query, rows[i].name, out, sizeof out);
+    if (got != rows[i].want) print_error("row %zu: '%s' gave %ld\n", i, rows[i].query, got);
+    assert_int_equal(got, rows[i].want);
+    if (got >= 0) {
+      assert_memory_equal(out, rows[i].value, (size_t)got);
+      assert_int_equal(out[got], '\0');
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_get_with_headers),
@@ -911,6 +1013,8 @@ int main(void) {
       cmocka_unit_test(test_upgrade),
       cmocka_unit_test(test_repeated_and_case_insensitive_headers),
       cmocka_unit_test(test_query_string),
+      cmocka_unit_test(test_auth_headers),
+      cmocka_unit_test(test_query_param),
       cmocka_unit_test(test_keep_alive),
       cmocka_unit_test(test_head_limit),
       cmocka_unit_test(test_header_value_too_long),
