@@ -84,6 +84,13 @@ static int check_public_key(sig_auth_alg_t alg, const unsigned char *pem, size_t
   return rc;
 }
 
+/* Whether the file opens (after blank space) with a PEM line. */
+static int looks_like_pem(const unsigned char *buf, size_t n) {
+  size_t i = 0;
+  while (i < n && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n')) i++;
+  return n - i >= 10 && memcmp(buf + i, "-----BEGIN", 10) == 0;
+}
+
 /* Reads and checks the key file into *key (NUL-terminated, heap). */
 static int read_key(const sig_auth_t *a, unsigned char **key, size_t *len, char *err,
                     size_t errlen) {
@@ -100,6 +107,11 @@ static int read_key(const sig_auth_t *a, unsigned char **key, size_t *len, char 
     rc = fail(err, errlen, "auth.key_file: cannot read %s", a->key_file);
   else if (n > KEY_FILE_MAX)
     rc = fail(err, errlen, "auth.key_file: %s is larger than %d bytes", a->key_file, KEY_FILE_MAX);
+  else if (is_hmac(a->alg) && looks_like_pem(buf, n))
+    rc = fail(err, errlen,
+              "auth.key_file: %s holds a PEM key, but %s needs a shared secret (a public key "
+              "as an HMAC secret would let anyone who has it make tokens)",
+              a->key_file, algs[a->alg].name);
   else if (is_hmac(a->alg) && n < HMAC_KEY_MIN)
     rc = fail(err, errlen, "auth.key_file: %s holds %zu bytes; an %s secret needs %d at least",
               a->key_file, n, algs[a->alg].name, HMAC_KEY_MIN);
@@ -200,7 +212,8 @@ static int decode_segment(const char *s, size_t n, const sig_json_schema_t *sche
 /* The value of a scanned string, NUL-terminated in out (cap bytes), or NULL when it does not
  * fit or holds NUL. */
 static const char *string_of(const sig_json_val_t *v, char *out, size_t cap) {
-  if (v->kind != SIG_JSON_STRING || v->nul || (size_t)(v->end - v->start) > cap) return NULL;
+  /* the raw text, quotes aside, bounds the value: it must fit with its NUL */
+  if (v->kind != SIG_JSON_STRING || v->nul || (size_t)(v->end - v->start) - 2 >= cap) return NULL;
   out[sig_json_string_value(v, out)] = '\0';
   return out;
 }

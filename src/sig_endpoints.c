@@ -4,6 +4,7 @@
 #include "sig_endpoints.h"
 
 #include <inttypes.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,7 @@ static const sig_conn_handler_t handler;
  * Origin when it is allowed. */
 static const char *cors_origin(const sig_endpoints_t *ep, const char *origin) {
   if (ep->any_origin) return "*";
-  if (ep->norigins == 1) return ep->origins[0];
+  if (ep->norigins == 1 && strchr(ep->origins[0], '*') == NULL) return ep->origins[0];
   return origin != NULL && sig_endpoints_origin_allowed(ep, origin) ? origin : NULL;
 }
 
@@ -130,9 +131,9 @@ static size_t request_token(const sig_http_request_t *r, char *buf, size_t cap) 
   const char *h = r->h_authorization;
   if (h != NULL && strncasecmp(h, "bearer ", 7) == 0) {
     h += 7;
-    while (*h == ' ') h++;
+    while (*h == ' ' || *h == '\t') h++;
     size_t n = strlen(h);
-    while (n > 0 && h[n - 1] == ' ') n--;
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
     if (n >= cap) return cap;
     memcpy(buf, h, n);
     buf[n] = '\0';
@@ -509,8 +510,8 @@ static int origin_matches(const char *pattern, const char *origin) {
   if (strncasecmp(pattern, origin, scheme) != 0 || n < scheme + 1 + suffix) return 0;
   const char *tail = origin + n - suffix;
   if (strcasecmp(tail, star + 4) != 0) return 0;
-  for (const char *p = origin + scheme; p < tail; p++) /* the labels before: no port, no path */
-    if (*p == '/' || *p == ':' || *p == '@') return 0;
+  for (const char *p = origin + scheme; p < tail; p++) /* the labels before: letters, digits, - . */
+    if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.') return 0;
   return 1;
 }
 

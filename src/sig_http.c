@@ -28,7 +28,7 @@
 #define HNAME_MAX 32
 
 /* A token (a JWT with its claims) may be long; the head limit still bounds it. */
-#define HAUTH_MAX 8192
+#define HAUTH_MAX (8192 + 64) /* a token of SIG_AUTH_TOKEN_MAX bytes, "Bearer " and spaces */
 
 enum {
   H_UPGRADE,

@@ -300,6 +300,16 @@ def test_a_9kb_token(hs, make_server, tmp_path_factory):
     big_auth.still_serves()
 
 
+def test_the_longest_domain_with_its_token(hs, server_bin):
+    d = "a" * 128
+    r = _cli(server_bin, "token", "--sub", d, "--config", str(hs.server.workdir / "signal-server.toml"))
+    assert r.returncode == 0, r.stderr
+    USED_TOKENS.add(r.stdout.strip())
+    c = hs.connect(d, r.stdout.strip())
+    c.expect_silence(0.2)
+    c.close()
+
+
 def test_token_in_header_wins_over_the_query(hs):
     d = uniq("B")
     good, other = hs.token(d), hs.token(uniq("C"))
@@ -554,7 +564,8 @@ def _upgrade(port, d, origin):
 @pytest.mark.parametrize("origin", [
     "https://evil.example", "http://app.example.com", "https://app.example.com:8443",
     "https://example.org", "https://a.example.org.evil.example", "https://evil.example/.example.org",
-    "null", "https://app.example.com.", "https://x@a.example.org"])
+    "null", "https://app.example.com.", "https://x@a.example.org", "https://evil.example?.example.org",
+    "https://evil.example#.example.org", "https://a.example.org:8443"])
 def test_upgrade_from_an_origin_not_allowed_is_403(origins, origin):
     d = uniq("B")
     owner = WSClient(origins.port, d)
@@ -585,6 +596,14 @@ def test_cors_echoes_an_allowed_origin_with_vary(origins):
     assert resp.header("access-control-allow-origin") is None, resp.raw_head
     resp = http(origins.port, "GET", "/healthz", headers=[("Origin", "https://a.example.org")])
     assert resp.header("access-control-allow-origin") == "https://a.example.org", resp.raw_head
+
+
+def test_a_single_wildcard_origin_is_echoed_as_the_request_names_it(make_server):
+    srv = make_server(allowed_origins=["https://*.example.net"])
+    resp = http(srv.port, "GET", "/healthz", headers=[("Origin", "https://a.example.net")])
+    assert resp.header("access-control-allow-origin") == "https://a.example.net", resp.raw_head
+    resp = http(srv.port, "GET", "/healthz", headers=[("Origin", "https://evil.example")])
+    assert resp.header("access-control-allow-origin") is None, resp.raw_head
 
 
 def test_cors_origin_is_an_alias(make_server):

@@ -187,6 +187,24 @@ static void test_claims_table(void **state) {
   sig_auth_free(a);
 }
 
+/* The longest domain is a valid sub; one character more is not. */
+static void test_sub_length(void **state) {
+  char err[256], token[1024], claims_json[512], sub[130];
+  sig_auth_claims_t claims;
+  (void)state;
+  sig_auth_t *a = new_auth("", key_path, err, sizeof err);
+  for (size_t n = 126; n <= 129; n++) {
+    memset(sub, 'a', n);
+    sub[n] = '\0';
+    snprintf(claims_json, sizeof claims_json, "{\"sub\":\"%s\"," EXP(1700000060) "}", sub);
+    sign(HS, claims_json, KEY, strlen(KEY), token);
+    sig_auth_result_t r = sig_auth_verify(a, token, strlen(token), NOW, &claims);
+    assert_int_equal(r, n <= 128 ? SIG_AUTH_OK : SIG_AUTH_INVALID);
+    if (r == SIG_AUTH_OK) assert_string_equal(claims.sub, sub);
+  }
+  sig_auth_free(a);
+}
+
 static void test_calls_claim(void **state) {
   char err[256], token[1024];
   sig_auth_claims_t claims;
@@ -402,6 +420,12 @@ static void test_key_checks_and_rotation(void **state) {
   assert_non_null(strstr(err, "holds 31 bytes; an HS256 secret needs 32 at least"));
   assert_null(new_auth("", "/nonexistent/key", err, sizeof err));
   assert_non_null(strstr(err, "auth.key_file: cannot read /nonexistent/key"));
+  /* a PEM key given to an HMAC algorithm: anyone with the public key could make tokens */
+  static const char pem[] = "\n-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
+                            "-----END PUBLIC KEY-----\n";
+  write_file(path, pem, strlen(pem));
+  assert_null(new_auth("", path, err, sizeof err));
+  assert_non_null(strstr(err, "holds a PEM key, but HS256 needs a shared secret"));
   write_file(path, KEY, strlen(KEY));
   sig_auth_t *a = new_auth("", path, err, sizeof err);
   assert_non_null(a);
@@ -427,6 +451,7 @@ static void test_key_checks_and_rotation(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_claims_table),
+      cmocka_unit_test(test_sub_length),
       cmocka_unit_test(test_calls_claim),
       cmocka_unit_test(test_form),
       cmocka_unit_test(test_longest_token),
