@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # build and run
-BUILD="make gcc pkg-config xxd libuv1-dev libhttp-parser-dev libssl-dev"
+BUILD="make gcc pkg-config xxd libuv1-dev libhttp-parser-dev libssl-dev libsystemd-dev"
 # unit and integration tests (tests/unit, tests/integration, bench/run.py --smoke)
 TEST="libcmocka-dev python3-pytest python3-pytest-timeout python3-websockets python3-psutil"
 # libFuzzer targets (fuzz/), built with clang
