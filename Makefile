@@ -172,7 +172,7 @@ build/bench/%: bench/%.c
 # whatever PREFIX is (the unit and the logrotate snippet name those paths), and `make install`
 # never replaces a file there: an existing configuration is the operator's.
 
-.PHONY: install uninstall
+.PHONY: install uninstall deb
 
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -209,3 +209,7 @@ uninstall:
 	  $(DESTDIR)$(UNITDIR)/signal-server.service
 	rm -rf $(DESTDIR)$(DOCDIR)
 
+# build/signal-server_VERSION_amd64.deb, built by dpkg-buildpackage from a copy of the source
+# files in build/deb-src (so the package's build never sees this tree's build/).
+deb: deps
+	scripts/make-deb.sh

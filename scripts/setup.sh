@@ -13,6 +13,8 @@ TEST="libcmocka-dev python3-pytest python3-pytest-timeout python3-websockets pyt
 FUZZ="clang libclang-rt-14-dev libfuzzer-14-dev"
 # bench/run.py, whose smoke mode runs in `make test` (it imports matplotlib for its plots)
 BENCH="python3-matplotlib"
+# make deb: the package build
+PACKAGE="dpkg-dev debhelper"
 
 # shellcheck disable=SC2086
-exec scripts/apt-install.sh $BUILD $TEST $FUZZ $BENCH
+exec scripts/apt-install.sh $BUILD $TEST $FUZZ $BENCH $PACKAGE
