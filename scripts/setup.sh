@@ -13,8 +13,9 @@ TEST="libcmocka-dev python3-pytest python3-pytest-timeout python3-websockets pyt
 FUZZ="clang libclang-rt-14-dev libfuzzer-14-dev"
 # bench/run.py, whose smoke mode runs in `make test` (it imports matplotlib for its plots)
 BENCH="python3-matplotlib"
-# make deb: the package build
-PACKAGE="dpkg-dev debhelper"
+# make install, make deb and their tests (tests/packaging): the package build, lintian,
+# systemd-analyze, man and groff, logrotate, readelf
+PACKAGE="dpkg-dev debhelper lintian systemd man-db groff-base logrotate binutils"
 
 # shellcheck disable=SC2086
 exec scripts/apt-install.sh $BUILD $TEST $FUZZ $BENCH $PACKAGE
