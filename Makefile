@@ -5,7 +5,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -Isrc
-LIBS    := -luv -lhttp_parser -ljwt -lcrypto
+LIBS    := -luv -lhttp_parser -ljwt -lcrypto -lsystemd
 PYTHON  := /usr/bin/python3
 
 SRC     := $(filter-out src/main.c,$(wildcard src/sig_*.c))
@@ -40,7 +40,7 @@ test: deps all $(UNIT_BIN) $(ASAN_UNIT_BIN) build/asan/signal-server $(BENCH_BIN
 	scripts/run-tests.sh
 
 build/signal-server: build/obj/main.o build/libsig.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 build/signal-server.toml: signal-server.toml
 	@mkdir -p build
@@ -164,3 +164,52 @@ build/bench/test_bjson: bench/test_bjson.c bench/bjson.c bench/bjson.h
 build/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIBS) -lm
+
+# ---- Installing (docs/INSTALL.md). `make install` puts the release build, the man page, the
+# systemd unit, the logrotate snippet, the documentation and (when there is none yet) the
+# configuration under DESTDIR/PREFIX; the Debian package (`make deb`, debian/) is built with it.
+# A daemon with a section-8 manual goes to sbin. The configuration and logrotate live in /etc
+# whatever PREFIX is (the unit and the logrotate snippet name those paths), and `make install`
+# never replaces a file there: an existing configuration is the operator's.
+
+.PHONY: install uninstall deb
+
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/signal-server
+SYSCONFDIR ?= /etc
+# Debian's packages put units in /lib/systemd/system (Debian 12); systemd also reads
+# /usr/local/lib/systemd/system, so a /usr/local install is found too.
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+DOCS    := README.md docs/INSTALL.md docs/CONFIG.md docs/PROTOCOL.md docs/SECURITY.md docs/CLIENT.md
+
+install: build/signal-server
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/signal-server $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0755 build/signal-server $(DESTDIR)$(SBINDIR)/signal-server
+	gzip -9n < packaging/signal-server.8 > $(DESTDIR)$(MANDIR)/man8/signal-server.8.gz
+	chmod 0644 $(DESTDIR)$(MANDIR)/man8/signal-server.8.gz
+	sed -e 's|/usr/sbin/signal-server|$(SBINDIR)/signal-server|' \
+	  -e 's|/etc/signal-server/|$(SYSCONFDIR)/signal-server/|' \
+	  -e 's|/usr/share/doc/signal-server/|$(DOCDIR)/|' \
+	  packaging/signal-server.service > $(DESTDIR)$(UNITDIR)/signal-server.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/signal-server.service
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	@for f in signal-server/signal-server.toml:packaging/signal-server.toml \
+	          logrotate.d/signal-server:packaging/signal-server.logrotate; do \
+	  dst=$(DESTDIR)$(SYSCONFDIR)/$${f%%:*}; src=$${f#*:}; \
+	  if [ -e "$$dst" ]; then echo "install: kept $$dst (the default is $$src)"; \
+	  else echo "install -m 0644 $$src $$dst"; install -m 0644 "$$src" "$$dst"; fi; \
+	done
+
+# Leaves the configuration and the log: they are the operator's.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/signal-server $(DESTDIR)$(MANDIR)/man8/signal-server.8.gz \
+	  $(DESTDIR)$(UNITDIR)/signal-server.service
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+# build/signal-server_VERSION_amd64.deb, built by dpkg-buildpackage from a copy of the source
+# files in build/deb-src (so the package's build never sees this tree's build/).
+deb: deps
+	scripts/make-deb.sh

@@ -2,9 +2,10 @@
 # The whole test suite, as `make test` runs it: cmocka unit tests, plain and under
 # ASan+UBSan; each libFuzzer target for 20 s; the pytest integration suite against
 # the release build and again against the ASan+UBSan build (where any sanitizer
-# report fails the run); the benchmark's smoke mode and the self-test of its load
-# generator against deliberately broken servers; real-WebRTC browser tests last
-# (node's pass/fail lines close the output).
+# report fails the run); the packaging tests (make install, the unit, the man page,
+# make deb); the benchmark's smoke mode and the self-test of its load generator
+# against deliberately broken servers; real-WebRTC browser tests last (node's
+# pass/fail lines close the output).
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON=/usr/bin/python3
@@ -29,6 +30,9 @@ run_integration() {
 
 run_integration build/signal-server
 run_integration build/asan/signal-server
+
+echo "== packaging: make install, the systemd unit, the man page, logrotate, make deb and lintian (~40 s)"
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/packaging
 
 echo "== benchmark harness, smoke mode (seconds; the full run is make bench)"
 "$PYTHON" bench/run.py --smoke

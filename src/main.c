@@ -16,6 +16,7 @@
 #include "sig_auth.h"
 #include "sig_config.h"
 #include "sig_log.h"
+#include "sig_notify.h"
 #include "sig_server.h"
 #include "sig_util.h"
 
@@ -87,11 +88,14 @@ static void on_stopped_early(void *arg) {
 static void on_signal(uv_signal_t *h, int signum) {
   app_t *app = h->data;
   if (signum == SIGHUP) {
+    sig_notify_reloading();
     sig_log_reopen();
     if (app->server != NULL) sig_server_reload(app->server);
+    sig_notify_ready(app->server != NULL ? sig_server_address(app->server) : NULL);
     return;
   }
   SIG_INFO("server", "received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  sig_notify_stopping();
   if (app->server != NULL) sig_server_shutdown(app->server, on_stopped, app);
 }
 
@@ -260,10 +264,12 @@ static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
   } else {
     SIG_INFO("server", "listening on %s version=%s log=%s", sig_server_address(app.server),
              SIG_VERSION, sig_log_path());
-    if (start_signals(&app) == 0) /* without signals it could not be stopped cleanly: don't run */
+    if (start_signals(&app) == 0) { /* without signals it could not be stopped cleanly: don't run */
       status = 0;
-    else
+      sig_notify_ready(sig_server_address(app.server));
+    } else {
       sig_server_shutdown(app.server, on_stopped_early, &app);
+    }
   }
   uv_run(app.loop, UV_RUN_DEFAULT); /* serves until stopped; then finishes the close callbacks */
   int rc = uv_loop_close(app.loop);
