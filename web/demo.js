@@ -4,7 +4,8 @@ import { CLOSE, SignalClient } from '/signal-client.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  conn: $('conn'), registerForm: $('register-form'), domain: $('domain'), register: $('register'), note: $('register-note'),
+  conn: $('conn'), registerForm: $('register-form'), domain: $('domain'), token: $('token'), register: $('register'),
+  note: $('register-note'),
   callForm: $('call-form'), remote: $('remote'), callButton: $('call'), trickle: $('trickle'), camera: $('camera'),
   incoming: $('incoming'), incomingFrom: $('incoming-from'), accept: $('accept'), decline: $('decline'),
   panel: $('call-panel'), peer: $('peer'), callState: $('call-state'), hangup: $('hangup'),
@@ -49,7 +50,7 @@ function setBadge(el, state, text) {
 function refresh() {
   const online = client !== null && client.state === 'open';
   const inCall = call !== null && call.state !== 'closed';
-  ui.domain.disabled = client !== null;
+  ui.domain.disabled = ui.token.disabled = client !== null;
   ui.register.textContent = client ? 'Go offline' : 'Go online';
   ui.remote.disabled = ui.callButton.disabled = !online || inCall;
   ui.hangup.hidden = !inCall;
@@ -134,15 +135,19 @@ function show(c) {
   });
 }
 
-function goOnline(domain) {
+function goOnline(domain, token) {
   sessionStorage.setItem('signal-demo-domain', domain);
   ui.note.hidden = true;
-  client = new SignalClient({ domain });
+  client = new SignalClient({ domain, token });
   client.addEventListener('open', (e) => { log(e.reconnected ? 'online again (re-registered)' : `online as ${domain}`); showConn(); refresh(); });
   client.addEventListener('close', (e) => {
     log(`server connection closed: ${e.code}${e.reason ? ` ${e.reason}` : ''}`);
     if (!e.reconnect) {
-      const why = { [CLOSE.REPLACED]: `Another tab or device took the name ${domain}.`, [CLOSE.TAKEN]: `The name ${domain} is taken.` }[e.code];
+      const refused = `The server refused ${domain}: ${e.code} ${e.reason}.`;
+      const why = {
+        [CLOSE.REPLACED]: `Another tab or device took the name ${domain}.`, [CLOSE.TAKEN]: `The name ${domain} is taken.`,
+        [CLOSE.UNAUTHORIZED]: `${refused} It needs a valid token for this name.`, [CLOSE.FORBIDDEN]: refused,
+      }[e.code];
       if (why) {
         log(why);
         ui.note.textContent = why;
@@ -188,7 +193,7 @@ ui.registerForm.addEventListener('submit', (e) => {
     return;
   }
   const domain = ui.domain.value.trim();
-  if (ui.domain.reportValidity()) goOnline(domain);
+  if (ui.domain.reportValidity()) goOnline(domain, ui.token.value.trim() || undefined);
 });
 
 ui.callForm.addEventListener('submit', async (e) => {

@@ -17,8 +17,10 @@
 const NAME_RE = /^[A-Za-z0-9._~-]{1,128}$/;
 
 /**
- * The server's WebSocket close codes (docs/PROTOCOL.md; src/sig_proto.h in the server). After
- * REPLACED, TAKEN and FULL the client does not re-register at once (see `close` in docs/CLIENT.md).
+ * The server's WebSocket close codes (docs/PROTOCOL.md; src/sig_proto.h in the server). REPLACED,
+ * TAKEN (on a first registration), FORBIDDEN and UNAUTHORIZED (unless a token function may give a
+ * fresh token) stop the client; REPLACED, TAKEN, FULL and the token refusals come right after the
+ * upgrade (see `close` in docs/CLIENT.md).
  */
 export const CLOSE = Object.freeze({
   NORMAL: 1000,
@@ -29,6 +31,8 @@ export const CLOSE = Object.freeze({
   POLICY: 1008,
   TOO_BIG: 1009,
   REPLACED: 4000,
+  UNAUTHORIZED: 4401,
+  FORBIDDEN: 4403,
   PING_TIMEOUT: 4408,
   TAKEN: 4409,
   FULL: 4503,
@@ -46,6 +50,10 @@ export const CLOSE = Object.freeze({
  *   sending the candidates found so far. Default 5000.
  * @property {{minDelay?: number, maxDelay?: number} | false} [reconnect] backoff bounds in ms
  *   (default 500 and 30000), or false to never re-register by itself.
+ * @property {string | (() => string | Promise<string>)} [token] a token for a server that requires
+ *   one (JWT auth), or a function returning one, called before every connection attempt so that a
+ *   re-registration uses a fresh token. Sent as `access_token` on the WebSocket URL and as
+ *   `Authorization: Bearer` on `POST /offer`. Default: none.
  * @property {typeof WebSocket} [WebSocket] implementation to use outside browsers.
  * @property {typeof RTCPeerConnection} [RTCPeerConnection] implementation to use outside browsers.
  * @property {typeof fetch} [fetch] implementation to use outside browsers.
@@ -167,6 +175,10 @@ export class SignalClient extends EventTarget {
     this._WebSocket = o.WebSocket ?? globalThis.WebSocket;
     this._RTCPeerConnection = o.RTCPeerConnection ?? globalThis.RTCPeerConnection;
     this._fetch = o.fetch ?? globalThis.fetch.bind(globalThis);
+    if (o.token != null && typeof o.token !== 'string' && typeof o.token !== 'function')
+      throw new TypeError('token: expected a string or a function returning one');
+    this._tokenSource = o.token || null;
+    this._token = typeof o.token === 'string' && o.token !== '' ? o.token : null; /* the one last sent */
     /**
      * `closed` (before connect() and after close() or a final close), `connecting`, `open`,
      * `reconnecting` (waiting to re-register).
@@ -180,12 +192,14 @@ export class SignalClient extends EventTarget {
     this._attempt = 0;
     this._openedAt = 0;
     this._everOpen = false; /* a connection of this session lived past its policy check */
+    this._refused = 0; /* 4401s in a row */
+    this._dialing = 0; /* counts _open() calls: a token that arrives for an older one is dropped */
     this._ended = new Set(); /* recently ended ids, to drop their late frames quietly */
   }
 
   /**
    * Opens the WebSocket (and keeps it open, re-registering after drops, until close()).
-   * Resolves at the next `open`; rejects if the client stops first (close(), 4000, 4409).
+   * Resolves at the next `open`; rejects if the client stops first (close(), 4000, 4409, 4401, 4403).
    * @returns {Promise<void>}
    */
   connect() {
@@ -200,6 +214,7 @@ export class SignalClient extends EventTarget {
     if (this.state === 'closed') {
       this._attempt = 0;
       this._everOpen = false;
+      this._refused = 0;
       this._open();
     }
     return p;
@@ -235,9 +250,32 @@ export class SignalClient extends EventTarget {
 
   _open() {
     this.state = this._everOpen ? 'reconnecting' : 'connecting';
+    if (typeof this._tokenSource !== 'function') {
+      this._dial(this._token);
+      return;
+    }
+    const dialing = ++this._dialing;
+    new Promise((resolve) => resolve(this._tokenSource()))
+      .then((token) => {
+        if (typeof token === 'string' && token !== '') return token;
+        throw new TypeError(`the function returned ${token === '' ? 'an empty string' : typeof token}, not a token`);
+      })
+      .then((token) => {
+        if (dialing !== this._dialing || this.state === 'closed') return; /* close() came first */
+        this._token = token;
+        this._dial(token);
+      }, (err) => {
+        if (dialing !== this._dialing || this.state === 'closed') return;
+        /* Like a server that cannot be reached: the token service may be back at the next attempt. */
+        this.dispatchEvent(event('error', { error: new SignalError(`token: ${err && err.message ? err.message : err}`, 0) }));
+        this._closed(1006, 'no token');
+      });
+  }
+
+  _dial(token) {
     let ws;
     try {
-      ws = new this._WebSocket(this.wsUrl);
+      ws = new this._WebSocket(token ? `${this.wsUrl}?access_token=${encodeURIComponent(token)}` : this.wsUrl);
     } catch (err) {
       this.dispatchEvent(event('error', { error: new SignalError(String(err.message || err), 0) }));
       this._closed(1006, 'cannot open');
@@ -262,14 +300,19 @@ export class SignalClient extends EventTarget {
   _closed(code, reason) {
     const lived = this._openedAt ? Date.now() - this._openedAt : 0;
     this._openedAt = 0;
-    const policy = code === CLOSE.REPLACED || code === CLOSE.TAKEN || code === CLOSE.FULL;
+    const refused = code === CLOSE.UNAUTHORIZED || code === CLOSE.FORBIDDEN;
+    const policy = code === CLOSE.REPLACED || code === CLOSE.TAKEN || code === CLOSE.FULL || refused;
     if (lived > 0 && !policy) this._everOpen = true;
     if (lived > 10000) this._attempt = 0;
+    this._refused = code === CLOSE.UNAUTHORIZED ? this._refused + 1 : 0;
     /* The server ended every exchange of this connection and told the peers: end the calls too. */
     for (const call of [...this.calls.values()]) call._end('disconnected', false);
     /* 4000: another connection owns the domain now; 4409 on a first registration: it is taken.
-       (4409 on a re-registration means the server has not yet seen the old connection die.) */
-    const final = !this.reconnect || code === CLOSE.REPLACED || (code === CLOSE.TAKEN && !this._everOpen);
+       (4409 on a re-registration means the server has not yet seen the old connection die.)
+       4403: the token is for another domain, a fresh one will be too. 4401 (missing, expired,
+       invalid): the same token would be refused again; a token function gets one more try. */
+    const final = !this.reconnect || code === CLOSE.REPLACED || (code === CLOSE.TAKEN && !this._everOpen) ||
+      code === CLOSE.FORBIDDEN || (code === CLOSE.UNAUTHORIZED && (typeof this._tokenSource !== 'function' || this._refused > 1));
     this.state = final ? 'closed' : 'reconnecting';
     this.dispatchEvent(event('close', { code, reason, reconnect: !final }));
     if (final) return;
@@ -473,11 +516,13 @@ export class Call extends EventTarget {
     let body = null;
     this._signalled = true; /* the answer may come over the WebSocket before the reply */
     try {
-      res = await client._fetch(client.offerUrl, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify(req),
-      });
+      res = await this._post(req, client._token);
+      /* The connection's token may have expired since: a token function gives a fresh one, once.
+         (A 401 means the server did nothing, so sending again is safe.) */
+      if (res.status === 401 && typeof client._tokenSource === 'function' && this.state !== 'closed') {
+        const token = await client._tokenSource();
+        if (typeof token === 'string' && token !== '') res = await this._post(req, (client._token = token));
+      }
       body = await res.json().catch(() => null);
     } catch (err) {
       this._signalled = false;
@@ -487,6 +532,12 @@ export class Call extends EventTarget {
       this._signalled = false; /* no exchange at the server: nothing to say bye to */
       throw new SignalError(body && body.msg ? body.msg : `POST /offer: HTTP ${res.status}`, res.status, this.id);
     }
+  }
+
+  _post(req, token) {
+    const headers = { 'Content-Type': 'application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return this._client._fetch(this._client.offerUrl, { method: 'POST', headers, body: JSON.stringify(req) });
   }
 
   /** Sends our offer or answer frame, then the candidates found meanwhile (trickle). */

@@ -2,42 +2,47 @@
 // build/signal-server, all in the private network namespace that run.sh sets up. Each test
 // drives the page like a user and asserts on what the pages observed: their connection and
 // call states, chat lines, event log, and the signaling frames their WebSockets carried.
-import { after, afterEach, before, test } from 'node:test';
+import { after, afterEach, before, test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, Server, Tab, launchBrowser } from './lib.mjs';
 import { SeedPeer } from './seed-peer.mjs';
 import wrtc from '@roamhq/wrtc';
-import { SignalClient, decodeSdp, encodeSdp } from '../../web/signal-client.js';
+import { CLOSE, SignalClient, decodeSdp, encodeSdp } from '../../web/signal-client.js';
+
+/* One minute per test; run.sh's --test-timeout bounds the whole file. */
+const test = (name, fn) => nodeTest(name, { timeout: 60000 }, fn);
 
 let server;
+let authServer; /* the same binary with JWT auth on */
 let browser;
 const tabs = [];
 
 before(async () => {
-  const [s, b] = await Promise.allSettled([Server.start(), launchBrowser()]);
-  server = s.value;
-  browser = b.value;
-  if (s.status === 'rejected') throw s.reason;
-  if (b.status === 'rejected') throw b.reason;
+  const [s, a, b] = await Promise.allSettled([Server.start(), Server.start({ auth: true }), launchBrowser()]);
+  [server, authServer, browser] = [s.value, a.value, b.value];
+  for (const r of [s, a, b]) if (r.status === 'rejected') throw r.reason;
 }, { timeout: 30000 });
 
 after(async () => {
   await browser?.close();
-  if (!server) return;
-  const status = await server.stop();
-  server.cleanup();
-  assert.deepEqual(status, { code: 0, signal: null }, 'the server exits cleanly on SIGTERM');
+  for (const srv of [server, authServer]) {
+    if (!srv) continue;
+    const status = await srv.stop();
+    srv.cleanup();
+    assert.deepEqual(status, { code: 0, signal: null }, 'the server exits cleanly on SIGTERM');
+  }
 }, { timeout: 30000 });
 
 /**
  * A new tab showing the demo, in a browser context of its own: a separate window (so that it
  * renders and runs at full speed while the other tab has the focus) and a separate profile.
  */
-async function tab() {
+async function tab(srv = server) {
   const context = await browser.newContext({ viewport: { width: 420, height: 860 } });
-  const t = await Tab.open(context, server.url);
+  const t = await Tab.open(context, srv.url);
   tabs.push(t);
   return t;
 }
@@ -245,6 +250,194 @@ test('signal-client.js outside the browser: Node (@roamhq/wrtc) calls a browser 
     assert.equal(call.endReason, 'hangup');
   } finally {
     client.close();
+  }
+});
+
+/** ws://…/ws/{domain}?access_token=… as the client opens it on srv. */
+function wsUrl(srv, domain, token) {
+  return `ws://127.0.0.1:${srv.port}/ws/${domain}?access_token=${encodeURIComponent(token)}`;
+}
+
+test('auth: two tabs with their own tokens complete a call; the calls claim limits whom a token calls', async () => {
+  const [tokenA, tokenB] = await Promise.all([authServer.token('auth-A', { calls: ['auth-B*'] }), authServer.token('auth-B')]);
+  const [a, b] = [await tab(authServer), await tab(authServer)];
+  await Promise.all([a.goOnline('auth-A', tokenA), b.goOnline('auth-B', tokenB)]);
+  assert.deepEqual(a.sockets, [wsUrl(authServer, 'auth-A', tokenA)]);
+  assert.deepEqual(b.sockets, [wsUrl(authServer, 'auth-B', tokenB)]);
+  assert.equal((await authServer.health()).domains, 2);
+
+  // The seed flow: the offer is a POST /offer carrying the token.
+  await a.dial('auth-B', { trickle: false });
+  await b.accept('auth-A');
+  await Promise.all([a.waitCallState('connected'), b.waitCallState('connected')]);
+  await chatBothWays(a, b);
+  assert.equal(a.posts.length, 1);
+  assert.equal(a.posts[0].authorization, `Bearer ${tokenA}`);
+  await a.page.click('#hangup');
+  await b.waitChat('note', 'auth-A hung up.');
+
+  // A's token allows calling auth-B* only: refused over the WebSocket and by POST /offer alike.
+  for (const [trickle, field] of [[true, 'offer_req.answer_domain'], [false, 'answer_domain']]) {
+    await a.dial('auth-C', { trickle });
+    await a.waitChat('note', `Error: ${field}: your token does not allow calling 'auth-C'`);
+  }
+  assert.equal(a.receivedOf('error')[0].status, 403);
+  await a.waitLog("call error 403: answer_domain: your token does not allow calling 'auth-C'"); /* the POST's */
+  assert.equal(await a.text('#conn'), 'online as auth-A');
+});
+
+test("auth: a tab with another domain's token is refused (4403), one without a valid token too (4401); the page says why", async () => {
+  const tokenB = await authServer.token('auth-B2');
+  const t = await tab(authServer);
+  const attempts = [
+    [tokenB, 'The server refused auth-X: 4403 token is not for this domain.'],
+    ['', 'The server refused auth-X: 4401 token missing. It needs a valid token for this name.'],
+    [`${tokenB}x`, 'The server refused auth-X: 4401 token invalid. It needs a valid token for this name.'],
+  ];
+  for (const [token, note] of attempts) {
+    await t.page.fill('#domain', 'auth-X');
+    await t.page.fill('#token', token);
+    await t.page.click('#register');
+    await t.page.locator('#register-note', { hasText: note }).waitFor({ state: 'visible', timeout: 10000 });
+    await t.waitConn('closed');
+    assert.equal(await t.page.textContent('#register'), 'Go online');
+  }
+  const closes = await t.page.$$eval('#log li', (l) => l.map((li) => li.textContent)
+    .filter((x) => x.includes('server connection closed')).map((x) => x.slice(x.indexOf('server connection closed'))));
+  assert.deepEqual(closes, [
+    'server connection closed: 4403 token is not for this domain',
+    'server connection closed: 4401 token missing',
+    'server connection closed: 4401 token invalid',
+  ]);
+  // Each refusal stopped the client at once: one WebSocket per press, no retry scheduled.
+  assert.deepEqual(t.sockets, [wsUrl(authServer, 'auth-X', tokenB), `ws://127.0.0.1:${authServer.port}/ws/auth-X`,
+    wsUrl(authServer, 'auth-X', `${tokenB}x`)]);
+  assert.equal(await t.page.locator('#log li', { hasText: 'reconnecting' }).count(), 0);
+  assert.equal((await authServer.health()).domains, 0);
+});
+
+/** Resolves with the next event of type on target for which pred holds. */
+function next(target, type, pred = () => true) {
+  return new Promise((resolve) => {
+    const on = (e) => { if (pred(e)) { target.removeEventListener(type, on); resolve(e); } };
+    target.addEventListener(type, on);
+  });
+}
+
+test('signal-client.js token function: a fresh token for every connection; a refusal gets one more try, a second stops', async () => {
+  const urls = [];
+  class RecordingWebSocket extends WebSocket {
+    constructor(url, protocols) {
+      urls.push(url);
+      super(url, protocols);
+    }
+  }
+  const clients = [];
+  const client = (options) => {
+    const c = new SignalClient({ url: authServer.url, WebSocket: RecordingWebSocket, reconnect: { minDelay: 50, maxDelay: 400 }, ...options });
+    c.closes = [];
+    c.addEventListener('close', (e) => c.closes.push([e.code, e.reason, e.reconnect]));
+    clients.push(c);
+    return c;
+  };
+  try {
+    /* The first token is garbage (4401 token invalid); later ones are good, each different (ttl). */
+    const issued = [];
+    const a = client({ domain: 'fn-A', token: async () => {
+      const t = issued.length === 0 ? 'garbage' : await authServer.token('fn-A', { ttl: 3600 + issued.length });
+      issued.push(t);
+      return t;
+    } });
+    const reopened = next(a, 'open', () => a.closes.length === 1);
+    await a.connect(); /* resolves at the refused connection's open: the server refuses right after the upgrade */
+    await reopened;
+    assert.deepEqual(a.closes, [[CLOSE.UNAUTHORIZED, 'token invalid', true]]);
+    assert.equal(issued.length, 2);
+    assert.equal((await authServer.health()).domains, 1, 'the second token registered fn-A');
+
+    // A server restart: every attempt to re-register asks for a token of its own.
+    const dropped = next(a, 'reconnecting');
+    assert.deepEqual(await authServer.stop(), { code: 0, signal: null });
+    await dropped;
+    const back = next(a, 'open');
+    await authServer.start();
+    assert.equal((await back).reconnected, true);
+    assert.equal((await authServer.health()).domains, 1);
+    assert.ok(issued.length >= 3);
+    assert.equal(new Set(issued).size, issued.length, 'every token is new');
+    assert.deepEqual(urls, issued.map((t) => wsUrl(authServer, 'fn-A', t)));
+    a.close();
+
+    // A function whose tokens are always refused: two tries, then the client stops for good.
+    let calls = 0;
+    const b = client({ domain: 'fn-B', token: () => { calls++; return 'garbage'; } });
+    const stopped = next(b, 'close', (e) => !e.reconnect || b.closes.length > 2);
+    b.connect().catch(() => {});
+    await stopped;
+    assert.deepEqual(b.closes, [[CLOSE.UNAUTHORIZED, 'token invalid', true], [CLOSE.UNAUTHORIZED, 'token invalid', false]]);
+    assert.equal(calls, 2);
+    assert.equal(b.state, 'closed');
+
+    // A token string for another domain: refused once (4403), never retried.
+    const before = urls.length;
+    const tokenForA = await authServer.token('fn-A');
+    const c = client({ domain: 'fn-C', token: tokenForA });
+    const forbidden = next(c, 'close');
+    c.connect().catch(() => {});
+    await forbidden;
+    assert.deepEqual(c.closes, [[CLOSE.FORBIDDEN, 'token is not for this domain', false]]);
+    assert.equal(c.state, 'closed');
+    assert.deepEqual(urls.slice(before), [wsUrl(authServer, 'fn-C', tokenForA)]);
+  } finally {
+    for (const c of clients) c.close();
+  }
+});
+
+test('signal-client.js token function after a key rotation: a refused POST /offer (401) is sent again with a fresh token', async () => {
+  const authorizations = [];
+  const recordingFetch = (url, init) => {
+    authorizations.push([init.headers.Authorization, url]);
+    return fetch(url, init);
+  };
+  let a;
+  let b;
+  try {
+    const tokenA = await authServer.token('rot-A');
+    /* tokenA to register; once a POST /offer went out, a fresh one (with whatever key is current). */
+    const options = { url: authServer.url, RTCPeerConnection: wrtc.RTCPeerConnection };
+    a = new SignalClient({ ...options, domain: 'rot-A', fetch: recordingFetch, trickle: false,
+      token: async () => (authorizations.length ? authServer.token('rot-A', { ttl: 600 }) : tokenA) });
+    b = new SignalClient({ ...options, domain: 'rot-B', token: await authServer.token('rot-B') });
+    b.addEventListener('incoming', (e) => e.call.accept());
+    await Promise.all([a.connect(), b.connect()]);
+
+    // A new key: registered connections stay, tokens signed with the old key no longer pass.
+    writeFileSync(join(authServer.dir, 'secret.key'), randomBytes(48));
+    authServer.proc.kill('SIGHUP');
+    const postWithTokenA = async () => {
+      const r = await fetch(new URL('offer', authServer.url), { method: 'POST', headers: { Authorization: `Bearer ${tokenA}` }, body: '{}' });
+      await r.arrayBuffer();
+      return r.status;
+    };
+    const deadline = Date.now() + 5000;
+    while ((await postWithTokenA()) !== 401) { /* 400 (the empty body) while the old key holds */
+      assert.ok(Date.now() < deadline, 'the server reads the new key within 5 s of SIGHUP');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    const call = a.call('rot-B');
+    const errors = [];
+    call.addEventListener('error', (e) => errors.push(e.error.message));
+    await next(call, 'statechange', () => call.state === 'connected' || call.state === 'closed');
+    assert.deepEqual(errors, []);
+    assert.equal(call.state, 'connected');
+    assert.equal(authorizations.length, 2);
+    assert.deepEqual(authorizations[0], [`Bearer ${tokenA}`, a.offerUrl]);
+    assert.notEqual(authorizations[1][0], authorizations[0][0]);
+    assert.match(authorizations[1][0], /^Bearer eyJ/);
+  } finally {
+    a?.close();
+    b?.close();
   }
 });
 

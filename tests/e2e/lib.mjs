@@ -1,11 +1,13 @@
 // Helpers of the end-to-end tests: the server under test (started from a generated config,
 // restartable on the same port), the shared headless Chromium, and the demo page's controls.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -25,15 +27,18 @@ async function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** build/signal-server (or $SIG_SERVER_BIN) on 127.0.0.1 with its own config and log folder. */
+/**
+ * build/signal-server (or $SIG_SERVER_BIN) on 127.0.0.1 with its own config and log folder;
+ * with {auth: true}, JWT auth on (HS256, a random 48-byte secret in its folder).
+ */
 export class Server {
-  static async start() {
-    const s = new Server(await freePort());
+  static async start(options) {
+    const s = new Server(await freePort(), options);
     await s.start();
     return s;
   }
 
-  constructor(port) {
+  constructor(port, { auth = false } = {}) {
     this.port = port;
     this.url = `http://127.0.0.1:${port}/`;
     this.dir = mkdtempSync(join(tmpdir(), 'sig-e2e-'));
@@ -47,8 +52,10 @@ export class Server {
       `out_dir = "${this.dir}"`,
       'out_file = "signal-server.log"',
       'level = "debug"',
+      ...(auth ? ['[auth]', 'mode = "jwt"', 'algorithm = "HS256"', 'key_file = "secret.key"'] : []),
       '',
     ].join('\n'));
+    if (auth) writeFileSync(join(this.dir, 'secret.key'), randomBytes(48), { mode: 0o600 });
     this.proc = null;
   }
 
@@ -80,6 +87,15 @@ export class Server {
     const status = await this.exited;
     clearTimeout(timer);
     return status;
+  }
+
+  /** A token for domain sub from the binary's `token` subcommand, signed with this server's key. */
+  async token(sub, { ttl, calls } = {}) {
+    const args = ['token', '--sub', sub, '--config', this.config];
+    if (ttl !== undefined) args.push('--ttl', String(ttl));
+    if (calls) args.push('--calls', ...calls);
+    const { stdout } = await promisify(execFile)(this.bin, args);
+    return stdout.trim();
   }
 
   async health() {
@@ -122,6 +138,7 @@ export class Tab {
     this.sent = [];
     this.received = [];
     this.posts = [];
+    this.sockets = []; /* URLs of the WebSockets the page opened */
     page.on('pageerror', (err) => this.errors.push(String(err)));
     /* Chromium's own console errors count too (a missing asset, say), except the refused
        WebSocket connections of re-registration attempts while the server is down and the
@@ -131,17 +148,21 @@ export class Tab {
       if (/^WebSocket connection to .* failed/.test(m.text()) || /\/offer$/.test(m.location().url)) return;
       this.errors.push(`console: ${m.text()} (${m.location().url})`);
     });
-    page.on('request', (r) => { if (r.method() === 'POST') this.posts.push({ url: r.url(), body: r.postData() }); });
+    page.on('request', (r) => {
+      if (r.method() === 'POST') this.posts.push({ url: r.url(), body: r.postData(), authorization: r.headers().authorization });
+    });
     page.on('websocket', (ws) => {
+      this.sockets.push(ws.url());
       const parse = (f) => { try { return JSON.parse(f.payload); } catch { return { raw: f.payload }; } };
       ws.on('framesent', (f) => this.sent.push(parse(f)));
       ws.on('framereceived', (f) => this.received.push(parse(f)));
     });
   }
 
-  /** Types the name and presses "Go online"; waits until the page says it is online. */
-  async goOnline(domain) {
+  /** Types the name (and the token, if any) and presses "Go online"; waits until the page says it is online. */
+  async goOnline(domain, token) {
     await this.page.fill('#domain', domain);
+    if (token !== undefined) await this.page.fill('#token', token);
     await this.page.click('#register');
     await this.waitConn('open');
   }

@@ -24,5 +24,6 @@ if [ "${SIG_E2E_IN_NETNS:-}" != 1 ]; then
     exec "$0" "$@"' "$here/run.sh" "$@"
 fi
 
+# --test-timeout bounds the whole file (each test in it has a minute).
 exec node --experimental-websocket --disable-warning=ExperimentalWarning \
-  --test --test-reporter=tap --test-concurrency=1 --test-timeout=60000 "$@" e2e.test.mjs
+  --test --test-reporter=tap --test-concurrency=1 --test-timeout=300000 "$@" e2e.test.mjs
