@@ -1082,11 +1082,9 @@ def write_report(data):
     for what, target, measured, v in goals(s, r, data.get("million"), failed, data.get("auth")):
         L.append(f"| {what} | {target} | {measured} | {v} |")
     L.append("")
-    if data.get("auth"):
-        L += auth_report(data["auth"])
     present = [t for t in TARGETS if t in s]
     if not present:
-        write_section("results", "\n".join(L))
+        write_section("results", "\n".join(L + auth_report(data["auth"])))
         return
     L.append(f"### All figures: median (min–max) of {data['reps']} runs; ratios are signal-server "
              "÷ the other, within each run")
@@ -1127,6 +1125,8 @@ def write_report(data):
                  f"MiB before, {million['rss_after'] / 2**20:.1f} MiB after "
                  f"({million['ratio']:.3f}×), {million['errors']} errors.")
         L.append("")
+    if data.get("auth"):
+        L += auth_report(data["auth"])
     L.append("![latency against rate](bench/results/latency.png)")
     L.append("")
     L.append("![memory against connections](bench/results/memory.png)")
