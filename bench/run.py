@@ -60,10 +60,12 @@ import platform
 import random
 import secrets
 import select
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -124,6 +126,7 @@ SLAB_CACHES = ("TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "ev
                "tcp_bind_bucket", "tcp_bind2_bucket")
 
 children = []  # every process we started, for cleanup
+scratch_dirs = []  # every folder of keys and tokens we made, for cleanup
 RUN_TAG = random.randint(1, 250)  # second octet of this run's source addresses
 
 
@@ -353,6 +356,8 @@ def cleanup():
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+    for d in scratch_dirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- verdicts: one place decides whether what the generator reported is a pass
@@ -581,11 +586,13 @@ def bench_target(target, ti, rep, million=False):
 class AuthKeys:
     """This invocation's keys, made fresh for it: an HMAC secret (HS256) and a P-256 key pair
     (ES256; the server gets the public half), plus one more of each that no server knows, to
-    sign forged tokens. Tokens are minted into files, one per line, for loadgen --tokens."""
+    sign forged tokens. Keys and tokens (one per line, for loadgen --tokens) go into a private
+    folder of this process, removed at exit."""
 
     def __init__(self):
-        self.dir = BUILD / "auth"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        BUILD.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="auth-", dir=BUILD))  # mode 0700
+        scratch_dirs.append(self.dir)
         self.sign = {"HS256": secrets.token_hex(32).encode(),
                      "ES256": ec.generate_private_key(ec.SECP256R1())}
         self.forge = {"HS256": secrets.token_hex(32).encode(),
@@ -593,11 +600,8 @@ class AuthKeys:
         pem = self.sign["ES256"].public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.files = {"HS256": self.dir / "hs256.key", "ES256": self.dir / "es256-public.pem"}
-        for alg, data in (("HS256", self.sign["HS256"]), ("ES256", pem)):
-            self.files[alg].unlink(missing_ok=True)
-            fd = os.open(self.files[alg], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+        self.files["HS256"].write_bytes(self.sign["HS256"])
+        self.files["ES256"].write_bytes(pem)
 
     def config(self, mode):
         """Server(auth=...) for mode: None with auth off, else (algorithm, key file)."""
