@@ -120,8 +120,9 @@ format:
 # ---- Benchmarks (bench/, BENCHMARKS.md). `make test` runs only the smoke mode.
 # `make bench` installs what it needs (scripts/setup-bench.sh: matplotlib, PeerJS into
 # bench/node_modules) and writes the BENCHMARKS.md section and its plots (7-12 min);
-# `make bench-smoke` is a seconds-long run against signal-server and the floor that fails
-# on any error; `make bench-hold` holds 19,900 idle peers for 10 minutes.
+# `make bench-smoke` is a seconds-long run against signal-server and the floor, then
+# signal-server with HS256 auth (refusals, tokens), that fails on any error; `make bench-hold`
+# holds 19,900 idle peers for 10 minutes.
 
 # ---- The abuse campaign (tests/abuse/campaign.py, docs/SECURITY.md): every attack of the
 # abuse review at full size against the release and the ASan+UBSan builds, one table each.

@@ -9,6 +9,10 @@
  *           travel over the WebSockets (PeerJS has no HTTP offer API).
  *   floor   bench/floor.c: [4-byte dst][4-byte length][payload] over TCP.
  *
+ * With --tokens FILE (sig only), peer i registers with the token on line i of FILE in the
+ * access_token query parameter (/ws/{domain}?access_token=...). A close from the server is
+ * an error of its own kind: refused for the auth codes 4401 and 4403, closed for any other.
+ *
  * Every delivery is verified, so that a server cannot score by delivering the wrong thing:
  * each exchange carries its own nonce inside its SDP (4,096 characters) and its candidate,
  * and the receiver checks, with a real JSON parse (bjson.c), that it is the addressed peer,
@@ -39,6 +43,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <uv.h>
@@ -59,6 +64,7 @@
 #define NONCE_B64_OFF 28                       /* 21 / 3 * 4 */
 #define NONCE_B64_LEN 24                       /* 16 hex digits and CRLF: 18 bytes */
 #define CAND_LEN 80
+#define MAX_TOKEN 8192 /* the server's bound on a token */
 
 typedef enum { TGT_SIG, TGT_PEERJS, TGT_FLOOR } target_t;
 typedef enum { CS_NEW, CS_HANDSHAKE, CS_WAIT_OPEN, CS_OPEN, CS_DEAD } conn_state_t;
@@ -78,6 +84,8 @@ typedef enum {
   ERR_HTTP_STATUS,
   ERR_HTTP_BODY,
   ERR_UNEXPECTED,
+  ERR_REFUSED,
+  ERR_CLOSED,
   ERR_KINDS
 } err_t;
 
@@ -94,6 +102,8 @@ static const char *const err_names[ERR_KINDS] = {
     "http_status",   /* POST /offer answered with a status other than 200 */
     "http_body",     /* a 200 reply whose body is not {"code":0,"msg":"ok","data":{"id":id}} */
     "unexpected",    /* an error frame, bye, or a message nobody asked for */
+    "refused",       /* closed with 4401 or 4403: auth refused the registration */
+    "closed",        /* a close frame from the server with any other code */
 };
 
 typedef struct {
@@ -159,6 +169,8 @@ static char scratch[SCRATCH_SIZE];
 static char *sdp_tmpl;            /* the SDP field (base64 of an SDP text) with a blank nonce */
 static char *sdp_send, *sdp_want; /* the template with one exchange's nonce: to send, to compare */
 static size_t sdp_len;
+static char *tokens;        /* --tokens: every line of the file, each ended by '\0' */
+static uint32_t *token_off; /* peer i's token starts at tokens + token_off[i] */
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static uint64_t secret; /* nonces are unpredictable to the server */
 
@@ -1018,6 +1030,16 @@ static void deliver_text(conn_t *c, const char *pl, size_t n) {
   if (was_waiting && c->state == CS_OPEN) registered(c->peer);
 }
 
+/* The server closed the WebSocket: an error, whose kind says whether auth refused the peer. */
+static void on_close_frame(conn_t *c, const char *pl, size_t n) {
+  char name[48];
+  unsigned code = n >= 2 ? (unsigned)((uint8_t)pl[0] << 8 | (uint8_t)pl[1]) : 0;
+  peer_name(c->peer, name, sizeof(name));
+  report(code == 4401 || code == 4403 ? ERR_REFUSED : ERR_CLOSED,
+         "%s closed by the server with code %u (%s)", name, code,
+         n > 2 ? excerpt(pl + 2, n - 2) : "no reason");
+}
+
 /* Frames from the server (unmasked). Returns the bytes consumed, or -1 to drop the connection. */
 static ssize_t parse_frames(conn_t *c, const char *buf, size_t len) {
   size_t off = 0;
@@ -1072,7 +1094,7 @@ static ssize_t parse_frames(conn_t *c, const char *buf, size_t len) {
         break;
       }
       case 0xA: break;
-      case 0x8: return -1;
+      case 0x8: on_close_frame(c, pl, (size_t)plen); return -1;
       default: { /* binary or reserved */
         char name[48];
         peer_name(c->peer, name, sizeof(name));
@@ -1340,16 +1362,20 @@ static void on_connect(uv_connect_t *req, int status) {
   }
   c->state = CS_HANDSHAKE;
   peer_t *p = c->peer;
-  char name[48], req_buf[512];
+  char name[48], req_buf[512 + MAX_TOKEN];
   int n;
   switch (cfg.target) {
     case TGT_SIG:
     case TGT_PEERJS:
       peer_name(p, name, sizeof(name));
-      n = snprintf(req_buf, sizeof(req_buf),
-                   cfg.target == TGT_SIG ? "GET /ws/%s HTTP/1.1\r\n"
-                                         : "GET /peerjs?key=peerjs&id=%s&token=t%u HTTP/1.1\r\n",
-                   name, p->idx);
+      if (cfg.target == TGT_PEERJS)
+        n = snprintf(req_buf, sizeof(req_buf),
+                     "GET /peerjs?key=peerjs&id=%s&token=t%u HTTP/1.1\r\n", name, p->idx);
+      else if (tokens != NULL)
+        n = snprintf(req_buf, sizeof(req_buf), "GET /ws/%s?access_token=%s HTTP/1.1\r\n", name,
+                     tokens + token_off[p->idx]);
+      else
+        n = snprintf(req_buf, sizeof(req_buf), "GET /ws/%s HTTP/1.1\r\n", name);
       n += snprintf(
           req_buf + n, sizeof(req_buf) - (size_t)n,
           "Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -1754,19 +1780,76 @@ static void make_sdp(void) {
   free(raw);
 }
 
+static int is_token_char(char c) { /* base64url and the dots of a JWS compact serialization */
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.';
+}
+
+/* --tokens FILE: exactly one token per peer, line i for peer i, each of base64url and dots (so
+ * it goes into the query string as it is) and at most MAX_TOKEN bytes. Read whole before any
+ * peer is opened, so that nothing timed waits for the file. */
+static void read_tokens(const char *path) {
+  FILE *f = fopen(path, "rb");
+  struct stat st;
+  if (f == NULL || fstat(fileno(f), &st) != 0) {
+    fprintf(stderr, "loadgen: --tokens %s: cannot open the file\n", path);
+    exit(1);
+  }
+  if (st.st_size <= 0 || (uint64_t)st.st_size > (uint64_t)cfg.npeers * (MAX_TOKEN + 1)) {
+    fprintf(stderr, "loadgen: --tokens %s: %lld bytes: empty, or more than %u tokens can be\n",
+            path, (long long)st.st_size, cfg.npeers);
+    exit(1);
+  }
+  size_t len = (size_t)st.st_size;
+  tokens = xmalloc(len + 1);
+  if (fread(tokens, 1, len, f) != len) die("--tokens: cannot read the file");
+  fclose(f);
+  tokens[len] = '\0';
+  token_off = xmalloc(cfg.npeers * sizeof(*token_off));
+  uint32_t n = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= len; i++) {
+    if (i < len && tokens[i] != '\n') {
+      if (is_token_char(tokens[i])) continue;
+      fprintf(stderr, "loadgen: --tokens %s:%u: byte 0x%02x is not base64url or a dot\n", path,
+              n + 1, (unsigned char)tokens[i]);
+      exit(1);
+    }
+    if (i == len && start == len) break; /* the file ends with a newline */
+    if (i == start || i - start > MAX_TOKEN || n == cfg.npeers) {
+      fprintf(stderr, "loadgen: --tokens %s:%u: %s\n", path, n + 1,
+              n == cfg.npeers ? "more lines than --peers: one token per peer"
+              : i == start    ? "an empty line: one token per peer"
+                              : "a token longer than 8,192 bytes");
+      exit(1);
+    }
+    tokens[i] = '\0';
+    token_off[n++] = (uint32_t)start;
+    start = i + 1;
+  }
+  if (n != cfg.npeers) {
+    fprintf(stderr, "loadgen: --tokens %s: %u lines for %u peers: one token per peer\n", path, n,
+            cfg.npeers);
+    exit(1);
+  }
+}
+
 static void usage(void) {
   fprintf(
       stderr,
       "usage: loadgen --target sig|peerjs|floor --port PORT [--host 127.0.0.1] [--src 127.0.0.2]\n"
       "               --peers N [--pairs K] [--prefix NAME] [--id-base N] [--window W]\n"
       "               [--sdp-bytes 4096] [--heartbeat-s 20] [--drain-s 3] [--trace FILE]\n"
-      "The first 2K peers form K offer/answer pairs; the rest are idle. Commands on stdin:\n"
+      "               [--tokens FILE]\n"
+      "The first 2K peers form K offer/answer pairs; the rest are idle. With --tokens (sig\n"
+      "only), peer i (named PREFIX-i) registers with the token on line i of FILE. Commands on "
+      "stdin:\n"
       "rate R D | closed W D [N] | stats | quit\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  const char *host = "127.0.0.1", *src = "127.0.0.1";
+  const char *host = "127.0.0.1", *src = "127.0.0.1", *tokens_path = NULL;
   int port = 0;
   snprintf(cfg.prefix, sizeof(cfg.prefix), "p%d", (int)getpid());
   for (int i = 1; i < argc; i++) {
@@ -1804,6 +1887,8 @@ int main(int argc, char **argv) {
       cfg.heartbeat_s = atof(v);
     else if (strcmp(k, "--drain-s") == 0)
       cfg.drain_s = atof(v);
+    else if (strcmp(k, "--tokens") == 0)
+      tokens_path = v;
     else if (strcmp(k, "--trace") == 0) {
       trace = fopen(v, "w");
       if (trace == NULL) die("--trace: cannot open the file");
@@ -1815,7 +1900,8 @@ int main(int argc, char **argv) {
     if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~", *c) == NULL)
       usage();
   if (port <= 0 || port > 65535 || cfg.npeers == 0 || cfg.npeers < 2 * cfg.npairs ||
-      cfg.window == 0 || cfg.sdp_bytes < 64 || cfg.sdp_bytes > 65536 || cfg.prefix[0] == '\0')
+      cfg.window == 0 || cfg.sdp_bytes < 64 || cfg.sdp_bytes > 65536 || cfg.prefix[0] == '\0' ||
+      (tokens_path != NULL && cfg.target != TGT_SIG))
     usage();
   if (uv_ip4_addr(host, port, &cfg.server) != 0 || uv_ip4_addr(src, 0, &cfg.src) != 0) usage();
   /* Traffic stays on this machine. */
@@ -1834,6 +1920,7 @@ int main(int argc, char **argv) {
   secret = splitmix(xorshift());
 
   make_sdp();
+  if (tokens_path != NULL) read_tokens(tokens_path);
   ring = calloc(RING_SIZE, sizeof(*ring));
   peers = calloc(cfg.npeers, sizeof(*peers));
   if (ring == NULL || peers == NULL) die("out of memory");

@@ -17,18 +17,37 @@ For each repetition and target (the order rotated from one repetition to the nex
      the same for every target (from the bracket the earlier phases give, to within 5%).
 
 signal-server then runs one million exchanges (closed loop) and its RSS is compared with the RSS
-before them. Each figure is the median of the repetitions with its min-max; ratios are computed
-within each repetition (same run) and reported the same way. Any error of the generator (a
-misrouted, altered, duplicated or missing delivery, a bad reply, a dropped connection) in any
-phase fails the run. Writes bench/results/latest.json, the PNG plots and the generated section of
-BENCHMARKS.md, with only what this invocation measured.
+before them.
+
+The auth measurement (issue 11) takes its turn in each repetition's rotated order beside the
+targets: three signal-servers one after the other, with [auth] off, HS256 and ES256 (their order
+rotated too), configured alike otherwise. Each auth server must first refuse registrations with
+no token, another domain's token, a token signed with a key it does not have and an expired
+token, every one closed with 4401 or 4403 (else the run fails, "auth was not enforced", and
+nothing is timed on that server). Then, on every server, 200 untimed registrations and two
+holders of 4,500 peers (256 handshakes in flight, as above), each peer with its own token in
+access_token (none with auth off), all still open at the end and counted by the server
+(/healthz). Upgrades/s = the median of the two holders; HS256 / off and ES256 / off within each
+repetition. Tokens are minted before anything is timed, with keys made for this invocation (an
+HMAC secret and a P-256 key pair).
+
+Each figure is the median of the repetitions with its min-max; ratios are computed within each
+repetition (same run) and reported the same way. Any error of the generator (a misrouted,
+altered, duplicated or missing delivery, a bad reply, a dropped connection, a refused
+registration) in any phase fails the run. Writes bench/results/latest.json, the PNG plots and the
+generated section of BENCHMARKS.md, with only what this invocation measured.
 
   --smoke      seconds: 200 idle peers and 2 s of 200 exchanges/s against signal-server and the
-               floor; exits non-zero on any error or no completed exchange (no Go or PeerJS needed)
+               floor; then signal-server with HS256 auth: the refusal check, and 200 peers that
+               register with their tokens; exits non-zero on any error, no completed exchange or
+               a refusal that did not come (no Go or PeerJS needed)
   --self-test  the generator against a real signal-server (directly and through a transparent
                proxy) and against deliberately broken servers (bench/faultproxy.py: misroutes,
                truncates, duplicates, drops one in a thousand, ...): each broken one must fail the
-               run with the error kind it provokes, the real one must pass
+               run with the error kind it provokes, the real one must pass; and the auth
+               measurement's refusal check against a server with auth off must fail
+  --targets    which of sig,go,peerjs,floor,auth to run (all by default); --targets auth runs
+               only the auth measurement
   --hold       19,900 idle peers on signal-server for --hold-s seconds (600), pings every 20 s;
                fails if any connection drops or a ping goes unanswered; writes its own dated,
                commit-stamped result (bench/results/hold.json, the Idle hold section)
@@ -39,13 +58,20 @@ import json
 import os
 import platform
 import random
+import secrets
 import select
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import jwt  # python3-jwt (scripts/setup.sh)
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "lib"))
@@ -68,9 +94,14 @@ PYTHON = "/usr/bin/python3"
 SERVER_CPU = "1" if (os.cpu_count() or 1) >= 2 else "0"  # the issue's machine has 2 cores
 GEN_CPU = "0"
 TARGETS = ["sig", "go", "peerjs", "floor"]
-NAMES = {"sig": "signal-server", "go": "Go (gorilla)", "peerjs": "PeerJS", "floor": "floor"}
+NAMES = {"sig": "signal-server", "go": "Go (gorilla)", "peerjs": "PeerJS", "floor": "floor",
+         "auth": "signal-server auth measurement"}
 PROTOCOL = {"sig": "sig", "go": "sig", "peerjs": "peerjs", "floor": "floor"}  # loadgen --target
 GC_TARGETS = {"go", "peerjs"}  # garbage-collected: memory read before and after a forced GC
+MEASURES = TARGETS + ["auth"]  # what --targets may name: the servers, and signal-server's auth
+AUTH_MODES = ["off", "HS256", "ES256"]  # one signal-server each, in turn, per repetition
+AUTH_NAMES = {"off": "auth off", "HS256": "HS256", "ES256": "ES256"}
+AUTH_GOAL = 0.8  # the issue's target: upgrades/s with HS256 >= 0.8 x auth off
 
 LIVENESS_S = 20  # server pings (signal-server, Go) and PeerJS client heartbeats, all every 20 s
 WARM = 1000
@@ -87,10 +118,15 @@ RETRIES_PER_PHASE = 2
 RETRY_BUDGET = 6  # re-runs for noise per target and repetition, the same for every target
 QUIET_WAIT_S = 10  # before each target, wait at most this long for the machine to be quiet
 DRAIN_S = 30  # after a phase's last send, how long exchanges may take before they are errors
+AUTH_WARM = 200  # untimed registrations before the timed holders, on every server alike
+AUTH_HOLDERS = 2  # timed holders of HOLDER_PEERS each, per server
+AUTH_TTL_S = 3600  # the tokens' lifetime, from when a repetition mints them
+REFUSAL_PEERS = 8  # per refusal case
 SLAB_CACHES = ("TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq",
                "tcp_bind_bucket", "tcp_bind2_bucket")
 
 children = []  # every process we started, for cleanup
+scratch_dirs = []  # every folder of keys and tokens we made, for cleanup
 RUN_TAG = random.randint(1, 250)  # second octet of this run's source addresses
 
 
@@ -154,7 +190,8 @@ def git_commit():
 
 
 class Server:
-    def __init__(self, target, tag, ping_s=LIVENESS_S):
+    def __init__(self, target, tag, ping_s=LIVENESS_S, auth=None):
+        """auth (signal-server only): None, or (algorithm, key file) for [auth] mode = "jwt"."""
         self.target = target
         self.port = free_port()
         BUILD.mkdir(parents=True, exist_ok=True)
@@ -182,7 +219,12 @@ class Server:
                 "[log]\n"
                 f'    out_dir = "{BUILD / "log"}"\n'
                 f'    out_file = "signal-server-{tag}.log"\n'
-                '    level = "warn"\n')
+                '    level = "warn"\n'
+                + ("" if auth is None else
+                   "[auth]\n"
+                   '    mode = "jwt"\n'
+                   f'    algorithm = "{auth[0]}"\n'
+                   f'    key_file = "{auth[1]}"\n'))
             cmd = [str(SERVER), "--config", str(conf)]
         elif target == "go":
             cmd = [str(GOSERVER), "--addr", f"127.0.0.1:{self.port}", "--ping-s", str(ping_s),
@@ -241,11 +283,14 @@ class Gen:
     """One load generator process (bench/loadgen.c), driven over its stdin/stdout."""
 
     def __init__(self, target, port, src, peers, pairs=0, prefix="p", id_base=0, window=256,
-                 drain_s=DRAIN_S):
+                 drain_s=DRAIN_S, tokens=None):
+        """tokens: a file of one token per peer (peer i is named <prefix>-i), or None."""
         cmd = ["taskset", "-c", GEN_CPU, str(LOADGEN), "--target", PROTOCOL[target],
                "--port", str(port), "--src", src, "--peers", str(peers), "--pairs", str(pairs),
                "--prefix", prefix, "--id-base", str(id_base), "--window", str(window),
                "--heartbeat-s", str(LIVENESS_S), "--drain-s", str(drain_s)]
+        if tokens is not None:
+            cmd += ["--tokens", str(tokens)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         children.append(self.proc)
         self.buf = b""
@@ -311,6 +356,8 @@ def cleanup():
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+    for d in scratch_dirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- verdicts: one place decides whether what the generator reported is a pass
@@ -533,6 +580,196 @@ def bench_target(target, ti, rep, million=False):
         srv.stop()
 
 
+# ---- auth: signal-server's upgrades/s with JWT auth off, HS256 and ES256
+
+
+class AuthKeys:
+    """This invocation's keys, made fresh for it: an HMAC secret (HS256) and a P-256 key pair
+    (ES256; the server gets the public half), plus one more of each that no server knows, to
+    sign forged tokens. Keys and tokens (one per line, for loadgen --tokens) go into a private
+    folder of this process, removed at exit."""
+
+    def __init__(self):
+        BUILD.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="auth-", dir=BUILD))  # mode 0700
+        scratch_dirs.append(self.dir)
+        self.sign = {"HS256": secrets.token_hex(32).encode(),
+                     "ES256": ec.generate_private_key(ec.SECP256R1())}
+        self.forge = {"HS256": secrets.token_hex(32).encode(),
+                      "ES256": ec.generate_private_key(ec.SECP256R1())}
+        pem = self.sign["ES256"].public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.files = {"HS256": self.dir / "hs256.key", "ES256": self.dir / "es256-public.pem"}
+        self.files["HS256"].write_bytes(self.sign["HS256"])
+        self.files["ES256"].write_bytes(pem)
+
+    def config(self, mode):
+        """Server(auth=...) for mode: None with auth off, else (algorithm, key file)."""
+        return None if mode == "off" else (mode, self.files[mode])
+
+    def mint(self, alg, name, subs, forged=False, ttl=AUTH_TTL_S):
+        """Writes a token for each of subs, in order, one per line; returns the file's path."""
+        key = (self.forge if forged else self.sign)[alg]
+        exp = int(time.time()) + ttl
+        path = self.dir / f"{name}.tokens"
+        path.write_text("".join(jwt.encode({"sub": s, "exp": exp}, key, algorithm=alg) + "\n"
+                                for s in subs))
+        return path
+
+
+# (case, the close code every one of its registrations must get, how its tokens are made)
+REFUSALS = [("no token", 4401, None),
+            ("another domain's token", 4403, "other"),
+            ("a token signed with another key", 4401, "forged"),
+            ("a token expired an hour ago", 4401, "expired")]
+
+
+def check_refusals(port, keys, alg, src, tag):
+    """Proves that the server on port enforces auth before anything is timed on it: for each
+    case of REFUSALS, REFUSAL_PEERS registrations (src(i): case i's source address) must every
+    one be closed with the case's code. Returns (problems, details); no problems: all refused."""
+    files = []
+    for i, (_, _, how) in enumerate(REFUSALS):
+        prefix = f"{tag}n{i}"
+        names = [f"{prefix}-{k}" for k in range(REFUSAL_PEERS)]
+        tokens = None
+        if how == "other":
+            tokens = keys.mint(alg, prefix, names[1:] + names[:1])
+        elif how == "forged":
+            tokens = keys.mint(alg, prefix, names, forged=True)
+        elif how == "expired":
+            tokens = keys.mint(alg, prefix, names, ttl=-3600)
+        files.append(tokens)
+    gens, stats = [], []
+    try:  # the cases side by side, so that a server that refuses nothing costs one wait, not four
+        for i in range(len(REFUSALS)):
+            gens.append(Gen("sig", port, src(i), REFUSAL_PEERS, prefix=f"{tag}n{i}",
+                            tokens=files[i]))
+        for g in gens:
+            g.ready()
+        deadline = time.monotonic() + 5  # the closes come right behind the 101s
+        while True:
+            stats = [g.stats() for g in gens]
+            if all(st["open"] == 0 for st in stats) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        for g in gens:
+            g.quit()
+    problems, details = [], []
+    for (case, code, _), st in zip(REFUSALS, stats):
+        refused = st["error_kinds"].get("refused", 0)
+        first = st["first_errors"].get("refused", "")
+        others = {k: n for k, n in st["error_kinds"].items() if k != "refused"}
+        details.append({"case": case, "code": code, "peers": REFUSAL_PEERS, "refused": refused,
+                        "still_open": st["open"], "first": first, "other_errors": others})
+        if refused != REFUSAL_PEERS or st["open"] or others:
+            problems.append(
+                f"auth was not enforced: {case}: {refused} of {REFUSAL_PEERS} registrations "
+                f"closed with 4401 or 4403, {st['open']} still open"
+                + (f", other errors: {others}" if others else "")
+                + f" (expected every one closed with {code})")
+        elif f"code {code} " not in first:
+            problems.append(f"auth refused with the wrong code: {case}: expected {code}, got "
+                            f"{first}")
+    return problems, details
+
+
+def bench_auth(rep, keys):
+    """One repetition of the auth measurement: signal-server with auth off, HS256 and ES256 in
+    turn (the order rotated from one repetition to the next), configured alike otherwise. On an
+    auth server the refusals come first (check_refusals: nothing is timed on a server that does
+    not enforce auth). Then on every server AUTH_WARM untimed registrations, and AUTH_HOLDERS
+    timed holders of HOLDER_PEERS peers with MAX_WINDOW handshakes in flight, as the idle
+    holders of bench_target; each peer registers with its own token (with auth off, none). The
+    server's figure: the median of its holders' upgrades/s. Every registration must still be
+    open at the end and counted by the server (/healthz domains)."""
+    order = AUTH_MODES[rep % len(AUTH_MODES):] + AUTH_MODES[:rep % len(AUTH_MODES)]
+    res = {"rep": rep, "order": order, "modes": {}, "problems": []}
+    other0, t0 = other_cpu_seconds(), time.monotonic()
+
+    def prefix(mode, k):  # k = 0: the warm-up
+        return f"a{rep}{mode.lower()}k{k}"
+
+    files = {}  # every token of the repetition, minted before any server starts
+    for mode in AUTH_MODES[1:]:
+        for k in range(AUTH_HOLDERS + 1):
+            n = AUTH_WARM if k == 0 else HOLDER_PEERS
+            files[(mode, k)] = keys.mint(mode, prefix(mode, k),
+                                         [f"{prefix(mode, k)}-{i}" for i in range(n)])
+    for mode in order:
+        quiet = wait_quiet(QUIET_WAIT_S)
+        log(f"== signal-server, {AUTH_NAMES[mode]} (auth measurement, run {rep + 1}; other "
+            f"processes at {quiet:.0f}% of a core)")
+        ti = len(TARGETS) + AUTH_MODES.index(mode)  # source addresses apart from the targets'
+        m = {"mode": mode, "problems": [], "upgrades_per_s": None}
+        res["modes"][mode] = m
+        srv = Server("sig", f"auth-{mode.lower()}-r{rep}", auth=keys.config(mode))
+        gens = []
+        try:
+            if mode != "off":
+                m["refusal_problems"], m["refusals"] = check_refusals(
+                    srv.port, keys, mode, lambda i: src_addr(ti, rep, AUTH_HOLDERS + 1 + i),
+                    f"a{rep}{mode.lower()}")
+                m["problems"] += m["refusal_problems"]
+                if m["problems"]:
+                    log("   " + "\n   ".join(m["problems"]))
+                    continue
+                log("   refused, every one: " + ", ".join(f"{c} ({code})" for c, code, _ in
+                                                         REFUSALS))
+            ups = []
+            for k in range(AUTH_HOLDERS + 1):
+                if k == 1:
+                    other1, t1 = other_cpu_seconds(), time.monotonic()
+                g = Gen("sig", srv.port, src_addr(ti, rep, k),
+                        AUTH_WARM if k == 0 else HOLDER_PEERS, prefix=prefix(mode, k),
+                        tokens=files.get((mode, k)))
+                gens.append(g)
+                ev = g.ready()
+                m["problems"] += problems_of(ev)
+                if k > 0:
+                    ups.append(ev["upgrades_per_s"])
+            m["other_cpu_pct"] = max(0.0, 100 * (other_cpu_seconds() - other1)
+                                     / (time.monotonic() - t1))
+            n = AUTH_WARM + AUTH_HOLDERS * HOLDER_PEERS
+            m["domains"] = healthz(srv.port)["domains"]
+            if m["domains"] != n:
+                m["problems"].append(f"the server counts {m['domains']} registered domains of {n}")
+            for g in gens:
+                m["problems"] += problems_of(g.stats())
+            if not srv.alive():
+                m["problems"].append("the server exited")
+            m["upgrade_runs"] = ups
+            m["upgrades_per_s"] = statistics.median(ups)
+            log(f"   {n} registrations, all open and counted by the server"
+                if m["domains"] == n else f"   {m['domains']} of {n} registrations counted")
+            log(f"   {m['upgrades_per_s']:.0f} upgrades/s (holders: "
+                + ", ".join(f"{u:.0f}" for u in ups)
+                + f"); other processes {m['other_cpu_pct']:.0f}% of a core"
+                + "".join("\n      " + p for p in m["problems"]))
+        finally:
+            for g in gens:
+                g.quit()
+            srv.stop()
+    res["problems"] = [f"{AUTH_NAMES[mode]}: {p}" for mode in order
+                       for p in res["modes"][mode]["problems"]]
+    res["other_cpu_pct"] = 100 * (other_cpu_seconds() - other0) / (time.monotonic() - t0)
+    return res
+
+
+def summarize_auth(runs):
+    """Per mode, the repetitions' upgrades/s; per auth mode, its rate / the auth-off rate within
+    each repetition (None: one of them was not measured, or ÷ 0)."""
+    s = {mode: [x["modes"][mode]["upgrades_per_s"] for x in runs] for mode in AUTH_MODES}
+    r = {}
+    for mode in AUTH_MODES[1:]:
+        r[mode] = []
+        for x in runs:
+            a, off = x["modes"][mode]["upgrades_per_s"], x["modes"]["off"]["upgrades_per_s"]
+            r[mode].append(a / off if a is not None and off else None)
+    return s, r
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -637,9 +874,9 @@ def fmt_ratio(vals):
     return fmt_range(vals).replace(" (", "× (", 1) if len(set(vals)) > 1 else f"{fmt(vals[0])}×"
 
 
-def goals(s, r, million, failed):
-    """The issue's targets: (figure, target, measured, status). Only what this invocation
-    measured gets a status; the rest reads "not run"."""
+def goals(s, r, million, failed, auth=None):
+    """The issues' targets: (figure, target, measured, status). Only what this invocation
+    measured gets a status; the rest reads "not run". auth: data["auth"], or None."""
     rows = []
     sig = s.get("sig")
 
@@ -688,6 +925,13 @@ def goals(s, r, million, failed):
                      f"{million['errors']} errors)", "**met**" if ok else "**missed**"))
     else:
         rows.append(("RSS after 1M exchanges", "≤ 1.05× before", "not run", "not run"))
+    ar = auth["ratios"] if auth else {}
+    add("WebSocket upgrades/s with HS256 auth (issue 11)", f"≥ {AUTH_GOAL}× auth off",
+        ar.get("HS256", []), lambda v: v >= AUTH_GOAL, ratio=True)
+    es = [v for v in ar.get("ES256", []) if v is not None]
+    rows.append(("WebSocket upgrades/s with ES256 auth (issue 11)", "none: reported as measured",
+                 f"{fmt_ratio(es)} auth off; {fmt_range(auth['summary']['ES256'], '/s')}"
+                 if es else "not run", "reported" if es else "not run"))
     return rows
 
 
@@ -758,6 +1002,45 @@ def write_section(name, body):
     BENCHMARKS.write_text(replace_section(text, name, body))
 
 
+def auth_report(auth):
+    """The auth measurement's part of the results: a row per repetition, then the medians."""
+    s, r, runs = auth["summary"], auth["ratios"], auth["runs"]
+    L = [f"### Registration with auth: signal-server with auth off, HS256 and ES256, "
+         f"{len(runs)} runs", "",
+         f"WebSocket upgrades per second of three signal-servers in turn, configured alike but "
+         f"for `[auth]`: {AUTH_HOLDERS} holders of {HOLDER_PEERS:,} peers each, {MAX_WINDOW} "
+         f"handshakes in flight, after {AUTH_WARM} untimed registrations; each peer sends its own "
+         "token in the `access_token` query parameter (none with auth off); per server the "
+         "median of its holders. Ratios are within each run.", "",
+         "| run | order | auth off | HS256 | ES256 | HS256 ÷ off | ES256 ÷ off | other "
+         "processes' CPU (off / HS256 / ES256) |",
+         "|---|---|---|---|---|---|---|---|"]
+
+    def one(v, unit=""):
+        return "not measured" if v is None else fmt(v, unit)
+
+    for i, x in enumerate(runs):
+        m = x["modes"]
+        cpu = " / ".join("—" if m[k].get("other_cpu_pct") is None
+                         else f"{m[k]['other_cpu_pct']:.0f}" for k in AUTH_MODES)
+        L.append(f"| {x['rep'] + 1} | " + " → ".join(AUTH_NAMES[k] for k in x["order"]) + " | "
+                 + " | ".join(one(m[k]["upgrades_per_s"], "/s") for k in AUTH_MODES) + " | "
+                 + " | ".join(one(r[k][i], "×") for k in AUTH_MODES[1:]) + f" | {cpu}% |")
+    L.append("| median (min–max) | | " + " | ".join(fmt_range(s[k], "/s") for k in AUTH_MODES)
+             + " | " + " | ".join(fmt_ratio(r[k]) for k in AUTH_MODES[1:]) + " | |")
+    L.append("")
+    checked = [x["modes"][k] for x in runs for k in AUTH_MODES[1:]]
+    if all("refusals" in m and not m["refusal_problems"] for m in checked):
+        L.append("Auth was enforced on every auth server before it was timed: "
+                 + ", ".join(f"{c} ({code})" for c, code, _ in REFUSALS)
+                 + f": each of {REFUSAL_PEERS} registrations per case was closed with that code.")
+    else:
+        L.append("**The refusal check failed** on some auth server (problems above): nothing "
+                 "was timed on it.")
+    L.append("")
+    return L
+
+
 def write_report(data):
     s, r = data["summary"], data["ratios"]
     mc = data["machine"]
@@ -773,9 +1056,10 @@ def write_report(data):
     per_t = ", ".join(f"{NAMES[t]} {fmt_range(v)}%" for t, v in data["other_cpu_by_target"].items())
     L.append(f"**Machine load:** other processes used {data['other_cpu_pct']:.0f}% of one core on "
              f"average during the run (per target, median and range over runs: {per_t}); load "
-             f"average {data['loadavg_start']} at the start, {data['loadavg_end']} at the end. "
-             f"Noise re-runs used per target: "
-             + ", ".join(f"{NAMES[t]} {v}" for t, v in data["retries_by_target"].items()) + ".")
+             f"average {data['loadavg_start']} at the start, {data['loadavg_end']} at the end."
+             + (" Noise re-runs used per target: "
+                + ", ".join(f"{NAMES[t]} {v}" for t, v in data["retries_by_target"].items()) + "."
+                if data["retries_by_target"] else ""))
     L.append("")
     if failed:
         L.append(f"**The run FAILED** ({len(data['problems'])} problems; its figures are shown "
@@ -785,21 +1069,30 @@ def write_report(data):
             L.append(f"- {p}")
         L.append("")
     else:
-        L.append(f"**Verification:** every one of the {data['verified']:,} exchanges of the run "
-                 "was delivered to the addressed peer with its exact payload and fields; 0 errors, "
-                 "0 dropped connections.")
+        auth = data.get("auth")
+        parts = []
+        if data["verified"] or not auth:
+            parts.append(f"every one of the {data['verified']:,} exchanges of the run was "
+                         "delivered to the addressed peer with its exact payload and fields")
+        if auth:
+            parts.append(f"every one of the {auth['registrations']:,} registrations of the auth "
+                         "measurement was still open at its end and counted by the server")
+        L.append("**Verification:** " + "; ".join(parts) + "; 0 errors, 0 dropped connections.")
         L.append("")
-    L.append("### Targets of the issue")
+    L.append("### Targets of the issues")
     L.append("")
     L.append("| figure | target | measured: median (min–max) of runs | status |")
     L.append("|---|---|---|---|")
-    for what, target, measured, v in goals(s, r, data.get("million"), failed):
+    for what, target, measured, v in goals(s, r, data.get("million"), failed, data.get("auth")):
         L.append(f"| {what} | {target} | {measured} | {v} |")
     L.append("")
+    present = [t for t in TARGETS if t in s]
+    if not present:
+        write_section("results", "\n".join(L + auth_report(data["auth"])))
+        return
     L.append(f"### All figures: median (min–max) of {data['reps']} runs; ratios are signal-server "
              "÷ the other, within each run")
     L.append("")
-    present = [t for t in TARGETS if t in s]
     others = [t for t in TARGETS[1:] if t in s and "sig" in s]
     L.append("| figure | " + " | ".join(NAMES[t] for t in present) + " | "
              + " | ".join(f"÷ {NAMES[t]}" for t in others) + " |")
@@ -836,6 +1129,8 @@ def write_report(data):
                  f"MiB before, {million['rss_after'] / 2**20:.1f} MiB after "
                  f"({million['ratio']:.3f}×), {million['errors']} errors.")
         L.append("")
+    if data.get("auth"):
+        L += auth_report(data["auth"])
     L.append("![latency against rate](bench/results/latency.png)")
     L.append("")
     L.append("![memory against connections](bench/results/memory.png)")
@@ -846,7 +1141,12 @@ def write_report(data):
 
 
 def full(args):
-    chosen = [t for t in TARGETS if t in args.targets.split(",")]
+    asked = args.targets.split(",")
+    if set(asked) - set(MEASURES):
+        sys.exit(f"--targets: {','.join(sorted(set(asked) - set(MEASURES)))}: not one of "
+                 f"{','.join(MEASURES)}")
+    chosen = [t for t in TARGETS if t in asked]
+    measures = [m for m in MEASURES if m in asked]  # the targets, and "auth" last
     for t, path, how in (("peerjs", PEERJS_PKG, "scripts/setup-bench.sh"),
                          ("go", GOSERVER, "make bench")):
         if t in chosen and not path.exists():
@@ -855,19 +1155,30 @@ def full(args):
     commit = git_commit()  # the code that measures, before anything can change
     la0 = open("/proc/loadavg").read().split()[0]
     other0 = other_cpu_seconds()
-    runs = []
+    keys = AuthKeys() if "auth" in measures else None  # this invocation's, made for it
+    runs, auth_runs = [], []
     million = None
     for rep in range(args.reps):
-        order = chosen[rep % len(chosen):] + chosen[:rep % len(chosen)]  # no target always first
+        order = measures[rep % len(measures):] + measures[:rep % len(measures)]  # none always first
         for t in order:
+            if t == "auth":
+                auth_runs.append(bench_auth(rep, keys))
+                continue
             do_million = t == "sig" and rep == args.reps - 1 and not args.no_million
             res = bench_target(t, TARGETS.index(t), rep, million=do_million)
             runs.append(res)
             if "million" in res:
                 million = res["million"]
     s, r = summarize(runs)
+    auth = None
+    if auth_runs:
+        sa, ra = summarize_auth(auth_runs)
+        auth = {"summary": sa, "ratios": ra, "runs": auth_runs,
+                "registrations": sum(x["modes"][k].get("domains", 0) for x in auth_runs
+                                     for k in AUTH_MODES)}
     elapsed = time.monotonic() - t0
     problems = [f"{NAMES[x['target']]} run {x['rep'] + 1}: {p}" for x in runs for p in x["problems"]]
+    problems += [f"auth run {x['rep'] + 1}, {p}" for x in auth_runs for p in x["problems"]]
     data = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
         "reps": args.reps, "elapsed_s": elapsed, "machine": machine(),
@@ -876,18 +1187,21 @@ def full(args):
         "loadavg_start": la0, "loadavg_end": open("/proc/loadavg").read().split()[0],
         "other_cpu_pct": 100 * (other_cpu_seconds() - other0) / elapsed,
         "other_cpu_by_target": {t: [x["other_cpu_pct"] for x in runs if x["target"] == t]
-                                for t in chosen},
+                                for t in chosen}
+        | ({"auth": [x["other_cpu_pct"] for x in auth_runs]} if auth_runs else {}),
         "retries_by_target": {t: sum(x["retries_used"] for x in runs if x["target"] == t)
                               for t in chosen},
         "verified": sum(p["completed"] for x in runs for p in x["phases"]),
-        "summary": s, "ratios": r, "million": million, "runs": runs, "problems": problems,
+        "summary": s, "ratios": r, "million": million, "runs": runs, "auth": auth,
+        "problems": problems,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(data, indent=1))
-    plots(runs)
+    if runs:
+        plots(runs)
     write_report(data)
     log(f"bench: done in {elapsed / 60:.1f} min; BENCHMARKS.md, {RESULTS.relative_to(ROOT)}/")
-    for what, target, measured, v in goals(s, r, million, bool(problems)):
+    for what, target, measured, v in goals(s, r, million, bool(problems), auth):
         log(f"   {what}: {measured} (target {target}) {v}".replace("**", ""))
     if problems:
         log("bench: FAILED:\n   " + "\n   ".join(problems[:30]))
@@ -924,8 +1238,43 @@ def smoke(args):
             for g in gens:
                 g.quit()
             srv.stop()
+    ok &= smoke_auth()
     if not ok:
         sys.exit("bench-smoke: FAILED")
+
+
+def smoke_auth():
+    """signal-server with HS256 auth: the refusal check of the full run, then 200 peers that
+    register each with its own token, all of which must stay open and be counted by the server."""
+    keys = AuthKeys()
+    srv = Server("sig", "smoke-auth", auth=keys.config("HS256"))
+    g = None
+    try:
+        refusal, _ = check_refusals(srv.port, keys, "HS256",
+                                    lambda i: f"127.{RUN_TAG}.249.{i + 3}", "sr")
+        names = [f"sa-{i}" for i in range(200)]
+        g = Gen("sig", srv.port, f"127.{RUN_TAG}.249.2", 200, prefix="sa",
+                tokens=keys.mint("HS256", "sa", names))
+        ev = g.ready()
+        probs = problems_of(ev)
+        domains = healthz(srv.port)["domains"]
+        if domains != 200:
+            probs.append(f"the server counts {domains} registered domains of 200")
+        probs += problems_of(g.stats())
+        if not srv.alive():
+            probs.append("the server exited")
+    finally:
+        if g is not None:
+            g.quit()
+        srv.stop()
+    print("bench-smoke signal-server with HS256 auth: "
+          + ("refused, every one: " + ", ".join(f"{c} ({code})" for c, code, _ in REFUSALS)
+             + f" ({REFUSAL_PEERS} peers each)" if not refusal else "the refusal check failed")
+          + f"; {ev['registered']}/200 peers registered with their tokens, {domains} counted by "
+          f"the server, {ev['upgrades_per_s']:.0f} upgrades/s, {ev['errors']} errors: "
+          + ("ok" if not refusal + probs else "FAILED: " + "; ".join(refusal + probs)),
+          flush=True)
+    return not refusal + probs
 
 
 # (mode, the error kind the generator must report); None: the run must pass.
@@ -978,9 +1327,21 @@ def self_test(args):
                 print(f"   first {want} error: {ph['first_errors'][want]}", flush=True)
             elif not right:
                 print("   " + "\n   ".join(probs), flush=True)
+        # The check that proves auth is on, against a server with auth off: all cases must fail.
+        probs, _ = check_refusals(srv.port, AuthKeys(), "HS256",
+                                  lambda i: f"127.{RUN_TAG}.253.{len(SELF_TEST) + 2 + i}", "sn")
+        right = len(probs) == len(REFUSALS) and all(p.startswith("auth was not enforced")
+                                                    for p in probs)
+        bad += not right
+        print("self-test the auth check against a server with auth off: "
+              + (f"{len(probs)} of {len(REFUSALS)} cases failed" if probs else "passed")
+              + " (expected all to fail: auth was not enforced): "
+              + ("ok" if right else "WRONG"), flush=True)
+        if probs:
+            print(f"   first: {probs[0]}", flush=True)
     finally:
         srv.stop()
-    print(f"self-test: {len(SELF_TEST) - bad} of {len(SELF_TEST)} verdicts right in "
+    print(f"self-test: {len(SELF_TEST) + 1 - bad} of {len(SELF_TEST) + 1} verdicts right in "
           f"{time.monotonic() - t0:.0f} s", flush=True)
     if bad:
         sys.exit("self-test: FAILED")
@@ -1058,8 +1419,9 @@ def main():
     ap.add_argument("--hold-s", type=float, default=600)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-million", action="store_true", help="skip the one-million-exchange run")
-    ap.add_argument("--targets", default=",".join(TARGETS),
-                    help="comma-separated subset of sig,go,peerjs,floor (ratios need them all)")
+    ap.add_argument("--targets", default=",".join(MEASURES),
+                    help="comma-separated subset of sig,go,peerjs,floor,auth (ratios need them "
+                    "all; auth: signal-server's upgrades/s with JWT auth off, HS256 and ES256)")
     args = ap.parse_args()
     for b in (LOADGEN, FLOOR, SERVER):
         if not b.exists():
