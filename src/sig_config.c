@@ -46,6 +46,9 @@ static int check_text(sig_config_t *cfg, const char *s, char *why, size_t whylen
 static int check_origin(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_dir(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_file(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_redis(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_node_id(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_key_prefix(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 
 static const char *const dup_choices[] = {"replace", "reject", NULL};
 static const char *const mode_choices[] = {"none", "jwt", NULL};
@@ -69,7 +72,7 @@ _Static_assert(sizeof(sig_auth_alg_t) == sizeof(int), "enum size");
     .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
     .def_str = def, .check = chk                                                        \
   }
-#define LIST_KEY(t, k, field, def, chk) \
+#define LIST_KEY(t, k, field, def, chk)                                               \
   {                                                                                   \
     .table = t, .name = k, .kind = KEY_LIST, .offset = offsetof(sig_config_t, field), \
     .def_str = def, .check = chk                                                      \
@@ -108,6 +111,7 @@ static const key_desc keys[] = {
     INT_KEY("server", "max_tracked_ips", max_tracked_ips, 65536, 1024, 10000000),
     LIST_KEY("server", "trusted_proxies", trusted_proxies, NULL, check_cidr),
     LIST_KEY("server", "allowed_origins", allowed_origins, "*", check_allowed_origin),
+    INT_KEY("server", "workers", workers, 1, 1, 256),
     STR_KEY("log", "out_dir", log_dir, "log", check_dir),
     STR_KEY("log", "out_file", log_file, "signal-server.log", check_file),
     CHOICE_KEY("log", "level", log_level, "info", level_choices),
@@ -117,16 +121,30 @@ static const key_desc keys[] = {
     STR_KEY("auth", "issuer", auth_issuer, "", check_text),
     STR_KEY("auth", "audience", auth_audience, "", check_text),
     INT_KEY("auth", "leeway_s", auth_leeway_s, 30, 0, 3600),
+    STR_KEY("cluster", "redis", cluster_redis, "", check_redis),
+    STR_KEY("cluster", "redis_password_file", cluster_password_file, "", check_path),
+    STR_KEY("cluster", "node_id", cluster_node_id, "", check_node_id),
+    STR_KEY("cluster", "key_prefix", cluster_key_prefix, "sig:", check_key_prefix),
+    INT_KEY("cluster", "node_ttl_s", cluster_node_ttl_s, 10, 2, 3600),
+    INT_KEY("cluster", "request_timeout_ms", cluster_request_timeout_ms, 2000, 50, 60000),
 };
 #define NKEYS SIG_ARRAY_SIZE(keys)
 
 /* Every heap string in sig_config_t, for copy and free. */
 static const size_t string_fields[] = {
-    offsetof(sig_config_t, host),          offsetof(sig_config_t, host_addr),
-    offsetof(sig_config_t, cors_origin),   offsetof(sig_config_t, log_dir),
-    offsetof(sig_config_t, log_file),      offsetof(sig_config_t, path),
-    offsetof(sig_config_t, auth_key_file), offsetof(sig_config_t, auth_issuer),
+    offsetof(sig_config_t, host),
+    offsetof(sig_config_t, host_addr),
+    offsetof(sig_config_t, cors_origin),
+    offsetof(sig_config_t, log_dir),
+    offsetof(sig_config_t, log_file),
+    offsetof(sig_config_t, path),
+    offsetof(sig_config_t, auth_key_file),
+    offsetof(sig_config_t, auth_issuer),
     offsetof(sig_config_t, auth_audience),
+    offsetof(sig_config_t, cluster_redis),
+    offsetof(sig_config_t, cluster_password_file),
+    offsetof(sig_config_t, cluster_node_id),
+    offsetof(sig_config_t, cluster_key_prefix),
 };
 
 static void list_free(sig_config_list_t *l) {
@@ -315,7 +333,8 @@ static int check_allowed_origin(sig_config_t *cfg, const char *s, char *why, siz
       return errorf(why, whylen, "invalid scheme in '%.*s'", MAX_NAME_IN_MSG, s);
   host = sep + 3;
   if (*host == '\0' || strchr(host, '/') != NULL)
-    return errorf(why, whylen, "an origin has a host and no path, e.g. \"https://app.example.com\"");
+    return errorf(why, whylen,
+                  "an origin has a host and no path, e.g. \"https://app.example.com\"");
   if (strchr(host, '*') != NULL && (strncmp(host, "*.", 2) != 0 || strchr(host + 2, '*') != NULL))
     return errorf(why, whylen, "'*' may only open the host, as in \"https://*.example.com\"");
   return 0;
@@ -326,6 +345,95 @@ static int check_path(sig_config_t *cfg, const char *s, char *why, size_t whylen
   (void)cfg;
   if (has_ctrl(s)) return errorf(why, whylen, "must not contain control characters");
   if (strlen(s) >= PATH_MAX) return errorf(why, whylen, "is longer than %d bytes", PATH_MAX - 1);
+  return 0;
+}
+
+int sig_config_redis_target(const char *url, sig_redis_target_t *out, char *why, size_t whylen) {
+  memset(out, 0, sizeof(*out));
+  if (strncmp(url, "unix:", 5) == 0) {
+    const char *path = url + 5, *q = strchr(path, '?');
+    size_t n = q != NULL ? (size_t)(q - path) : strlen(path);
+    if (n == 0 || path[0] != '/')
+      return errorf(why, whylen,
+                    "expected an absolute socket path, e.g. \"unix:/run/redis/redis.sock\"");
+    if (n >= sizeof(out->path))
+      return errorf(why, whylen, "the socket path is longer than %zu bytes", sizeof(out->path) - 1);
+    memcpy(out->path, path, n);
+    if (q != NULL) {
+      char *end;
+      errno = 0;
+      long db = strncmp(q, "?db=", 4) == 0 && is_digit((unsigned char)q[4])
+                    ? strtol(q + 4, &end, 10)
+                    : -1;
+      if (db < 0 || db >= 1000000 || *end != '\0' || errno != 0)
+        return errorf(why, whylen, "expected \"?db=N\" after the socket path");
+      out->db = (int)db;
+    }
+    return 0;
+  }
+  if (strncmp(url, "redis://", 8) != 0)
+    return errorf(why, whylen,
+                  "expected \"redis://HOST[:PORT][/DB]\" or \"unix:/PATH[?db=N]\", e.g. "
+                  "\"redis://127.0.0.1:6379/0\"");
+  const char *host = url + 8, *slash = strchr(host, '/');
+  if (strchr(host, '@') != NULL)
+    return errorf(why, whylen,
+                  "a password does not belong in the URL: put it in cluster.redis_password_file");
+  size_t hlen = slash != NULL ? (size_t)(slash - host) : strlen(host);
+  char hostport[300];
+  if (hlen == 0) return errorf(why, whylen, "missing host after \"redis://\"");
+  if (hlen >= sizeof(hostport) - 6) return errorf(why, whylen, "the host is too long");
+  memcpy(hostport, host, hlen);
+  hostport[hlen] = '\0';
+  /* no port: the default one */
+  const char *close = strrchr(hostport, ']'), *colon = strrchr(hostport, ':');
+  if (colon == NULL || (close != NULL && colon < close)) strcat(hostport, ":6379");
+  char *addr;
+  int port;
+  if (sig_config_split_host(hostport, &addr, &port, why, whylen) != 0) return SIG_ECONFIG;
+  if (port == 0) {
+    free(addr);
+    return errorf(why, whylen, "port must be 1..65535");
+  }
+  snprintf(out->host, sizeof(out->host), "%s", addr);
+  free(addr);
+  out->port = port;
+  if (slash != NULL) {
+    char *end;
+    errno = 0;
+    long db = is_digit((unsigned char)slash[1]) ? strtol(slash + 1, &end, 10) : -1;
+    if (db < 0 || db >= 1000000 || *end != '\0' || errno != 0)
+      return errorf(why, whylen,
+                    "expected a database number after '/', e.g. \"redis://127.0.0.1:6379/0\"");
+    out->db = (int)db;
+  }
+  return 0;
+}
+
+static int check_redis(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  sig_redis_target_t t;
+  (void)cfg;
+  return s[0] == '\0' ? 0 : sig_config_redis_target(s, &t, why, whylen);
+}
+
+/* A node id names Redis keys and channels: 1-64 of A-Z a-z 0-9 . _ - */
+static int check_node_id(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  (void)cfg;
+  size_t n = strlen(s);
+  if (n > 64) return errorf(why, whylen, "longer than 64 characters");
+  for (size_t i = 0; i < n; i++)
+    if (!is_alnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+      return errorf(why, whylen, "1-64 characters of A-Z a-z 0-9 . _ - (\"\" picks host-port-pid)");
+  return 0;
+}
+
+static int check_key_prefix(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  (void)cfg;
+  size_t n = strlen(s);
+  if (n > 64) return errorf(why, whylen, "longer than 64 characters");
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f || (unsigned char)s[i] >= 0x80)
+      return errorf(why, whylen, "printable ASCII without spaces");
   return 0;
 }
 
@@ -1101,6 +1209,16 @@ int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err,
   if ((rc = resolve_one(&log_dir, "log.out_dir", base_dir, err, errlen)) != 0) {
     free(log_dir);
     return rc;
+  }
+  if (cfg->cluster_password_file != NULL && cfg->cluster_password_file[0] != '\0') {
+    char *pw = sig_strdup(cfg->cluster_password_file);
+    if ((rc = resolve_one(&pw, "cluster.redis_password_file", base_dir, err, errlen)) != 0) {
+      free(log_dir);
+      free(pw);
+      return rc;
+    }
+    free(cfg->cluster_password_file);
+    cfg->cluster_password_file = pw;
   }
   if (cfg->auth_key_file != NULL && cfg->auth_key_file[0] != '\0') {
     key_file = sig_strdup(cfg->auth_key_file);

@@ -48,9 +48,16 @@ typedef struct {
   /* [auth] */
   sig_auth_mode_t auth_mode;
   sig_auth_alg_t auth_alg;
-  char *auth_key_file; /* absolute after sig_config_resolve_paths; "" when unset */
+  char *auth_key_file;               /* absolute after sig_config_resolve_paths; "" when unset */
   char *auth_issuer, *auth_audience; /* "" when unset */
   int64_t auth_leeway_s;
+  /* [cluster]: on when redis is set ("" when not) */
+  char *cluster_redis;         /* redis://HOST[:PORT][/DB] or unix:/PATH[?db=N] */
+  char *cluster_password_file; /* absolute after sig_config_resolve_paths; "" when unset */
+  char *cluster_node_id;       /* "" when unset: host name, port and pid */
+  char *cluster_key_prefix;
+  int64_t cluster_node_ttl_s, cluster_request_timeout_ms;
+  int64_t workers; /* [server] workers: processes sharing the port (each a node of the cluster) */
   sig_dup_policy_t duplicate;
   char *cors_origin;
   char *log_dir; /* `[log] out_dir`; absolute after sig_config_resolve_paths */
@@ -84,6 +91,21 @@ int sig_config_load(sig_config_t *cfg, const char *path, char *err, size_t errle
  * A relative or NULL base_dir is itself taken against the current directory.
  * Returns 0, or SIG_ECONFIG with the reason in err; on failure cfg is unchanged. */
 int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen);
+
+/* Where Redis is: a TCP address (host without brackets) or a unix socket path, and a
+ * database number. */
+typedef struct {
+  char host[256]; /* "" for a unix socket */
+  int port;
+  char path[108]; /* the unix socket, when host is "" */
+  int db;
+} sig_redis_target_t;
+
+/* Parses "redis://HOST[:PORT][/DB]" (HOST an IPv4 address, [IPv6] or a host name; PORT 6379 by
+ * default; DB 0-15... any non-negative number below 1000000) or "unix:/PATH[?db=N]". A password
+ * in the URL is refused (it belongs in cluster.redis_password_file). Returns 0, or SIG_ECONFIG
+ * with the reason in why. */
+int sig_config_redis_target(const char *url, sig_redis_target_t *out, char *why, size_t whylen);
 
 /* Splits "IPV4:PORT", "[IPV6]:PORT" or "HOSTNAME:PORT" and checks the form (IPv4 and IPv6 with
  * inet_pton, hostnames as RFC 1123 labels, at most 253 characters; port 0..65535). Does not resolve

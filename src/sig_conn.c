@@ -54,6 +54,7 @@ struct sig_conn_s {
   uint8_t deadline;
   uint8_t served;
   uint8_t counted;
+  uint8_t paused; /* its handler waits for something: no reading, what is left is held */
 };
 
 struct sig_conns_s {
@@ -343,8 +344,9 @@ static void yield(sig_conn_t *c, const char *rest, size_t len) {
   }
   p->len = len;
   sig_list_remove(&p->link);
-  sig_list_append(&c->set->yielded, &p->link);
   SIG_MUST(uv_read_stop((uv_stream_t *)&c->tcp));
+  if (c->paused) return; /* held until sig_conn_resume */
+  sig_list_append(&c->set->yielded, &p->link);
   SIG_MUST(uv_idle_start(&c->set->resumer, on_resume));
 }
 
@@ -380,7 +382,7 @@ static void on_resume(uv_idle_t *h) {
       yield(c, p->data + used, p->len - used);
     } else {
       drop_pending(c);
-      if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) destroy(c);
+      if (!c->paused && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) destroy(c);
     }
   }
   if (sig_list_empty(&s->yielded)) SIG_MUST(uv_idle_stop(h));
@@ -394,6 +396,26 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0 || c->state != SIG_CONN_OPEN || c->handler == NULL) return; /* draining: drop */
   deliver(c, buf->base, (size_t)nread, (size_t)nread == READ_BUF_SIZE);
+}
+
+void sig_conn_pause(sig_conn_t *c) {
+  if (c->state != SIG_CONN_OPEN || c->paused) return;
+  c->paused = 1;
+  SIG_MUST(uv_read_stop((uv_stream_t *)&c->tcp));
+  if (c->pending != NULL) sig_list_remove(&c->pending->link); /* not resumed next turn */
+}
+
+void sig_conn_resume(sig_conn_t *c) {
+  if (!c->paused) return;
+  c->paused = 0;
+  if (c->state != SIG_CONN_OPEN) return;
+  if (c->pending != NULL) { /* what it held comes first, next turn */
+    sig_list_remove(&c->pending->link);
+    sig_list_append(&c->set->yielded, &c->pending->link);
+    SIG_MUST(uv_idle_start(&c->set->resumer, on_resume));
+  } else if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    doom(c);
+  }
 }
 
 sig_conn_t *sig_conn_accept(sig_conns_t *s, uv_stream_t *listener) {

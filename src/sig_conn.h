@@ -137,6 +137,12 @@ sig_conn_state_t sig_conn_state(const sig_conn_t *c);
  * the budget lasts, 0 once it is spent: the handler then stops and returns what it handled. */
 int sig_conn_spend(sig_conn_t *c);
 
+/* Stops reading c while its handler waits for something (the cluster): bytes it has not
+ * handled are held, not offered again, until sig_conn_resume, which offers them on the next
+ * turn and reads again. Deadlines go on as they are. */
+void sig_conn_pause(sig_conn_t *c);
+void sig_conn_resume(sig_conn_t *c);
+
 /* Marks c as having completed a request (or become a WebSocket): never evicted. */
 void sig_conn_set_served(sig_conn_t *c);
 

@@ -3,8 +3,8 @@
  * GET without the body everywhere but the upgrade. */
 #include "sig_endpoints.h"
 
-#include <inttypes.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +32,13 @@ typedef struct {
   sig_refusal_t *auth_why; /* the upgrade's token was refused: the session closes with this */
   sig_acl_t *grant;        /* the upgrade's token's `calls`, until the session takes it */
   const char *origin;      /* the request's Origin header (for CORS), during the request */
+  sig_router_wait_t *wait; /* a POST /offer that waits for the cluster */
+  uint8_t wait_keep_alive;
 } stage_t;
+
+/* handle_request's answer: the request was answered (0), the connection was taken over or is
+ * closing (1), or the answer comes later (WAITING: reading pauses until then). */
+enum { WAITING = 2 };
 
 /* Returns 1 when the connection was taken over (upgrade) or is closing. */
 typedef int (*endpoint_fn)(sig_conn_t *c, const sig_http_request_t *r, int keep_alive);
@@ -123,6 +129,21 @@ static int handle_health(sig_conn_t *c, const sig_http_request_t *r, int keep_al
   return 0;
 }
 
+/* GET /readyz: 200 while the server should get traffic; 503 with the reason while it drains or
+ * its cluster's Redis is away (a load balancer takes it out; /healthz stays 200). */
+static int handle_ready(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
+  stage_t *st = sig_conn_data(c);
+  (void)r;
+  const char *why = st->ep->not_ready != NULL ? st->ep->not_ready(st->ep->ready_arg) : NULL;
+  if (why != NULL) {
+    respond_error(c, SIG_STATUS_UNAVAILABLE, why, keep_alive, NULL);
+    return 0;
+  }
+  static const char ok[] = "{\"code\":0,\"msg\":\"ready\",\"data\":null}";
+  respond_json(c, SIG_STATUS_OK, sig_strdup(ok), sizeof(ok) - 1, keep_alive);
+  return 0;
+}
+
 /* The request's bearer token (RFC 6750): "Authorization: Bearer …", else the access_token
  * query parameter (for browsers, which cannot set headers on a WebSocket). Copies it into buf
  * (cap bytes); returns its length, 0 when there is none. One too long to be a token gives a
@@ -167,6 +188,34 @@ static void refuse_unauthorized(sig_conn_t *c, const sig_http_request_t *r, sig_
   refuse_request(c, r, SIG_STATUS_UNAUTHORIZED, msg, keep_alive, &hint);
 }
 
+/* The Resp to POST /offer. */
+static void answer_offer(sig_conn_t *c, int status, const char *msg, const char *id,
+                         int keep_alive) {
+  if (status != SIG_STATUS_OK) {
+    SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "POST /offer", SIG_KVI("status", status),
+              SIG_KV("peer", SIG_CONN_PEER(c)), SIG_KV("msg", msg));
+    respond_error(c, status, msg, keep_alive, NULL);
+    return;
+  }
+  SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "POST /offer", SIG_KVI("status", SIG_STATUS_OK),
+            SIG_KV("id", id), SIG_KV("peer", SIG_CONN_PEER(c)));
+  size_t len;
+  char *body = sig_msg_encode_resp_id(id, &len);
+  respond_json(c, SIG_STATUS_OK, body, len, keep_alive);
+}
+
+static int finish_request(sig_conn_t *c, int keep_alive);
+
+/* The cluster answered a POST /offer: the response goes out, and the connection reads on. */
+static void on_offered(void *arg, int status, const char *msg, const char *id) {
+  sig_conn_t *c = arg;
+  stage_t *st = sig_conn_data(c);
+  st->wait = NULL;
+  answer_offer(c, status, msg, id, st->wait_keep_alive);
+  st->origin = NULL;
+  if (finish_request(c, st->wait_keep_alive) == 0) sig_conn_resume(c);
+}
+
 static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
   stage_t *st = sig_conn_data(c);
   sig_msg_t m;
@@ -190,19 +239,15 @@ static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_ali
                       "answer_domain: your token does not allow calling '%s'", m.answer_domain);
   }
   sig_acl_free(claims.calls);
-  if (rc == 0) rc = sig_router_offer(st->ep->router, &m, id, &why);
+  if (rc == 0)
+    rc = sig_router_offer_async(st->ep->router, &m, r->body, r->body_len, id, &why, on_offered, c,
+                                &st->wait);
   sig_msg_free(&m);
-  if (rc != 0) {
-    SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "POST /offer", SIG_KVI("status", why.code),
-              SIG_KV("peer", SIG_CONN_PEER(c)), SIG_KV("msg", why.msg));
-    respond_error(c, why.code, why.msg, keep_alive, NULL);
-    return 0;
+  if (rc == SIG_EINPROGRESS) {
+    st->wait_keep_alive = (uint8_t)keep_alive;
+    return WAITING;
   }
-  SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "POST /offer", SIG_KVI("status", SIG_STATUS_OK),
-            SIG_KV("id", id), SIG_KV("peer", SIG_CONN_PEER(c)));
-  size_t len;
-  char *body = sig_msg_encode_resp_id(id, &len);
-  respond_json(c, SIG_STATUS_OK, body, len, keep_alive);
+  answer_offer(c, rc == 0 ? SIG_STATUS_OK : why.code, why.msg, id, keep_alive);
   return 0;
 }
 
@@ -288,6 +333,7 @@ static const route_t routes[] = {
     {SIG_PATH_WS, 1, SIG_HTTP_GET, "GET, OPTIONS", "/ws/{domain}", UPGRADE_TAKE, handle_ws},
     {"/offer", 0, SIG_HTTP_POST, "POST, OPTIONS", "/offer", UPGRADE_REFUSE, handle_offer},
     {"/healthz", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", "/healthz", UPGRADE_REFUSE, handle_health},
+    {"/readyz", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", "/readyz", UPGRADE_REFUSE, handle_ready},
 };
 
 /* The files of web/ (sig_assets), after the routes. */
@@ -373,9 +419,16 @@ static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
     refuse_request(c, r, SIG_STATUS_BAD_REQUEST, "upgrade: not supported on this endpoint", 0,
                    NULL);
     keep_alive = 0;
-  } else if (route->handle(c, r, keep_alive)) {
-    return 1;
+  } else {
+    int taken = route->handle(c, r, keep_alive);
+    if (taken != 0) return taken;
   }
+  return finish_request(c, keep_alive);
+}
+
+/* After a response: the connection waits for the next request, or closes. Returns 1 when it
+ * no longer reads HTTP. */
+static int finish_request(sig_conn_t *c, int keep_alive) {
   if (sig_conn_state(c) != SIG_CONN_OPEN) return 1;
   if (!keep_alive) {
     sig_conn_close(c, SIG_CONN_FLUSH);
@@ -431,6 +484,10 @@ static size_t on_data(sig_conn_t *c, const char *buf, size_t len) {
     int taken = handle_request(c, r);
     if (sig_conn_state(c) != SIG_CONN_OPEN) return len; /* closing: the stage may be gone */
     sig_conn_set_served(c);
+    if (taken == WAITING) { /* what follows waits for the answer (pipelined requests in order) */
+      sig_conn_pause(c);
+      return done;
+    }
     st->head = 0;
     if (taken) {
       /* An accepted upgrade: the rest of this read is the first WebSocket frames. */
@@ -467,11 +524,14 @@ static void on_deadline(sig_conn_t *c, sig_deadline_t d) {
 }
 
 static void on_close(sig_conn_t *c) {
-  free_stage(sig_conn_data(c));
+  stage_t *st = sig_conn_data(c);
+  sig_router_cancel(st->wait);
+  free_stage(st);
 }
 
 static void on_shutdown(sig_conn_t *c) {
   stage_t *st = sig_conn_data(c);
+  if (st->wait != NULL) return; /* its answer comes within the cluster's request timeout */
   if (st->http == NULL || !sig_http_in_request(st->http)) sig_conn_close(c, SIG_CONN_NOW);
 }
 

@@ -30,6 +30,9 @@ typedef struct {
   const sig_cidr_t *trusted; /* trusted_proxies, parsed */
   size_t ntrusted;
   int shutting_down; /* set by the server: upgrades and offers are refused (503) */
+  /* GET /readyz: NULL when the server should get traffic, else why not. */
+  const char *(*not_ready)(void *arg);
+  void *ready_arg;
 } sig_endpoints_t;
 
 /* Starts serving HTTP on a freshly accepted connection; counts it against its address

@@ -15,6 +15,7 @@ enum {
   SIG_CLOSE_INVALID_DATA = 1007, /* invalid UTF-8 */
   SIG_CLOSE_POLICY = 1008,
   SIG_CLOSE_TOO_BIG = 1009,
+  SIG_CLOSE_TRY_AGAIN = 1013,    /* the cluster cannot decide now (Redis away, duplicate = "reject") */
   SIG_CLOSE_REPLACED = 4000,     /* another connection registered the domain */
   SIG_CLOSE_UNAUTHORIZED = 4401, /* token missing, expired or invalid */
   SIG_CLOSE_FORBIDDEN = 4403,    /* the token is not for this domain */

@@ -1,7 +1,8 @@
 /* Domain registry and exchange routing (docs/PROTOCOL.md). An exchange links
  * two peers from the offer until a bye or a disconnect; while unanswered it is
  * also on the pending list, which is in creation order because every offer gets
- * the same timeout, so expiry only ever looks at its head. */
+ * the same timeout, so expiry only ever looks at its head. A peer on another node
+ * of a cluster is a stand-in here, and what is sent to it goes to sig_relay.c. */
 #include "sig_router.h"
 
 #include <inttypes.h>
@@ -11,48 +12,11 @@
 #include <string.h>
 
 #include "sig_acl.h"
-#include "sig_list.h"
 #include "sig_log.h"
-#include "sig_map.h"
 #include "sig_proto.h"
+#include "sig_router_int.h"
+#include "sig_text.h"
 #include "sig_util.h"
-
-struct sig_router_peer_s {
-  sig_map_node_t node;
-  void *conn;
-  sig_acl_t *calls;     /* whom it may call (its token's `calls`); NULL: anyone */
-  sig_list_t exchanges; /* xlinks, oldest first */
-  uint32_t npending_in; /* unanswered offers to this peer */
-  uint32_t nexchanges;
-  char domain[];
-};
-
-typedef struct {
-  sig_list_t link; /* in peer->exchanges */
-  sig_router_peer_t *peer;
-  int is_answer; /* which member of its exchange this is */
-} xlink_t;
-
-typedef struct {
-  sig_map_node_t node;
-  xlink_t offer, answer;
-  sig_list_t pending; /* in r->pending while unanswered */
-  uint64_t created_ms;
-  int answered;
-  char id[SIG_MSG_ID_MAX + 1];
-} exchange_t;
-
-struct sig_router_s {
-  sig_router_transport_t t;
-  sig_router_limits_t l;
-  sig_map_t domains;
-  sig_map_t ids;
-  sig_list_t pending;
-  uint64_t next_id;
-  int shutting_down;
-};
-
-#define ERR_MAX SIG_MSG_ERR_MAX
 
 static const char *other_domain(const exchange_t *x, const sig_router_peer_t *p) {
   return (x->offer.peer == p ? x->answer.peer : x->offer.peer)->domain;
@@ -64,38 +28,79 @@ static exchange_t *xlink_exchange(sig_list_t *l) {
                        : SIG_LIST_DATA(xl, exchange_t, offer);
 }
 
-static void send_frame(sig_router_t *r, sig_router_peer_t *p, char *frame, size_t len) {
+void sig_router_send_local(sig_router_t *r, sig_router_peer_t *p, char *frame, size_t len) {
   r->t.send(p->conn, frame, len);
   free(frame);
 }
 
-static void send_error(sig_router_t *r, sig_router_peer_t *p, int status, const char *msg,
-                       const char *id) {
+/* A frame to p, which may be a stand-in (then a node message of kind op about x). */
+static int send_to(sig_router_t *r, exchange_t *x, sig_router_peer_t *p, sig_nodemsg_op_t op,
+                   char *frame, size_t len) {
+  if (!is_remote(p)) {
+    sig_router_send_local(r, p, frame, len);
+    return 0;
+  }
+  return sig_relay_send(r, x, p, op, frame, len);
+}
+
+void sig_router_send_error(sig_router_t *r, sig_router_peer_t *p, int status, const char *msg,
+                           const char *id) {
   size_t len;
   char *f = sig_msg_encode_error(status, msg, id, &len);
   SIG_EVENT(SIG_LOG_INFO, "router", p->domain, "error frame", SIG_KV("domain", p->domain),
             SIG_KVI("status", status), SIG_KV("id", id), SIG_KV("msg", msg));
-  send_frame(r, p, f, len);
+  sig_router_send_local(r, p, f, len);
 }
 
-static void send_bye(sig_router_t *r, sig_router_peer_t *to, const char *id, const char *from,
-                     const char *reason) {
-  size_t len;
-  char *f = sig_msg_encode_bye(id, from, reason, &len);
-  send_frame(r, to, f, len);
+static char *bye_frame(const char *id, const char *from, const char *reason, size_t *len) {
+  return sig_msg_encode_bye(id, from, reason, len);
 }
 
-static void end_exchange(sig_router_t *r, exchange_t *x) {
+static void free_stand_in(sig_router_t *r, sig_router_peer_t *p) {
+  if (p->nexchanges > 0 || p->pinned > 0) return;
+  sig_map_remove(&r->remote, &p->node);
+  free(p);
+}
+
+static void home_ref(sig_router_t *r, const char *home, int delta) {
+  sig_map_node_t *n = sig_map_get(&r->homes, home, strlen(home));
+  home_t *h = n != NULL ? SIG_CONTAINER_OF(n, home_t, node) : NULL;
+  if (delta > 0) {
+    if (h == NULL) {
+      size_t len = strlen(home);
+      h = sig_calloc(1, sizeof(*h) + len + 1);
+      memcpy(h->id, home, len);
+      sig_map_put(&r->homes, &h->node, h->id, len);
+    }
+    h->count++;
+  } else if (h != NULL && --h->count == 0) {
+    sig_map_remove(&r->homes, &h->node);
+    free(h);
+  }
+}
+
+void sig_router_set_home(sig_router_t *r, exchange_t *x, const char *home) {
+  if (x->home[0] != '\0') home_ref(r, x->home, -1);
+  snprintf(x->home, sizeof(x->home), "%s", home);
+  if (x->home[0] != '\0') home_ref(r, x->home, +1);
+}
+
+void sig_router_end(sig_router_t *r, exchange_t *x) {
+  sig_router_peer_t *offer = x->offer.peer, *answer = x->answer.peer;
   if (!x->answered) {
     sig_list_remove(&x->pending);
-    x->answer.peer->npending_in--;
+    answer->npending_in--;
   }
   sig_list_remove(&x->offer.link);
   sig_list_remove(&x->answer.link);
-  x->offer.peer->nexchanges--;
-  x->answer.peer->nexchanges--;
+  offer->nexchanges--;
+  answer->nexchanges--;
   sig_map_remove(&r->ids, &x->node);
+  if (x->wait != NULL) sig_relay_exchange_gone(r, x);
+  if (x->home[0] != '\0') home_ref(r, x->home, -1);
   free(x);
+  if (is_remote(offer)) free_stand_in(r, offer);
+  if (is_remote(answer)) free_stand_in(r, answer);
 }
 
 sig_router_t *sig_router_new(const sig_router_transport_t *t, const sig_router_limits_t *l) {
@@ -103,27 +108,45 @@ sig_router_t *sig_router_new(const sig_router_transport_t *t, const sig_router_l
   r->t = *t;
   r->l = *l;
   sig_map_init(&r->domains);
+  sig_map_init(&r->remote);
   sig_map_init(&r->ids);
+  sig_map_init(&r->homes);
+  sig_map_init(&r->rids);
   sig_list_init(&r->pending);
+  sig_list_init(&r->waits);
   return r;
+}
+
+void sig_router_set_cluster(sig_router_t *r, const sig_router_cluster_t *c) {
+  static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  r->c = *c;
+  /* Generated ids carry a tag of this node's id, so that two nodes never make the same one. */
+  uint32_t h = sig_fnv1a(SIG_FNV1A_INIT, c->self, strlen(c->self));
+  char *p = r->id_tag;
+  for (int i = 0; i < 6; i++, h /= 36) *p++ = digits[h % 36];
+  *p = '\0';
 }
 
 void sig_router_free(sig_router_t *r) {
   if (r == NULL) return;
   r->shutting_down = 1; /* no bye to anyone */
+  sig_relay_free(r);
   for (sig_map_node_t *n = sig_map_first(&r->domains), *next; n != NULL; n = next) {
     next = sig_map_next(&r->domains, n);
-    sig_router_unregister(r, SIG_CONTAINER_OF(n, sig_router_peer_t, node));
+    sig_router_peer_t *p = SIG_CONTAINER_OF(n, sig_router_peer_t, node);
+    while (!sig_list_empty(&p->exchanges)) sig_router_end(r, xlink_exchange(p->exchanges.next));
+    sig_map_remove(&r->domains, &p->node);
+    sig_router_free_peer(p);
   }
   sig_map_free(&r->domains);
+  sig_map_free(&r->remote); /* stand-ins went with their exchanges */
   sig_map_free(&r->ids);
+  sig_map_free(&r->homes);
+  sig_map_free(&r->rids);
   free(r);
 }
 
-static int refuse(sig_refusal_t *why, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int refuse(sig_refusal_t *why, int code, const char *fmt, ...) {
+int sig_router_refuse(sig_refusal_t *why, int code, const char *fmt, ...) {
   va_list ap;
   why->code = code;
   va_start(ap, fmt);
@@ -131,50 +154,105 @@ static int refuse(sig_refusal_t *why, int code, const char *fmt, ...) {
   va_end(ap);
   return SIG_EREFUSED;
 }
+#define refuse sig_router_refuse
 
 static sig_router_peer_t *find_peer_n(sig_router_t *r, const char *domain, size_t len) {
   sig_map_node_t *n = sig_map_get(&r->domains, domain, len);
   return n != NULL ? SIG_CONTAINER_OF(n, sig_router_peer_t, node) : NULL;
 }
 
-int sig_router_register(sig_router_t *r, const char *domain, size_t len, void *conn,
-                        sig_acl_t *calls, sig_router_peer_t **out, sig_refusal_t *why) {
-  sig_router_peer_t *old = find_peer_n(r, domain, len);
-  if (old != NULL) {
-    if (r->l.reject_duplicates) {
-      sig_acl_free(calls);
-      return refuse(why, SIG_CLOSE_TAKEN, "domain taken");
-    }
-    void *old_conn = old->conn;
-    SIG_EVENT(SIG_LOG_INFO, "router", old->domain, "replaced", SIG_KVN("domain", domain, len));
-    sig_router_unregister(r, old);
-    r->t.close(old_conn, SIG_CLOSE_REPLACED, "replaced");
-  } else if (r->domains.count >= r->l.max_domains) {
-    sig_acl_free(calls);
-    return refuse(why, SIG_CLOSE_FULL, "server full");
-  }
+sig_router_peer_t *sig_router_find_local(sig_router_t *r, const char *domain) {
+  return find_peer_n(r, domain, strlen(domain));
+}
+
+sig_router_peer_t *sig_router_stand_in(sig_router_t *r, const char *domain) {
+  size_t len = strlen(domain);
+  sig_map_node_t *n = sig_map_get(&r->remote, domain, len);
+  if (n != NULL) return SIG_CONTAINER_OF(n, sig_router_peer_t, node);
+  sig_router_peer_t *p = sig_calloc(1, sizeof(*p) + len + 1);
+  memcpy(p->domain, domain, len);
+  sig_list_init(&p->exchanges);
+  sig_map_put(&r->remote, &p->node, p->domain, len);
+  return p;
+}
+
+sig_router_peer_t *sig_router_new_peer(const char *domain, size_t len, void *conn,
+                                       sig_acl_t *calls) {
   sig_router_peer_t *p = sig_calloc(1, sizeof(*p) + len + 1);
   memcpy(p->domain, domain, len);
   p->conn = conn;
   p->calls = calls;
   sig_list_init(&p->exchanges);
-  sig_map_put(&r->domains, &p->node, p->domain, len);
+  return p;
+}
+
+void sig_router_free_peer(sig_router_peer_t *p) {
+  sig_acl_free(p->calls);
+  free(p);
+}
+
+void sig_router_insert(sig_router_t *r, sig_router_peer_t *p) {
+  sig_map_put(&r->domains, &p->node, p->domain, strlen(p->domain));
+}
+
+/* The checks every registration makes at once: a local duplicate (refused, or closed under
+ * the replace policy) and the cap. Returns 0 or the refusal. */
+static int admit(sig_router_t *r, const char *domain, size_t len, sig_refusal_t *why) {
+  sig_router_peer_t *old = find_peer_n(r, domain, len);
+  if (old != NULL) {
+    if (r->l.reject_duplicates) return refuse(why, SIG_CLOSE_TAKEN, "domain taken");
+    void *old_conn = old->conn;
+    SIG_EVENT(SIG_LOG_INFO, "router", old->domain, "replaced", SIG_KVN("domain", domain, len));
+    sig_router_unregister(r, old);
+    r->t.close(old_conn, SIG_CLOSE_REPLACED, "replaced");
+  } else if (r->domains.count >= r->l.max_domains) {
+    return refuse(why, SIG_CLOSE_FULL, "server full");
+  }
+  return 0;
+}
+
+int sig_router_register(sig_router_t *r, const char *domain, size_t len, void *conn,
+                        sig_acl_t *calls, sig_router_peer_t **out, sig_refusal_t *why) {
+  if (admit(r, domain, len, why) != 0) {
+    sig_acl_free(calls);
+    return SIG_EREFUSED;
+  }
+  sig_router_peer_t *p = sig_router_new_peer(domain, len, conn, calls);
+  p->reg = ++r->next_reg;
+  sig_router_insert(r, p);
   *out = p;
   return 0;
 }
 
+int sig_router_register_async(sig_router_t *r, const char *domain, size_t len, void *conn,
+                              sig_acl_t *calls, sig_router_peer_t **out, sig_refusal_t *why,
+                              sig_router_registered_fn done, void *arg, sig_router_wait_t **wait) {
+  if (!in_cluster(r)) return sig_router_register(r, domain, len, conn, calls, out, why);
+  if (admit(r, domain, len, why) != 0) {
+    sig_acl_free(calls);
+    return SIG_EREFUSED;
+  }
+  sig_router_peer_t *p = sig_router_new_peer(domain, len, conn, calls);
+  p->reg = ++r->next_reg;
+  return sig_relay_register(r, p, out, why, done, arg, wait);
+}
+
 void sig_router_unregister(sig_router_t *r, sig_router_peer_t *p) {
   if (p == NULL) return;
-  sig_list_t *it, *tmp;
-  SIG_LIST_FOREACH_SAFE(it, tmp, &p->exchanges) {
-    exchange_t *x = xlink_exchange(it);
+  while (!sig_list_empty(&p->exchanges)) {
+    exchange_t *x = xlink_exchange(p->exchanges.next);
     sig_router_peer_t *other = x->offer.peer == p ? x->answer.peer : x->offer.peer;
-    if (!r->shutting_down) send_bye(r, other, x->id, p->domain, "disconnected");
-    end_exchange(r, x);
+    /* A peer on another node hears of it even during a shutdown: it stays up. */
+    if (is_remote(other) || !r->shutting_down) {
+      size_t len;
+      char *f = bye_frame(x->id, p->domain, "disconnected", &len);
+      send_to(r, x, other, SIG_NODE_END, f, len);
+    }
+    sig_router_end(r, x);
   }
   sig_map_remove(&r->domains, &p->node);
-  sig_acl_free(p->calls);
-  free(p);
+  if (in_cluster(r)) r->c.release(r->c.ctx, p->domain, p->reg);
+  sig_router_free_peer(p);
 }
 
 const char *sig_router_peer_domain(const sig_router_peer_t *p) {
@@ -185,10 +263,11 @@ static sig_router_peer_t *find_peer(sig_router_t *r, const char *domain) {
   return find_peer_n(r, domain, strlen(domain));
 }
 
-static exchange_t *find_exchange(sig_router_t *r, const char *id) {
+exchange_t *sig_router_find_exchange(sig_router_t *r, const char *id) {
   sig_map_node_t *n = sig_map_get(&r->ids, id, strlen(id));
   return n != NULL ? SIG_CONTAINER_OF(n, exchange_t, node) : NULL;
 }
+#define find_exchange sig_router_find_exchange
 
 /* p's oldest answered exchange (forgotten first when p is at its cap), or NULL. */
 static exchange_t *oldest_answered(sig_router_peer_t *p) {
@@ -199,20 +278,48 @@ static exchange_t *oldest_answered(sig_router_peer_t *p) {
   return NULL;
 }
 
-static int has_room(const sig_router_t *r, sig_router_peer_t *p) {
+int sig_router_has_room(const sig_router_t *r, sig_router_peer_t *p) {
   return p->nexchanges < r->l.max_exchanges_per_peer || oldest_answered(p) != NULL;
 }
 
-static void make_room(sig_router_t *r, sig_router_peer_t *p) {
-  if (p->nexchanges >= r->l.max_exchanges_per_peer) end_exchange(r, oldest_answered(p));
+void sig_router_make_room(sig_router_t *r, sig_router_peer_t *p) {
+  if (p->nexchanges < r->l.max_exchanges_per_peer) return;
+  exchange_t *x = oldest_answered(p);
+  sig_router_peer_t *other = x->offer.peer == p ? x->answer.peer : x->offer.peer;
+  if (is_remote(other)) send_to(r, x, other, SIG_NODE_FGT, NULL, 0); /* its half goes too */
+  sig_router_end(r, x);
 }
+#define has_room sig_router_has_room
+#define make_room sig_router_make_room
 
-static void new_id(sig_router_t *r, char id[SIG_MSG_ID_MAX + 1]) {
-  do snprintf(id, SIG_MSG_ID_MAX + 1, "x%" PRIx64, ++r->next_id);
+void sig_router_new_id(sig_router_t *r, char id[SIG_MSG_ID_MAX + 1]) {
+  do snprintf(id, SIG_MSG_ID_MAX + 1, "x%s%" PRIx64, r->id_tag, ++r->next_id);
   while (sig_map_get(&r->ids, id, strlen(id)) != NULL);
 }
 
-/* The common part of POST /offer and a WebSocket offer. prefix is "" or "offer_req.". */
+exchange_t *sig_router_link(sig_router_t *r, const char *id, sig_router_peer_t *offer,
+                            sig_router_peer_t *answer, const char *home, int pending) {
+  exchange_t *x = sig_calloc(1, sizeof(*x));
+  snprintf(x->id, sizeof(x->id), "%s", id);
+  x->offer.peer = offer;
+  x->answer.peer = answer;
+  x->answer.is_answer = 1;
+  x->remote = is_remote(offer) || is_remote(answer);
+  x->created_ms = r->t.now_ms(r->t.ctx);
+  sig_list_init(&x->pending);
+  sig_list_append(&offer->exchanges, &x->offer.link);
+  sig_list_append(&answer->exchanges, &x->answer.link);
+  if (pending) sig_list_append(&r->pending, &x->pending);
+  offer->nexchanges++;
+  answer->nexchanges++;
+  answer->npending_in++; /* also off the pending list: sig_router_end takes it back */
+  if (home != NULL) sig_router_set_home(r, x, home);
+  sig_map_put(&r->ids, &x->node, x->id, strlen(x->id));
+  return x;
+}
+
+/* The common part of POST /offer and a WebSocket offer between two local peers. prefix is
+ * "" or "offer_req.". */
 static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domain,
                     const char *prefix, char id_out[SIG_MSG_ID_MAX + 1], sig_refusal_t *why) {
   if (r->shutting_down) return refuse(why, SIG_STATUS_UNAVAILABLE, "server: shutting down");
@@ -237,22 +344,12 @@ static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domai
   }
   make_room(r, offer);
   make_room(r, answer); /* forgetting one of offer's may already have made room here */
-  exchange_t *x = sig_calloc(1, sizeof(*x));
+  char id[SIG_MSG_ID_MAX + 1];
   if (m->id != NULL)
-    snprintf(x->id, sizeof(x->id), "%s", m->id);
+    snprintf(id, sizeof(id), "%s", m->id);
   else
-    new_id(r, x->id);
-  x->offer.peer = offer;
-  x->answer.peer = answer;
-  x->answer.is_answer = 1;
-  x->created_ms = r->t.now_ms(r->t.ctx);
-  sig_list_append(&offer->exchanges, &x->offer.link);
-  sig_list_append(&answer->exchanges, &x->answer.link);
-  sig_list_append(&r->pending, &x->pending);
-  offer->nexchanges++;
-  answer->nexchanges++;
-  answer->npending_in++;
-  sig_map_put(&r->ids, &x->node, x->id, strlen(x->id));
+    sig_router_new_id(r, id);
+  exchange_t *x = sig_router_link(r, id, offer, answer, NULL, 1);
 
   size_t len;
   char *push = sig_msg_encode_offer_push(m, x->id, offer_domain, &len);
@@ -261,7 +358,7 @@ static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domai
             SIG_KVI("candidates", m->ncandidates));
   SIG_EVENT(SIG_LOG_DEBUG, "router", offer_domain, "offer sdp", SIG_KV("id", x->id),
             SIG_KV("sdp", m->offer_sdp));
-  send_frame(r, answer, push, len);
+  sig_router_send_local(r, answer, push, len);
   memcpy(id_out, x->id, sizeof(x->id));
   return 0;
 }
@@ -271,28 +368,72 @@ int sig_router_offer(sig_router_t *r, const sig_msg_t *m, char id_out[SIG_MSG_ID
   return do_offer(r, m, m->offer_domain, "", id_out, why);
 }
 
+int sig_router_offer_async(sig_router_t *r, const sig_msg_t *m, const char *body, size_t body_len,
+                           char id_out[SIG_MSG_ID_MAX + 1], sig_refusal_t *why,
+                           sig_router_offered_fn done, void *arg, sig_router_wait_t **wait) {
+  if (!in_cluster(r) || r->shutting_down) return do_offer(r, m, m->offer_domain, "", id_out, why);
+  sig_router_peer_t *answer = find_peer(r, m->answer_domain);
+  sig_router_peer_t *offer = find_peer(r, m->offer_domain);
+  if (offer != NULL && answer != NULL) return do_offer(r, m, m->offer_domain, "", id_out, why);
+  if (offer != NULL) return sig_relay_offer(r, offer, m, "", id_out, why, done, arg, wait);
+  return sig_relay_forward(r, m, body, body_len, answer != NULL, why, done, arg, wait);
+}
+
+/* The completion of a WebSocket offer that went to another node: only a refusal is said, as
+ * an error frame to the offer peer, if it is still the same registration. */
+typedef struct {
+  sig_router_t *r;
+  uint64_t reg;
+  int has_id;
+  char id[SIG_MSG_ID_MAX + 1];
+  char domain[];
+} ws_offer_t;
+
+static void on_ws_offered(void *arg, int status, const char *msg, const char *id) {
+  ws_offer_t *o = arg;
+  (void)id;
+  sig_router_peer_t *p = find_peer(o->r, o->domain);
+  if (status != SIG_STATUS_OK && p != NULL && p->reg == o->reg)
+    sig_router_send_error(o->r, p, status, msg, o->has_id ? o->id : NULL);
+  free(o);
+}
+
 static void on_offer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
   char err[ERR_MAX], id[SIG_MSG_ID_MAX + 1];
   sig_refusal_t why;
   if (m->offer_domain != NULL && strcmp(m->offer_domain, from->domain) != 0) {
     snprintf(err, sizeof(err), "offer_req.offer_domain: must be your own domain '%s'",
              from->domain);
-    send_error(r, from, SIG_STATUS_FORBIDDEN, err, m->id);
+    sig_router_send_error(r, from, SIG_STATUS_FORBIDDEN, err, m->id);
     return;
   }
   if (strcmp(m->answer_domain, from->domain) == 0) {
-    send_error(r, from, SIG_STATUS_BAD_REQUEST,
-               "offer_req.answer_domain: must differ from offer_domain", m->id);
+    sig_router_send_error(r, from, SIG_STATUS_BAD_REQUEST,
+                          "offer_req.answer_domain: must differ from offer_domain", m->id);
     return;
   }
   if (!sig_acl_allows(from->calls, m->answer_domain)) {
     snprintf(err, sizeof(err), "offer_req.answer_domain: your token does not allow calling '%s'",
              m->answer_domain);
-    send_error(r, from, SIG_STATUS_FORBIDDEN, err, m->id);
+    sig_router_send_error(r, from, SIG_STATUS_FORBIDDEN, err, m->id);
     return;
   }
-  if (do_offer(r, m, from->domain, "offer_req.", id, &why) != 0)
-    send_error(r, from, why.code, why.msg, m->id);
+  int rc;
+  if (!in_cluster(r) || r->shutting_down || find_peer(r, m->answer_domain) != NULL) {
+    rc = do_offer(r, m, from->domain, "offer_req.", id, &why);
+  } else {
+    size_t dlen = strlen(from->domain);
+    ws_offer_t *o = sig_calloc(1, sizeof(*o) + dlen + 1);
+    o->r = r;
+    o->reg = from->reg;
+    memcpy(o->domain, from->domain, dlen);
+    if (m->id != NULL) o->has_id = 1, snprintf(o->id, sizeof(o->id), "%s", m->id);
+    sig_router_wait_t *w;
+    rc = sig_relay_offer(r, from, m, "offer_req.", id, &why, on_ws_offered, o, &w);
+    if (rc == SIG_EINPROGRESS) return;
+    free(o);
+  }
+  if (rc != 0) sig_router_send_error(r, from, why.code, why.msg, m->id);
 }
 
 /* The pending offer an answer from `from` answers: by id, else by the echoed offer_domain,
@@ -329,17 +470,24 @@ static exchange_t *find_pending_for_answer(sig_router_t *r, sig_router_peer_t *f
   return NULL;
 }
 
+/* Whether a message to p (local, or on a node Redis can reach now) can go; else a 503. */
+static int reachable(sig_router_t *r, const sig_router_peer_t *p, sig_refusal_t *why) {
+  if (!is_remote(p) || r->c.up(r->c.ctx)) return 0;
+  return refuse(why, SIG_STATUS_UNAVAILABLE, "cluster: unavailable");
+}
+
 static void on_answer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
   sig_refusal_t why;
   if (m->answer_domain != NULL && strcmp(m->answer_domain, from->domain) != 0) {
     refuse(&why, SIG_STATUS_FORBIDDEN, "answer_resp.answer_domain: must be your own domain '%s'",
            from->domain);
-    send_error(r, from, why.code, why.msg, m->id);
+    sig_router_send_error(r, from, why.code, why.msg, m->id);
     return;
   }
   exchange_t *x = find_pending_for_answer(r, from, m, &why);
+  if (x != NULL && reachable(r, x->offer.peer, &why) != 0) x = NULL;
   if (x == NULL) {
-    send_error(r, from, why.code, why.msg, m->id);
+    sig_router_send_error(r, from, why.code, why.msg, m->id);
     return;
   }
   x->answered = 1;
@@ -352,7 +500,7 @@ static void on_answer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t 
             SIG_KVI("candidates", m->ncandidates));
   SIG_EVENT(SIG_LOG_DEBUG, "router", from->domain, "answer sdp", SIG_KV("id", x->id),
             SIG_KV("sdp", m->answer_sdp));
-  send_frame(r, x->offer.peer, push, len);
+  send_to(r, x, x->offer.peer, SIG_NODE_ANS, push, len);
 }
 
 /* The exchange a candidate or bye refers to: by id (it must link from and to),
@@ -391,31 +539,35 @@ static int may_send(const sig_router_peer_t *from, const exchange_t *x, const si
 static void on_candidate(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
   sig_refusal_t why;
   exchange_t *x = find_between(r, from, m, &why);
-  if (x != NULL && may_send(from, x, m, &why) != 0) x = NULL;
+  if (x != NULL && (may_send(from, x, m, &why) != 0 || reachable(r, other_peer(x, from), &why)))
+    x = NULL;
   if (x == NULL) {
-    send_error(r, from, why.code, why.msg, m->id);
+    sig_router_send_error(r, from, why.code, why.msg, m->id);
     return;
   }
   size_t len;
   char *f = sig_msg_encode_candidate(m, x->id, from->domain, &len);
   SIG_EVENT(SIG_LOG_DEBUG, "router", from->domain, "candidate", SIG_KV("id", x->id),
             SIG_KV("from", from->domain), SIG_KV("to", m->to), SIG_KVI("n", m->ncandidates));
-  send_frame(r, other_peer(x, from), f, len);
+  send_to(r, x, other_peer(x, from), SIG_NODE_REL, f, len);
 }
 
 static void on_bye(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
   sig_refusal_t why;
   exchange_t *x = find_between(r, from, m, &why);
-  if (x != NULL && may_send(from, x, m, &why) != 0) x = NULL;
+  if (x != NULL && (may_send(from, x, m, &why) != 0 || reachable(r, other_peer(x, from), &why)))
+    x = NULL;
   if (x == NULL) {
-    send_error(r, from, why.code, why.msg, m->id);
+    sig_router_send_error(r, from, why.code, why.msg, m->id);
     return;
   }
   do {
     SIG_EVENT(SIG_LOG_INFO, "router", from->domain, "bye", SIG_KV("id", x->id),
               SIG_KV("from", from->domain), SIG_KV("to", m->to));
-    send_bye(r, other_peer(x, from), x->id, from->domain, "hangup");
-    end_exchange(r, x);
+    size_t len;
+    char *f = bye_frame(x->id, from->domain, "hangup", &len);
+    send_to(r, x, other_peer(x, from), SIG_NODE_END, f, len);
+    sig_router_end(r, x);
   } while (m->id == NULL && (x = find_between(r, from, m, &why)) != NULL &&
            may_send(from, x, m, &why) == 0);
 }
@@ -433,7 +585,7 @@ void sig_router_on_message(sig_router_t *r, sig_router_peer_t *from, const char 
   sig_msg_t m;
   char err[ERR_MAX];
   if (sig_msg_decode_frame(&m, buf, len, err, sizeof(err)) != 0)
-    send_error(r, from, SIG_STATUS_BAD_REQUEST, err, m.id);
+    sig_router_send_error(r, from, SIG_STATUS_BAD_REQUEST, err, m.id);
   else
     handlers[m.type](r, from, &m);
   sig_msg_free(&m);
@@ -445,15 +597,19 @@ void sig_router_tick(sig_router_t *r) {
     exchange_t *x = SIG_LIST_DATA(r->pending.next, exchange_t, pending);
     if (x->created_ms + r->l.answer_timeout_ms > now) break;
     char msg[ERR_MAX];
+    size_t len;
     snprintf(msg, sizeof(msg), "no answer from '%s' within %" PRIu64 " s", x->answer.peer->domain,
              r->l.answer_timeout_ms / 1000);
     SIG_EVENT(SIG_LOG_INFO, "router", x->offer.peer->domain, "offer expired", SIG_KV("id", x->id),
               SIG_KV("offer_domain", x->offer.peer->domain),
               SIG_KV("answer_domain", x->answer.peer->domain));
-    send_error(r, x->offer.peer, SIG_STATUS_TIMEOUT, msg, x->id);
-    send_bye(r, x->answer.peer, x->id, x->offer.peer->domain, "timeout");
-    end_exchange(r, x);
+    char *err = sig_msg_encode_error(SIG_STATUS_TIMEOUT, msg, x->id, &len);
+    send_to(r, x, x->offer.peer, SIG_NODE_END, err, len);
+    char *bye = bye_frame(x->id, x->offer.peer->domain, "timeout", &len);
+    send_to(r, x, x->answer.peer, SIG_NODE_END, bye, len);
+    sig_router_end(r, x);
   }
+  if (in_cluster(r)) sig_relay_tick(r, now);
 }
 
 void sig_router_shutdown(sig_router_t *r) {
@@ -466,4 +622,10 @@ uint64_t sig_router_domains(const sig_router_t *r) {
 
 uint64_t sig_router_exchanges(const sig_router_t *r) {
   return r->ids.count;
+}
+
+void sig_router_each_home(const sig_router_t *r, void (*each)(void *arg, const char *node),
+                          void *arg) {
+  for (sig_map_node_t *n = sig_map_first(&r->homes); n != NULL; n = sig_map_next(&r->homes, n))
+    each(arg, SIG_CONTAINER_OF(n, home_t, node)->id);
 }

@@ -13,8 +13,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "sig_conn.h"
 #include "sig_auth.h"
+#include "sig_cluster.h"
+#include "sig_conn.h"
 #include "sig_endpoints.h"
 #include "sig_limits.h"
 #include "sig_log.h"
@@ -48,6 +49,7 @@ struct sig_server_s {
   int handles_open;
   sig_conns_t *conns;
   sig_router_t *router;
+  sig_cluster_t *cluster; /* NULL: a single node */
   sig_sessions_t sessions;
   sig_endpoints_t endpoints;
   int shutting_down;
@@ -137,6 +139,14 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len) {
     return rc;
   }
   return fd;
+}
+
+/* GET /readyz: why the server should get no traffic now, or NULL. */
+static const char *not_ready(void *arg) {
+  sig_server_t *s = arg;
+  if (s->shutting_down) return "server: shutting down";
+  if (s->cluster != NULL && !sig_cluster_up(s->cluster)) return "cluster: unavailable";
+  return NULL;
 }
 
 /* allowed_origins, or cors_origin (its older name) when only that is set. */
@@ -231,6 +241,15 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
       .answer_timeout_ms = (uint64_t)cfg->answer_timeout_s * 1000,
   };
   s->router = sig_router_new(&t, &l);
+  if (cfg->cluster_redis[0] != '\0') {
+    rc = sig_cluster_new(&s->cluster, loop, cfg, s->address, err, errlen);
+    if (rc != 0) {
+      s->shutting_down = 1;
+      sig_server_free(s);
+      return rc;
+    }
+    sig_cluster_attach(s->cluster, s->router);
+  }
   s->sessions = (sig_sessions_t){s->router, (uint64_t)cfg->max_message_bytes,
                                  (uint32_t)cfg->messages_per_s, (uint32_t)cfg->messages_burst};
   s->max_conns = connection_cap(cfg);
@@ -254,12 +273,13 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
                                    .limits = s->limits,
                                    .trusted = s->trusted,
                                    .ntrusted = cfg->trusted_proxies.n,
-                                   .auth = s->auth};
+                                   .auth = s->auth,
+                                   .not_ready = not_ready,
+                                   .ready_arg = s};
   set_origins(s, cfg);
   *out = s;
   return 0;
 }
-
 
 void sig_server_reload(sig_server_t *s) {
   char err[512];
@@ -275,12 +295,21 @@ const char *sig_server_address(const sig_server_t *s) {
 
 /* ---- shutdown */
 
-static void on_all_closed(void *arg) {
+static void on_cluster_left(void *arg) {
   sig_server_t *s = arg;
-  SIG_MUST(uv_timer_stop(&s->shutdown_timer));
   void (*done)(void *) = s->done;
   s->done = NULL;
   if (done != NULL) done(s->done_arg);
+}
+
+static void on_all_closed(void *arg) {
+  sig_server_t *s = arg;
+  SIG_MUST(uv_timer_stop(&s->shutdown_timer));
+  /* Every session has released its domain by now: the node leaves the cluster last. */
+  if (s->cluster != NULL)
+    sig_cluster_shutdown(s->cluster, on_cluster_left, s);
+  else
+    on_cluster_left(s);
 }
 
 static void on_shutdown_timeout(uv_timer_t *t) {
@@ -314,6 +343,8 @@ void sig_server_shutdown(sig_server_t *s, void (*done)(void *arg), void *arg) {
 
 void sig_server_free(sig_server_t *s) {
   if (s == NULL) return;
+  sig_cluster_free(s->cluster); /* first: what it owes the router runs now */
+  s->cluster = NULL;
   sig_router_free(s->router);
   s->router = NULL;
   sig_limits_free(s->limits);

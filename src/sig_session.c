@@ -21,6 +21,7 @@ typedef struct {
   const sig_sessions_t *env;
   sig_ws_t *ws;            /* while a frame or message is in flight */
   sig_router_peer_t *peer; /* while registered */
+  sig_router_wait_t *wait; /* while the cluster decides on the registration */
   uint8_t closing;         /* our close frame went out */
   uint8_t completed;       /* a message completed during the current feed */
   uint32_t refused;        /* messages refused in a row for the message rate */
@@ -171,6 +172,7 @@ static void on_deadline(sig_conn_t *c, sig_deadline_t d) {
 
 static void on_close(sig_conn_t *c) {
   session_t *s = sig_conn_data(c);
+  sig_router_cancel(s->wait);
   release_peer(s);
   sig_ws_free(s->ws);
   free(s);
@@ -182,6 +184,32 @@ static void on_shutdown(sig_conn_t *c) {
 
 static const sig_conn_handler_t handler = {on_data, on_deadline, on_close, on_shutdown, label};
 
+static void registered(session_t *s, const char *domain, size_t len, const sig_refusal_t *why) {
+  sig_conn_t *c = s->conn;
+  if (why != NULL) {
+    SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "registration refused",
+              SIG_KVN("domain", domain, len), SIG_KVI("code", why->code),
+              SIG_KV("peer", SIG_CONN_PEER(c)));
+    session_close(s, (uint16_t)why->code, why->msg);
+  } else {
+    SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "registered",
+              SIG_KV("domain", sig_router_peer_domain(s->peer)), SIG_KV("peer", SIG_CONN_PEER(c)));
+  }
+}
+
+/* The cluster decided: the session goes on (or closes), and reads what arrived meanwhile. */
+static void on_registered(void *arg, sig_router_peer_t *p, const sig_refusal_t *why) {
+  session_t *s = arg;
+  s->wait = NULL;
+  if (p != NULL && s->closing) { /* a shutdown closed it meanwhile */
+    sig_router_unregister(s->env->router, p);
+  } else {
+    s->peer = p;
+    registered(s, p != NULL ? sig_router_peer_domain(p) : "", 0, why);
+  }
+  sig_conn_resume(s->conn);
+}
+
 size_t sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *domain, size_t len,
                          sig_acl_t *calls, const sig_refusal_t *refused, const char *rest,
                          size_t rest_len) {
@@ -191,19 +219,20 @@ size_t sig_session_start(sig_conn_t *c, const sig_sessions_t *env, const char *d
   s->env = env;
   sig_conn_set_handler(c, &handler, s);
   sig_conn_set_deadline(c, SIG_DEADLINE_PING);
+  int rc;
   if (refused != NULL) {
     why = *refused;
     sig_acl_free(calls);
-  }
-  if (refused != NULL || sig_router_register(env->router, domain, len, s, calls, &s->peer, &why) != 0) {
-    SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "registration refused",
-              SIG_KVN("domain", domain, len), SIG_KVI("code", why.code),
-              SIG_KV("peer", SIG_CONN_PEER(c)));
-    session_close(s, (uint16_t)why.code, why.msg);
+    rc = SIG_EREFUSED;
   } else {
-    SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "registered",
-              SIG_KV("domain", sig_router_peer_domain(s->peer)), SIG_KV("peer", SIG_CONN_PEER(c)));
+    rc = sig_router_register_async(env->router, domain, len, s, calls, &s->peer, &why,
+                                   on_registered, s, &s->wait);
   }
+  if (rc == SIG_EINPROGRESS) { /* frames wait until the cluster has decided */
+    sig_conn_pause(c);
+    return 0;
+  }
+  registered(s, domain, len, rc == 0 ? NULL : &why);
   if (rest_len == 0 || sig_conn_state(c) != SIG_CONN_OPEN) return rest_len;
   return on_data(c, rest, rest_len);
 }

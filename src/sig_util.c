@@ -70,6 +70,7 @@ const char *sig_strerror(int err) {
     case SIG_ETOOBIG: return "limit exceeded";
     case SIG_EBADMSG: return "malformed message";
     case SIG_EREFUSED: return "refused";
+    case SIG_EINPROGRESS: return "in progress";
     default: return uv_strerror(err);
   }
 }

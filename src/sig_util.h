@@ -19,7 +19,8 @@ enum {
   SIG_EPROTO = -20002,  /* peer violated the protocol */
   SIG_ETOOBIG = -20003, /* input exceeds a configured limit */
   SIG_EBADMSG = -20004, /* a message or request is malformed: the refusal says where */
-  SIG_EREFUSED = -20005 /* refused by policy or state: the refusal says why */
+  SIG_EREFUSED = -20005, /* refused by policy or state: the refusal says why */
+  SIG_EINPROGRESS = -20006 /* the answer comes later, through a callback (the cluster) */
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC). */

@@ -1,0 +1,307 @@
+"""The cluster on a real Redis (docs/CLUSTER.md): three nodes, one namespace. Every flow of
+PROTOCOL.md across nodes with exact frames and statuses, the duplicate policies across nodes
+(with a race), and the faults: a node killed, Redis paused and restarted empty, a node stopped."""
+
+import json
+import signal
+import threading
+import time
+
+import pytest
+
+from cluster_lib import Redis, cluster_toml, new_prefix, ready, wait_ready, wait_registered, wait_until
+from helpers import (answer_resp, assert_error_frame, assert_error_response, assert_json_response,
+                     expected_answer_push, expected_offer_push, offer_body, offer_req, uniq)
+from wsclient import WSClient, http, post_offer
+
+NODES = ("n1", "n2", "n3")
+
+
+class Cluster:
+    def __init__(self, redis, prefix, nodes):
+        self.redis, self.prefix, self.nodes = redis, prefix, nodes  # name -> Server
+        self.clients = []
+
+    def connect(self, node, domain, wait=True, **kw):
+        c = WSClient(self.nodes[node].port, domain, **kw)
+        self.clients.append(c)
+        if wait:
+            wait_registered(self.redis, self.prefix, domain, node)
+        return c
+
+    def post(self, node, a, b, **kw):
+        return post_offer(self.nodes[node].port, offer_body(a, b, **kw))
+
+    def post_ok(self, node, a, b, **kw):
+        body = assert_json_response(self.post(node, a, b, **kw), 200)
+        assert body["code"] == 0 and body["msg"] == "ok", body
+        return body["data"]["id"]
+
+    def close_all(self):
+        for c in self.clients:
+            c.abort() if hasattr(c, "abort") else c.close()
+        self.clients = []
+
+
+def start_cluster(pool, tmp_path_factory, names=NODES, **server_opts):
+    redis = Redis(tmp_path_factory.mktemp("redis"))
+    prefix = new_prefix()
+    nodes = {n: pool.start(extra_toml=cluster_toml(redis, n, prefix), **server_opts) for n in names}
+    wait_ready(*nodes.values())
+    return Cluster(redis, prefix, nodes)
+
+
+@pytest.fixture(scope="module")
+def cluster(module_servers, tmp_path_factory):
+    cl = start_cluster(module_servers, tmp_path_factory, answer_timeout_s=2, max_pending_offers=2)
+    yield cl
+    cl.close_all()
+    for s in cl.nodes.values():  # stopped before Redis, so that they leave cleanly
+        s.stop()
+    cl.redis.stop()
+
+
+@pytest.fixture
+def cl(cluster):
+    yield cluster
+    cluster.close_all()
+
+
+# --------------------------------------------------------------------------- flows across nodes
+
+
+@pytest.mark.parametrize("via", ["n1", "n2", "n3"])
+def test_seed_flow_across_nodes(cl, via):
+    """A on n1, B on n2; POST /offer on the offer node, the answer node, or a third node."""
+    a, b = uniq("A"), uniq("B")
+    cb, ca = cl.connect("n2", b), cl.connect("n1", a)
+    xid = cl.post_ok(via, a, b)
+    assert cb.recv_json() == expected_offer_push(a, b, xid)
+    cb.send_json({"ty": "answer", "id": xid, "answer_resp": answer_resp(b)})
+    assert ca.recv_json() == expected_answer_push(a, b, xid)
+    # trickle both ways, then a hang-up from B
+    ca.send_json({"ty": "candidate", "to": b, "candidate": ["candidate:7 1 udp 1 192.0.2.7 7 typ host"]})
+    assert cb.recv_json() == {"ty": "candidate", "id": xid, "from": a,
+                              "candidate": ["candidate:7 1 udp 1 192.0.2.7 7 typ host"]}
+    cb.send_json({"ty": "candidate", "id": xid, "to": a, "candidate": ["candidate:8 1 udp 1 192.0.2.8 8 typ host"]})
+    assert ca.recv_json() == {"ty": "candidate", "id": xid, "from": b,
+                              "candidate": ["candidate:8 1 udp 1 192.0.2.8 8 typ host"]}
+    cb.send_json({"ty": "bye", "to": a})
+    assert ca.recv_json() == {"ty": "bye", "id": xid, "from": b, "reason": "hangup"}
+    # the exchange is gone on both nodes
+    ca.send_json({"ty": "candidate", "id": xid, "to": b, "candidate": ["c"]})
+    assert_error_frame(ca.recv_json(), 404, f"id: no exchange '{xid}' with '{b}'", id=xid)
+
+
+def test_client_id_and_answers_by_echo_and_by_the_single_pending_offer(cl):
+    a, b = uniq("A"), uniq("B")
+    cb, ca = cl.connect("n2", b), cl.connect("n1", a)
+    assert cl.post_ok("n3", a, b, id=f"call-{a}") == f"call-{a}"
+    assert cb.recv_json()["id"] == f"call-{a}"
+    cb.send_json({"ty": "answer", "offer_req": offer_req(a, b), "answer_resp": answer_resp(b)})
+    assert ca.recv_json() == expected_answer_push(a, b, f"call-{a}")
+    xid = cl.post_ok("n1", a, b)
+    assert cb.recv_json()["id"] == xid
+    cb.send_json({"ty": "answer", "answer_resp": answer_resp(b)})
+    assert ca.recv_json() == expected_answer_push(a, b, xid)
+    # the id of an open exchange is taken on the answer node too
+    resp = cl.post("n3", a, b, id=f"call-{a}")
+    assert_error_response(resp, 409, f"id: 'call-{a}' is already in use")
+
+
+def test_offer_over_the_websocket_across_nodes(cl):
+    a, b = uniq("A"), uniq("B")
+    cb, ca = cl.connect("n3", b), cl.connect("n1", a)
+    ca.send_json({"ty": "offer", "id": f"w-{a}", "offer_req": offer_req(a, b)})
+    assert cb.recv_json() == expected_offer_push(a, b, f"w-{a}")
+    ca.send_json({"ty": "offer", "id": f"z-{a}", "offer_req": offer_req(a, "nobody-here")})
+    assert_error_frame(ca.recv_json(), 404, "offer_req.answer_domain: 'nobody-here' is not connected",
+                       id=f"z-{a}")
+
+
+def test_refusals_across_nodes_keep_their_statuses(cl):
+    a, b, gone = uniq("A"), uniq("B"), uniq("gone")
+    cb, ca = cl.connect("n2", b), cl.connect("n1", a)
+    assert_error_response(cl.post("n1", a, gone), 404, f"answer_domain: '{gone}' is not connected")
+    assert_error_response(cl.post("n3", a, gone), 404, f"answer_domain: '{gone}' is not connected")
+    assert_error_response(cl.post("n3", gone, b), 409, f"offer_domain: '{gone}' is not connected")
+    assert_error_response(cl.post("n2", gone, b), 409, f"offer_domain: '{gone}' is not connected")
+    assert_error_response(cl.post("n3", gone, uniq("gone")), 404)  # answer_domain first, as on one node
+    # max_pending_offers = 2 on the answer node
+    cl.post_ok("n1", a, b)
+    cl.post_ok("n3", a, b)
+    assert_error_response(cl.post("n1", a, b), 429, f"answer_domain: '{b}' has too many pending offers")
+    for _ in range(2):
+        assert cb.recv_json()["ty"] == "offer"
+
+
+def test_unanswered_offer_times_out_across_nodes(cl):
+    a, b = uniq("A"), uniq("B")
+    cb, ca = cl.connect("n2", b), cl.connect("n1", a)
+    xid = cl.post_ok("n1", a, b)
+    assert cb.recv_json()["id"] == xid
+    assert ca.recv_json(timeout=5) == {"ty": "error", "status": 408,
+                                       "msg": f"no answer from '{b}' within 2 s", "id": xid}
+    assert cb.recv_json(timeout=5) == {"ty": "bye", "id": xid, "from": a, "reason": "timeout"}
+
+
+@pytest.mark.parametrize("leaver", ["offer", "answer"])
+def test_disconnect_sends_bye_across_nodes(cl, leaver):
+    a, b = uniq("A"), uniq("B")
+    cb, ca = cl.connect("n2", b), cl.connect("n1", a)
+    xid = cl.post_ok("n3", a, b)
+    assert cb.recv_json()["id"] == xid
+    cb.send_json({"ty": "answer", "id": xid, "answer_resp": answer_resp(b)})
+    assert ca.recv_json()["ty"] == "answer"
+    gone, stays, name = (ca, cb, a) if leaver == "offer" else (cb, ca, b)
+    gone.close()
+    assert stays.recv_json() == {"ty": "bye", "id": xid, "from": name, "reason": "disconnected"}
+    assert wait_until(lambda: cl.redis.cli("GET", f"{cl.prefix}d:{name}") == "")
+
+
+def test_replace_across_nodes_closes_the_old_owner(cl):
+    a, b = uniq("A"), uniq("B")
+    ca, old = cl.connect("n1", a), cl.connect("n2", b)
+    xid = cl.post_ok("n1", a, b)
+    assert old.recv_json()["id"] == xid
+    new = cl.connect("n3", b)
+    assert old.expect_close() == (4000, "replaced")
+    assert ca.recv_json() == {"ty": "bye", "id": xid, "from": b, "reason": "disconnected"}
+    xid2 = cl.post_ok("n2", a, b)
+    assert new.recv_json() == expected_offer_push(a, b, xid2)
+
+
+def test_readyz_and_healthz(cl):
+    for node in cl.nodes.values():
+        resp = http(node.port, "GET", "/readyz")
+        assert resp.status == 200 and resp.json() == {"code": 0, "msg": "ready", "data": None}
+        assert http(node.port, "GET", "/healthz").status == 200
+
+
+# --------------------------------------------------------------------------- duplicate = "reject"
+
+
+def test_reject_across_nodes_and_a_race(pool, tmp_path_factory):
+    cl = start_cluster(pool, tmp_path_factory, names=("n1", "n2"), duplicate="reject")
+    try:
+        d = uniq("B")
+        first = cl.connect("n1", d)
+        second = cl.connect("n2", d, wait=False)
+        assert second.expect_close() == (4409, "domain taken")
+        first.expect_silence(0.2)
+        # Two registrations of one name at once, on two nodes: exactly one wins, every time.
+        for round_ in range(20):
+            name = uniq(f"race{round_}")
+            results = {}
+
+            def register(node):
+                c = WSClient(cl.nodes[node].port, name)
+                cl.clients.append(c)
+                try:
+                    results[node] = c.expect_close(timeout=1.0)
+                except AssertionError:
+                    results[node] = "open"
+
+            threads = [threading.Thread(target=register, args=(n,)) for n in ("n1", "n2")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert sorted(map(str, results.values())) == ["(4409, 'domain taken')", "open"], results
+    finally:
+        cl.close_all()
+        for s in cl.nodes.values():
+            s.stop()
+        cl.redis.stop()
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@pytest.fixture
+def fresh(pool, tmp_path_factory):
+    cl = start_cluster(pool, tmp_path_factory)
+    yield cl
+    cl.close_all()
+    for s in cl.nodes.values():
+        s.stop()
+    cl.redis.stop()
+
+
+def test_a_killed_node(fresh):
+    cl = fresh
+    a, b = uniq("A"), uniq("B")
+    ca, cb = cl.connect("n1", a), cl.connect("n2", b)
+    xid = cl.post_ok("n1", a, b)
+    assert cb.recv_json()["id"] == xid
+    cl.nodes["n2"].proc.kill()
+    cl.nodes["n2"].proc.wait()
+    cl.nodes["n2"].returncode = 0  # killed on purpose: not a failure of the server
+    t0 = time.monotonic()
+    # its peer's counterpart hears of it within node_ttl_s (2 s here)
+    assert ca.recv_json(timeout=4) == {"ty": "bye", "id": xid, "from": b, "reason": "disconnected"}
+    assert time.monotonic() - t0 <= 3.0
+    # offers to its domains are 404, never a hang
+    resp = cl.post("n3", a, b)
+    assert_error_response(resp, 404, f"answer_domain: '{b}' is not connected")
+    # its peer registers again on another node at once, without waiting for the TTL
+    cb2 = cl.connect("n3", b)
+    xid2 = cl.post_ok("n1", a, b)
+    assert cb2.recv_json()["id"] == xid2
+
+
+def test_redis_paused_then_back(fresh):
+    cl = fresh
+    a, b, c = uniq("A"), uniq("B"), uniq("C")
+    ca, cb, cc = cl.connect("n1", a), cl.connect("n2", b), cl.connect("n1", c)
+    cl.redis.pause()
+    try:
+        t0 = time.monotonic()
+        resp = cl.post("n1", a, b)
+        assert_error_response(resp, 503)
+        assert resp.json()["msg"].startswith("cluster: "), resp.json()
+        assert time.monotonic() - t0 < 2.5
+        # once noticed, fast: 503 "cluster: unavailable" at once
+        assert wait_until(lambda: not ready(cl.nodes["n1"]), 5)
+        t0 = time.monotonic()
+        assert_error_response(cl.post("n1", a, b), 503, "cluster: unavailable")
+        assert time.monotonic() - t0 < 0.5
+        resp = http(cl.nodes["n1"].port, "GET", "/readyz")
+        assert_error_response(resp, 503, "cluster: unavailable")
+        assert http(cl.nodes["n1"].port, "GET", "/healthz").status == 200
+        # local delivery goes on
+        xid = cl.post_ok("n1", a, c)
+        assert cc.recv_json() == expected_offer_push(a, c, xid)
+    finally:
+        cl.redis.resume()
+    wait_ready(*cl.nodes.values(), timeout=10)
+    xid = cl.post_ok("n3", a, b)
+    assert cb.recv_json()["id"] == xid
+
+
+def test_redis_restarted_empty(fresh):
+    cl = fresh
+    a, b = uniq("A"), uniq("B")
+    ca, cb = cl.connect("n1", a), cl.connect("n2", b)
+    cl.redis.restart_empty()
+    t0 = time.monotonic()
+    # every node restores its registrations within 5 s
+    wait_registered(cl.redis, cl.prefix, a, "n1", timeout=5)
+    wait_registered(cl.redis, cl.prefix, b, "n2", timeout=5 - (time.monotonic() - t0))
+    wait_ready(*cl.nodes.values(), timeout=5)
+    xid = cl.post_ok("n3", a, b)
+    assert cb.recv_json()["id"] == xid
+
+
+def test_a_stopped_node_removes_its_registrations_at_once(fresh):
+    cl = fresh
+    a, b, b2 = uniq("A"), uniq("B"), uniq("B")
+    ca, cb, cb2 = cl.connect("n1", a), cl.connect("n2", b), cl.connect("n2", b2)
+    xid = cl.post_ok("n1", a, b)
+    assert cb.recv_json()["id"] == xid
+    assert cl.nodes["n2"].stop(signal.SIGTERM) == 0
+    assert cl.redis.cli("GET", f"{cl.prefix}d:{b}") == ""
+    assert cl.redis.cli("GET", f"{cl.prefix}d:{b2}") == ""
+    assert cl.redis.cli("EXISTS", f"{cl.prefix}n:n2") == "0"
+    assert ca.recv_json(timeout=3) == {"ty": "bye", "id": xid, "from": b, "reason": "disconnected"}
+    assert_error_response(cl.post("n1", a, b), 404, f"answer_domain: '{b}' is not connected")
