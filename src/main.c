@@ -1,6 +1,7 @@
 /* signal-server: command line, configuration, log, signals; wires the modules
  * together and runs the loop. */
 #include <errno.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include "sig_notify.h"
 #include "sig_server.h"
 #include "sig_util.h"
+#include "sig_workers.h"
 
 #define CONFIG_NAME "signal-server.toml"
 
@@ -102,10 +104,10 @@ static void on_signal(uv_signal_t *h, int signum) {
 typedef struct {
   const char *config; /* --config PATH, or NULL */
   int check_only;
-  int token;            /* the token subcommand */
-  const char *sub;      /* token --sub */
-  long long ttl;        /* token --ttl */
-  const char **calls;   /* token --calls (borrowed from argv) */
+  int token;          /* the token subcommand */
+  const char *sub;    /* token --sub */
+  long long ttl;      /* token --ttl */
+  const char **calls; /* token --calls (borrowed from argv) */
   size_t ncalls;
 } options_t;
 
@@ -127,8 +129,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
   for (; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--config") == 0) {
-      if (i + 1 >= argc || argv[i + 1][0] == '\0')
-        return usage_error("option %s needs a path", a);
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') return usage_error("option %s needs a path", a);
       o->config = argv[++i];
     } else if (strncmp(a, "--config=", 9) == 0) {
       if (a[9] == '\0') return usage_error("option %s needs a path", "--config");
@@ -151,7 +152,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
       if (*end != '\0' || o->ttl < 1 || o->ttl > 366LL * 86400)
         return usage_error("--ttl: expected seconds from 1 to 31622400, got '%s'", argv[i]);
     } else if (o->token && strcmp(a, "--calls") == 0) {
-      if (i + 1 >= argc || argv[i + 1][0] == '-') return usage_error("option %s needs a pattern", a);
+      if (i + 1 >= argc || argv[i + 1][0] == '-')
+        return usage_error("option %s needs a pattern", a);
       while (i + 1 < argc && argv[i + 1][0] != '-') { /* one or more patterns */
         o->calls = sig_realloc(o->calls, (o->ncalls + 1) * sizeof(*o->calls));
         o->calls[o->ncalls++] = argv[++i];
@@ -184,9 +186,23 @@ static int print_token(const options_t *o, const sig_config_t *cfg) {
   return 0;
 }
 
+/* What no single key can say: workers need the cluster. Returns 0, or 1 after saying why. */
+static int check_combination(const sig_config_t *cfg) {
+  if (cfg->workers > 1 && cfg->cluster_redis[0] == '\0') {
+    fprintf(stderr,
+            "%s%sserver.workers: %" PRId64
+            " workers need [cluster] redis (each worker is a node "
+            "of the cluster)\n",
+            cfg->path ? cfg->path : "", cfg->path ? ": " : "", cfg->workers);
+    return 1;
+  }
+  return 0;
+}
+
 /* --check-config: what start-up would check of the files the configuration names. */
 static int check_files(const sig_config_t *cfg) {
   char err[512];
+  if (check_combination(cfg) != 0) return 1;
   sig_auth_t *auth = NULL;
   if (sig_auth_new(&auth, cfg, err, sizeof(err)) != 0) {
     fprintf(stderr, "%s%s%s\n", cfg->path ? cfg->path : "", cfg->path ? ": " : "", err);
@@ -279,6 +295,34 @@ static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
   return status;
 }
 
+typedef struct {
+  const char *path;
+  int on_defaults;
+} worker_ctx_t;
+
+/* A worker process: the server, as one process would run it (its own log handle). */
+static int work(sig_config_t *cfg, int index, void *arg) {
+  worker_ctx_t *w = arg;
+  (void)index;
+  sig_log_close(); /* the supervisor's; the worker opens its own */
+  return run(cfg, w->path, w->on_defaults);
+}
+
+/* [server] workers > 1: the supervisor. */
+static int run_workers(sig_config_t *cfg, const char *path, int on_defaults) {
+  char err[1024];
+  worker_ctx_t ctx = {path, on_defaults};
+  if (check_files(cfg) != 0) return 1;
+  if (sig_log_open(cfg->log_dir, cfg->log_file, cfg->log_level, err, sizeof(err)) != 0) {
+    fprintf(stderr, "signal-server: %s\n", err);
+    return 1;
+  }
+  raise_fd_limit();
+  int status = sig_workers_run(cfg, work, &ctx);
+  sig_log_close();
+  return status;
+}
+
 int main(int argc, char **argv) {
   options_t o = {.ttl = 3600};
   sig_config_t cfg;
@@ -296,8 +340,10 @@ int main(int argc, char **argv) {
   } else if (o.check_only) {
     status = check_files(&cfg);
     if (status == 0) printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
+  } else if (cfg.workers > 1) {
+    status = run_workers(&cfg, path, on_defaults);
   } else {
-    status = run(&cfg, path, on_defaults);
+    status = check_combination(&cfg) != 0 ? 1 : run(&cfg, path, on_defaults);
   }
   sig_config_free(&cfg);
   free(path);

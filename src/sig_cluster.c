@@ -662,7 +662,9 @@ int sig_cluster_new(sig_cluster_t **out, uv_loop_t *loop, const sig_config_t *cf
     return SIG_ECONFIG;
   }
   snprintf(c->address, sizeof(c->address), "%s", address);
-  if (cfg->cluster_node_id[0] != '\0')
+  if (cfg->cluster_node_id[0] != '\0' && cfg->workers > 1) /* one id per worker process */
+    snprintf(c->node, sizeof(c->node), "%.50s-%ld", cfg->cluster_node_id, (long)getpid());
+  else if (cfg->cluster_node_id[0] != '\0')
     snprintf(c->node, sizeof(c->node), "%s", cfg->cluster_node_id);
   else
     default_node_id(c->node, sizeof(c->node), address);

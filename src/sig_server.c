@@ -127,12 +127,14 @@ static int resolve(const sig_config_t *cfg, struct sockaddr_storage *ss, socklen
   return 0;
 }
 
-/* A listening socket on ss: returns its descriptor, or a negative errno. */
-static int listen_on(const struct sockaddr_storage *ss, socklen_t len) {
+/* A listening socket on ss: returns its descriptor, or a negative errno. Workers share the
+ * port (SO_REUSEPORT: the kernel spreads new connections over them). */
+static int listen_on(const struct sockaddr_storage *ss, socklen_t len, int share) {
   int one = 1;
   int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      (share && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
       bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, BACKLOG) != 0) {
     int rc = -errno;
     close(fd);
@@ -177,7 +179,7 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
     sig_auth_free(auth);
     return rc;
   }
-  int fd = listen_on(&ss, sslen);
+  int fd = listen_on(&ss, sslen, cfg->workers > 1);
   if (fd < 0) {
     /* errno's own words: "Address already in use", "Cannot assign requested address". */
     snprintf(err, errlen, "%s%sserver.host: cannot listen on %s: %s", cfg->path ? cfg->path : "",

@@ -3,6 +3,8 @@ PROTOCOL.md across nodes with exact frames and statuses, the duplicate policies 
 (with a race), and the faults: a node killed, Redis paused and restarted empty, a node stopped."""
 
 import json
+import os
+import subprocess
 import signal
 import threading
 import time
@@ -305,3 +307,56 @@ def test_a_stopped_node_removes_its_registrations_at_once(fresh):
     assert cl.redis.cli("EXISTS", f"{cl.prefix}n:n2") == "0"
     assert ca.recv_json(timeout=3) == {"ty": "bye", "id": xid, "from": b, "reason": "disconnected"}
     assert_error_response(cl.post("n1", a, b), 404, f"answer_domain: '{b}' is not connected")
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def test_workers_share_the_port_and_call_each_other(pool, tmp_path_factory):
+    redis = Redis(tmp_path_factory.mktemp("redis"))
+    prefix = new_prefix()
+    try:
+        srv = pool.start(workers=2, extra_toml=cluster_toml(redis, "w", prefix))
+        wait_ready(srv)
+        names = [uniq("W") for _ in range(40)]
+        clients = [WSClient(srv.port, n) for n in names]
+        homes = {}
+        for n in names:
+            assert wait_until(lambda n=n: redis.cli("GET", f"{prefix}d:{n}") != "", 5), n
+            homes[n] = redis.cli("GET", f"{prefix}d:{n}").split(" ")[0]
+        nodes = sorted(set(homes.values()))
+        assert len(nodes) == 2 and all(h.startswith("w-") for h in nodes), homes
+        # a pair on different workers completes an exchange, whichever worker takes the POST
+        a = next(n for n in names if homes[n] == nodes[0])
+        b = next(n for n in names if homes[n] == nodes[1])
+        ca, cb = clients[names.index(a)], clients[names.index(b)]
+        for _ in range(4):
+            xid = assert_json_response(post_offer(srv.port, offer_body(a, b)), 200)["data"]["id"]
+            assert cb.recv_json() == expected_offer_push(a, b, xid)
+            cb.send_json({"ty": "answer", "id": xid, "answer_resp": answer_resp(b)})
+            assert ca.recv_json() == expected_answer_push(a, b, xid)
+        # a worker that dies is started again; the supervisor says so
+        victim = int(nodes[1].rsplit("-", 1)[1])
+        os.kill(victim, signal.SIGKILL)
+        assert wait_until(lambda: "worker died" in srv.log() and "worker restarted" in srv.log(), 5), \
+            srv.log()[-2000:]
+        assert wait_until(lambda: len(redis.keys(f"{prefix}n:*")) == 2 and
+                          f"{prefix}n:{nodes[1]}" not in redis.keys(f"{prefix}n:*"), 10), \
+            redis.keys(f"{prefix}n:*")
+        wait_ready(srv)
+        for c in clients:
+            c.abort()
+        # SIGTERM: every worker stops, the supervisor exits 0 (checked at teardown)
+    finally:
+        for s in pool.servers:
+            s.stop()
+        redis.stop()
+
+
+def test_workers_need_the_cluster(server_bin, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[server]\nhost = "127.0.0.1:0"\nworkers = 2\n')
+    r = subprocess.run([str(server_bin), "--check-config", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 1
+    assert "server.workers: 2 workers need [cluster] redis" in r.stderr, r.stderr
