@@ -48,6 +48,8 @@ static const char claim_lua[] =
     "if alive and mode == '1' then return 0 end\n"
     "if alive and mode == '2' and n ~= me then return 0 end\n"
     "redis.call('SET', KEYS[1], me .. ' ' .. reg)\n"
+    "redis.call('SADD', p .. 's:' .. me, dom)\n"
+    "if n ~= nil and n ~= me then redis.call('SREM', p .. 's:' .. n, dom) end\n"
     "if alive and n ~= me then\n"
     "  redis.call('PUBLISH', p .. 'c:' .. n, '{\"op\":\"rep\",\"n\":\"' .. me .. '\",\"to\":\"' "
     "..\n"
@@ -55,9 +57,12 @@ static const char claim_lua[] =
     "end\n"
     "return 1\n";
 
-/* KEYS[1] the entry; ARGV[1] "me reg": removed only if it is still ours. */
+/* KEYS[1] the entry; ARGV "me reg", prefix, me, domain: removed only if it is still ours. */
 static const char release_lua[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  redis.call('SREM', ARGV[2] .. 's:' .. ARGV[3], ARGV[4])\n"
+    "end\n"
     "return 1\n";
 
 /* KEYS[1] the entry of the domain to reach, KEYS[2] (optional) one that must be registered
@@ -71,6 +76,7 @@ static const char route_lua[] =
     "  local n = string.match(cur, '^(%S+) ')\n"
     "  if n == nil or redis.call('EXISTS', p .. 'n:' .. n) == 0 then\n"
     "    redis.call('DEL', key)\n"
+    "    if n ~= nil then redis.call('SREM', p .. 's:' .. n, string.sub(key, #p + 3)) end\n"
     "    return nil\n"
     "  end\n"
     "  return n\n"
@@ -91,8 +97,28 @@ static const char dead_lua[] =
     "end\n"
     "return out\n";
 
-enum { S_CLAIM, S_RELEASE, S_ROUTE, S_DEAD, S_COUNT };
-static const char *const scripts[S_COUNT] = {claim_lua, release_lua, route_lua, dead_lua};
+/* ARGV prefix: every node of the registry whose liveness key has expired leaves it, and the
+ * directory entries it still held go (P s:NODE lists them). Returns those nodes. */
+static const char sweep_lua[] =
+    "local p, gone = ARGV[1], {}\n"
+    "for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do\n"
+    "  if redis.call('EXISTS', p .. 'n:' .. n) == 0 then\n"
+    "    for _, dom in ipairs(redis.call('SMEMBERS', p .. 's:' .. n)) do\n"
+    "      local cur = redis.call('GET', p .. 'd:' .. dom)\n"
+    "      if cur and string.sub(cur, 1, #n + 1) == n .. ' ' then\n"
+    "        redis.call('DEL', p .. 'd:' .. dom)\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('DEL', p .. 's:' .. n)\n"
+    "    redis.call('SREM', p .. 'nodes', n)\n"
+    "    gone[#gone + 1] = n\n"
+    "  end\n"
+    "end\n"
+    "return gone\n";
+
+enum { S_CLAIM, S_RELEASE, S_ROUTE, S_DEAD, S_SWEEP, S_COUNT };
+static const char *const scripts[S_COUNT] = {claim_lua, release_lua, route_lua, dead_lua,
+                                             sweep_lua};
 
 /* ---- state */
 
@@ -138,6 +164,8 @@ struct sig_cluster_s {
   char prefix[80];
   char channel[160];
   char node_key[160];
+  char nodes_key[160]; /* the registry of nodes, for the sweep */
+  uint64_t last_sweep;
   sig_redis_target_t target;
   void (*shutdown_done)(void *arg);
   void *shutdown_arg;
@@ -215,6 +243,8 @@ static void heartbeat(sig_cluster_t *c) {
   snprintf(ttl, sizeof(ttl), "%" PRId64, c->cfg->cluster_node_ttl_s * 1000);
   const char *argv[] = {"SET", c->node_key, c->address, "PX", ttl};
   plain(c, 5, argv);
+  const char *reg[] = {"SADD", c->nodes_key, c->node};
+  plain(c, 3, reg);
 }
 
 static void both_ready(sig_cluster_t *c) {
@@ -337,10 +367,11 @@ static void op_release(void *ctx, const char *domain, uint64_t reg) {
   char key[256], value[SIG_NODE_ID_MAX + 24];
   if (!c->up || reg == 0) return; /* an entry left behind goes with its node's liveness */
   size_t klen = dir_key(c, domain, key, sizeof(key));
-  size_t vlen = (size_t)snprintf(value, sizeof(value), "%s %" PRIu64, c->node, reg);
   const char *keys[] = {key};
-  const char *args[] = {value};
-  eval(c, new_cmd(&c->cmd, K_PLAIN), S_RELEASE, 1, keys, &klen, 1, args, &vlen);
+  const char *args[] = {value, c->prefix, c->node, domain};
+  size_t lens[] = {(size_t)snprintf(value, sizeof(value), "%s %" PRIu64, c->node, reg),
+                   strlen(c->prefix), strlen(c->node), strlen(domain)};
+  eval(c, new_cmd(&c->cmd, K_PLAIN), S_RELEASE, 1, keys, &klen, 4, args, lens);
 }
 
 static int op_route(void *ctx, const char *domain, const char *also, const char *msg, size_t len,
@@ -613,6 +644,12 @@ static void on_liveness(uv_timer_t *t) {
   nodes_t l = {.args = {c->prefix}, .lens = {strlen(c->prefix)}, .n = 1};
   sig_router_each_home(c->router, add_home, &l);
   if (l.n > 1) eval(c, new_cmd(&c->cmd, K_DEAD), S_DEAD, 0, NULL, NULL, l.n, l.args, l.lens);
+  /* Nodes that died without a word leave the directory (any node does it, every node_ttl_s). */
+  uint64_t now = now_ms();
+  if (now - c->last_sweep >= (uint64_t)c->cfg->cluster_node_ttl_s * 1000) {
+    c->last_sweep = now;
+    eval(c, new_cmd(&c->cmd, K_DEAD), S_SWEEP, 0, NULL, NULL, 1, l.args, l.lens);
+  }
 }
 
 /* ---- life */
@@ -671,6 +708,7 @@ int sig_cluster_new(sig_cluster_t **out, uv_loop_t *loop, const sig_config_t *cf
   snprintf(c->prefix, sizeof(c->prefix), "%s", cfg->cluster_key_prefix);
   snprintf(c->channel, sizeof(c->channel), "%sc:%s", c->prefix, c->node);
   snprintf(c->node_key, sizeof(c->node_key), "%sn:%s", c->prefix, c->node);
+  snprintf(c->nodes_key, sizeof(c->nodes_key), "%snodes", c->prefix);
   link_t *links[] = {&c->cmd, &c->sub};
   for (int i = 0; i < 2; i++) {
     links[i]->c = c;
@@ -724,6 +762,8 @@ void sig_cluster_shutdown(sig_cluster_t *c, void (*done)(void *arg), void *arg) 
   if (c->up) {
     const char *argv[] = {"DEL", c->node_key};
     plain(c, 2, argv);
+    const char *reg[] = {"SREM", c->nodes_key, c->node};
+    plain(c, 3, reg);
   }
   c->shutting_down = 1;
   c->shutdown_done = done;

@@ -232,8 +232,8 @@ def fresh(pool, tmp_path_factory):
 
 def test_a_killed_node(fresh):
     cl = fresh
-    a, b = uniq("A"), uniq("B")
-    ca, cb = cl.connect("n1", a), cl.connect("n2", b)
+    a, b, quiet = uniq("A"), uniq("B"), uniq("Q")
+    ca, cb, cq = cl.connect("n1", a), cl.connect("n2", b), cl.connect("n2", quiet)
     xid = cl.post_ok("n1", a, b)
     assert cb.recv_json()["id"] == xid
     cl.nodes["n2"].proc.kill()
@@ -250,6 +250,11 @@ def test_a_killed_node(fresh):
     cb2 = cl.connect("n3", b)
     xid2 = cl.post_ok("n1", a, b)
     assert cb2.recv_json()["id"] == xid2
+    # what it still held leaves the directory (the sweep, every node_ttl_s)
+    assert wait_until(lambda: cl.redis.cli("GET", f"{cl.prefix}d:{quiet}") == "", 8)
+    assert "n2" not in cl.redis.cli("--raw", "SMEMBERS", f"{cl.prefix}nodes").split()
+    assert cl.redis.cli("EXISTS", f"{cl.prefix}s:n2") == "0"
+    assert cl.redis.cli("--raw", "SMEMBERS", f"{cl.prefix}s:n3").split() == [b]
 
 
 def test_redis_paused_then_back(fresh):
