@@ -22,6 +22,7 @@
 
 #include "sig_list.h"
 #include "sig_log.h"
+#include "sig_metrics.h"
 #include "sig_nodemsg.h"
 #include "sig_util.h"
 
@@ -122,7 +123,7 @@ static const char *const scripts[S_COUNT] = {claim_lua, release_lua, route_lua, 
 
 /* ---- state */
 
-enum { K_HANDSHAKE, K_SCRIPT, K_SUBSCRIBE, K_CLAIM, K_ROUTE, K_DEAD, K_PLAIN };
+enum { K_HANDSHAKE, K_SCRIPT, K_SUBSCRIBE, K_CLAIM, K_ROUTE, K_DEAD, K_PING, K_PLAIN };
 
 typedef struct link_s link_t;
 
@@ -131,6 +132,7 @@ typedef struct {
   link_t *l;
   int kind, script;
   uint64_t sent_ms;
+  uint64_t sent_ns; /* K_PING: for the round trip */
   void (*claim_done)(void *arg, int rc);
   void (*route_done)(void *arg, int rc, const char *node);
   void *arg;
@@ -165,7 +167,7 @@ struct sig_cluster_s {
   char channel[160];
   char node_key[160];
   char nodes_key[160]; /* the registry of nodes, for the sweep */
-  uint64_t last_sweep;
+  uint64_t last_sweep, last_ping;
   sig_redis_target_t target;
   void (*shutdown_done)(void *arg);
   void *shutdown_arg;
@@ -322,6 +324,9 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
         k->route_done(k->arg, reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -1, NULL);
       break;
     }
+    case K_PING: /* the round trip, for /metrics; a quiet link is also checked this way */
+      if (!failed) sig_metrics_observe(SIG_H_REDIS_RTT, (double)(uv_hrtime() - k->sent_ns) / 1e9);
+      break;
     case K_DEAD:
       if (!failed && reply->type == REDIS_REPLY_ARRAY && c->router != NULL)
         for (size_t i = 0; i < reply->elements; i++)
@@ -591,6 +596,14 @@ static void on_check(uv_timer_t *t) {
   if ((a != 0 && now - a > limit) || (b != 0 && now - b > limit)) {
     drop_links(c, "redis did not answer in time");
     return; /* the retry timer connects again */
+  }
+  if (c->up && !c->shutting_down && now - c->last_ping >= 1000) {
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    c->last_ping = now;
+    cmd_t *k = new_cmd(&c->cmd, K_PING);
+    k->sent_ns = uv_hrtime();
+    send_argv(&c->cmd, k, 1, argv, lens);
   }
   link_t *links[] = {&c->cmd, &c->sub};
   for (int i = 0; i < 2; i++)

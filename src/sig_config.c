@@ -49,6 +49,7 @@ static int check_file(sig_config_t *cfg, const char *s, char *why, size_t whylen
 static int check_redis(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_node_id(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_key_prefix(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_metrics_host(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 
 static const char *const dup_choices[] = {"replace", "reject", NULL};
 static const char *const mode_choices[] = {"none", "jwt", NULL};
@@ -121,6 +122,7 @@ static const key_desc keys[] = {
     STR_KEY("auth", "issuer", auth_issuer, "", check_text),
     STR_KEY("auth", "audience", auth_audience, "", check_text),
     INT_KEY("auth", "leeway_s", auth_leeway_s, 30, 0, 3600),
+    STR_KEY("metrics", "host", metrics_host, "", check_metrics_host),
     STR_KEY("cluster", "redis", cluster_redis, "", check_redis),
     STR_KEY("cluster", "redis_password_file", cluster_password_file, "", check_path),
     STR_KEY("cluster", "node_id", cluster_node_id, "", check_node_id),
@@ -144,7 +146,8 @@ static const size_t string_fields[] = {
     offsetof(sig_config_t, cluster_redis),
     offsetof(sig_config_t, cluster_password_file),
     offsetof(sig_config_t, cluster_node_id),
-    offsetof(sig_config_t, cluster_key_prefix),
+    offsetof(sig_config_t, cluster_key_prefix), offsetof(sig_config_t, metrics_host),
+    offsetof(sig_config_t, metrics_addr),
 };
 
 static void list_free(sig_config_list_t *l) {
@@ -307,6 +310,17 @@ static int check_host(sig_config_t *cfg, const char *s, char *why, size_t whylen
   free(cfg->host_addr);
   cfg->host_addr = addr;
   cfg->host_port = port;
+  return 0;
+}
+
+/* "" (no metrics listener) or a host like [server] host. */
+static int check_metrics_host(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  char *addr = NULL;
+  int port = 0, rc;
+  if (s[0] != '\0' && (rc = sig_config_split_host(s, &addr, &port, why, whylen)) != 0) return rc;
+  free(cfg->metrics_addr);
+  cfg->metrics_addr = addr;
+  cfg->metrics_port = port;
   return 0;
 }
 

@@ -58,6 +58,10 @@ typedef struct {
   char *cluster_key_prefix;
   int64_t cluster_node_ttl_s, cluster_request_timeout_ms;
   int64_t workers; /* [server] workers: processes sharing the port (each a node of the cluster) */
+  /* [metrics] host: the private listener of GET /metrics ("" when off), split like host */
+  char *metrics_host, *metrics_addr;
+  int metrics_port;
+  int worker_index; /* not a key: which worker this process is (0 without workers) */
   sig_dup_policy_t duplicate;
   char *cors_origin;
   char *log_dir; /* `[log] out_dir`; absolute after sig_config_resolve_paths */

@@ -15,6 +15,7 @@
 
 #include "sig_list.h"
 #include "sig_log.h"
+#include "sig_metrics.h"
 #include "sig_util.h"
 
 #define READ_BUF_SIZE 65536
@@ -237,6 +238,7 @@ int sig_conn_writev(sig_conn_t *c, const sig_conn_buf_t *pieces, unsigned n) {
     bufs[i] = uv_buf_init((char *)pieces[i].base, (unsigned)pieces[i].len);
     total += pieces[i].len;
   }
+  sig_metrics_add(SIG_M_BYTES_OUT, total);
   int w = 0;
   if (c->queued == 0) { /* nothing waits: straight to the socket, as much as it takes */
     w = stream_try_write(c, bufs, n);
@@ -395,6 +397,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread == 0 || c->state != SIG_CONN_OPEN || c->handler == NULL) return; /* draining: drop */
+  sig_metrics_add(SIG_M_BYTES_IN, (uint64_t)nread);
   deliver(c, buf->base, (size_t)nread, (size_t)nread == READ_BUF_SIZE);
 }
 

@@ -16,6 +16,7 @@
 #include "sig_auth.h"
 #include "sig_http.h"
 #include "sig_log.h"
+#include "sig_metrics.h"
 #include "sig_msg.h"
 #include "sig_proto.h"
 #include "sig_text.h"
@@ -96,6 +97,7 @@ static void respond_error(sig_conn_t *c, int status, const char *msg, int keep_a
                           const sig_http_header_t *hint) {
   size_t len;
   char *body = sig_msg_encode_resp_error(msg, &len);
+  sig_metrics_error(status);
   sig_http_response_t resp = {.status = status,
                               .content_type = "application/json",
                               .body = body,
@@ -126,6 +128,24 @@ static int handle_health(sig_conn_t *c, const sig_http_request_t *r, int keep_al
       sig_msg_encode_resp_health(sig_conns_count(st->ep->conns), sig_router_domains(st->ep->router),
                                  sig_router_exchanges(st->ep->router), &len);
   respond_json(c, SIG_STATUS_OK, body, len, keep_alive);
+  return 0;
+}
+
+/* GET /metrics (on the metrics listener only): the Prometheus text exposition. */
+static int handle_metrics(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
+  stage_t *st = sig_conn_data(c);
+  sig_metrics_gauges_t g = {0};
+  size_t len;
+  (void)r;
+  if (st->ep->gauges != NULL) st->ep->gauges(st->ep->gauges_arg, &g);
+  char *body = sig_metrics_render(&g, &len);
+  sig_http_response_t resp = {.status = SIG_STATUS_OK,
+                              .content_type = "text/plain; version=0.0.4; charset=utf-8",
+                              .body = body,
+                              .body_len = len,
+                              .keep_alive = keep_alive};
+  send_response(c, &resp);
+  free(body);
   return 0;
 }
 
@@ -313,7 +333,10 @@ static int handle_ws(sig_conn_t *c, const sig_http_request_t *r, int keep_alive)
       st->grant = claims.calls;
     }
   }
-  if (sig_conn_write(c, resp, len) == 0) st->upgraded = 1; /* on_data starts the session */
+  if (sig_conn_write(c, resp, len) == 0) { /* on_data starts the session */
+    st->upgraded = 1;
+    sig_metrics_inc(SIG_M_UPGRADES);
+  }
   return 1;
 }
 
@@ -340,7 +363,14 @@ static const route_t routes[] = {
 static const route_t asset_route = {
     NULL, 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", NULL, UPGRADE_IGNORE, handle_asset};
 
-static const route_t *find_route(const sig_http_request_t *r) {
+static int handle_metrics(sig_conn_t *c, const sig_http_request_t *r, int keep_alive);
+
+/* The metrics listener's only route. */
+static const route_t metrics_route = {"/metrics", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS",
+                                      "/metrics", UPGRADE_REFUSE, handle_metrics};
+
+static const route_t *find_route(const sig_endpoints_t *ep, const sig_http_request_t *r) {
+  if (ep->metrics_only) return strcmp(r->path, metrics_route.path) == 0 ? &metrics_route : NULL;
   for (size_t i = 0; i < SIG_ARRAY_SIZE(routes); i++) {
     const route_t *rt = &routes[i];
     if (rt->prefix ? strncmp(r->path, rt->path, strlen(rt->path)) == 0
@@ -390,7 +420,7 @@ static int refuse_by_limits(sig_conn_t *c, const sig_http_request_t *r) {
 static int handle_request(sig_conn_t *c, const sig_http_request_t *r) {
   stage_t *st = sig_conn_data(c);
   int keep_alive = r->keep_alive && !r->upgrade && !st->ep->shutting_down;
-  const route_t *route = find_route(r);
+  const route_t *route = find_route(st->ep, r);
   char msg[SIG_REFUSAL_MAX];
   st->head = r->method == SIG_HTTP_HEAD;
   st->origin = r->h_origin;
@@ -481,6 +511,7 @@ static size_t on_data(sig_conn_t *c, const char *buf, size_t len) {
       return len;
     }
     const sig_http_request_t *r = sig_http_request(st->http);
+    sig_metrics_inc(SIG_M_REQUESTS);
     int taken = handle_request(c, r);
     if (sig_conn_state(c) != SIG_CONN_OPEN) return len; /* closing: the stage may be gone */
     sig_conn_set_served(c);

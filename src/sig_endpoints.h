@@ -13,6 +13,7 @@
 #include "sig_config.h"
 #include "sig_conn.h"
 #include "sig_limits.h"
+#include "sig_metrics.h"
 #include "sig_router.h"
 #include "sig_session.h"
 
@@ -30,6 +31,10 @@ typedef struct {
   const sig_cidr_t *trusted; /* trusted_proxies, parsed */
   size_t ntrusted;
   int shutting_down; /* set by the server: upgrades and offers are refused (503) */
+  int metrics_only; /* the metrics listener: GET /metrics and nothing else */
+  /* GET /metrics: the server's gauges now. */
+  void (*gauges)(void *arg, sig_metrics_gauges_t *g);
+  void *gauges_arg;
   /* GET /readyz: NULL when the server should get traffic, else why not. */
   const char *(*not_ready)(void *arg);
   void *ready_arg;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "sig_log.h"
+#include "sig_metrics.h"
 #include "sig_proto.h"
 #include "sig_router_int.h"
 #include "sig_util.h"
@@ -441,6 +442,7 @@ static void handle_offer(sig_router_t *r, const sig_nodemsg_t *nm) {
     char *frame = sig_malloc(nm->f_len);
     memcpy(frame, nm->f, nm->f_len);
     sig_router_send_local(r, b, frame, nm->f_len);
+    sig_metrics_inc(SIG_M_OFFERS);
   }
   reply(r, nm->node, nm->rid, status, msg, status == SIG_STATUS_OK ? nm->id : NULL);
 }
@@ -479,6 +481,7 @@ void sig_router_node_message(sig_router_t *r, const char *buf, size_t len) {
   sig_nodemsg_t nm;
   sig_router_peer_t *p;
   exchange_t *x;
+  sig_metrics_inc(SIG_M_NODE_MESSAGES);
   if (sig_nodemsg_decode(&nm, buf, len) != 0) {
     SIG_EVENT(SIG_LOG_WARN, "cluster", "nodemsg", "malformed node message dropped",
               SIG_KVN("msg", buf, len < 200 ? len : 200));

@@ -13,6 +13,7 @@
 
 #include "sig_acl.h"
 #include "sig_log.h"
+#include "sig_metrics.h"
 #include "sig_proto.h"
 #include "sig_router_int.h"
 #include "sig_text.h"
@@ -47,6 +48,7 @@ void sig_router_send_error(sig_router_t *r, sig_router_peer_t *p, int status, co
                            const char *id) {
   size_t len;
   char *f = sig_msg_encode_error(status, msg, id, &len);
+  sig_metrics_error(status);
   SIG_EVENT(SIG_LOG_INFO, "router", p->domain, "error frame", SIG_KV("domain", p->domain),
             SIG_KVI("status", status), SIG_KV("id", id), SIG_KV("msg", msg));
   sig_router_send_local(r, p, f, len);
@@ -359,6 +361,7 @@ static int do_offer(sig_router_t *r, const sig_msg_t *m, const char *offer_domai
   SIG_EVENT(SIG_LOG_DEBUG, "router", offer_domain, "offer sdp", SIG_KV("id", x->id),
             SIG_KV("sdp", m->offer_sdp));
   sig_router_send_local(r, answer, push, len);
+  sig_metrics_inc(SIG_M_OFFERS);
   memcpy(id_out, x->id, sizeof(x->id));
   return 0;
 }
@@ -493,6 +496,9 @@ static void on_answer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t 
   x->answered = 1;
   sig_list_remove(&x->pending);
   from->npending_in--;
+  sig_metrics_inc(SIG_M_ANSWERS);
+  sig_metrics_observe(SIG_H_OFFER_ANSWER,
+                      (double)(r->t.now_ms(r->t.ctx) - x->created_ms) / 1000.0);
   size_t len;
   char *push = sig_msg_encode_answer_push(m, x->id, from->domain, x->offer.peer->domain, &len);
   SIG_EVENT(SIG_LOG_INFO, "router", from->domain, "answer", SIG_KV("id", x->id),
@@ -550,6 +556,7 @@ static void on_candidate(sig_router_t *r, sig_router_peer_t *from, const sig_msg
   SIG_EVENT(SIG_LOG_DEBUG, "router", from->domain, "candidate", SIG_KV("id", x->id),
             SIG_KV("from", from->domain), SIG_KV("to", m->to), SIG_KVI("n", m->ncandidates));
   send_to(r, x, other_peer(x, from), SIG_NODE_REL, f, len);
+  sig_metrics_inc(SIG_M_CANDIDATES);
 }
 
 static void on_bye(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m) {
@@ -568,6 +575,7 @@ static void on_bye(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *m)
     char *f = bye_frame(x->id, from->domain, "hangup", &len);
     send_to(r, x, other_peer(x, from), SIG_NODE_END, f, len);
     sig_router_end(r, x);
+    sig_metrics_inc(SIG_M_BYES);
   } while (m->id == NULL && (x = find_between(r, from, m, &why)) != NULL &&
            may_send(from, x, m, &why) == 0);
 }

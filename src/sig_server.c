@@ -19,6 +19,7 @@
 #include "sig_endpoints.h"
 #include "sig_limits.h"
 #include "sig_log.h"
+#include "sig_metrics.h"
 #include "sig_router.h"
 #include "sig_session.h"
 #include "sig_util.h"
@@ -45,6 +46,10 @@ struct sig_server_s {
   sig_auth_t *auth;
   const char *cors_alias[1]; /* allowed_origins when only cors_origin is set */
   uv_tcp_t listener;
+  uv_tcp_t metrics_listener; /* [metrics] host, when set */
+  int metrics_on;
+  sig_endpoints_t metrics_endpoints;
+  uint64_t last_tick_ns; /* for the event loop's lag */
   uv_timer_t shutdown_timer;
   int handles_open;
   sig_conns_t *conns;
@@ -86,8 +91,26 @@ static void on_release(void *arg, sig_conn_t *c) {
   sig_endpoints_release(&s->endpoints, c);
 }
 
+static void on_metrics_connection(uv_stream_t *listener, int status) {
+  sig_server_t *s = listener->data;
+  if (status < 0) return;
+  sig_conn_t *c = sig_conn_accept(s->conns, listener);
+  if (c == NULL) return;
+  if (sig_conns_count(s->conns) > s->max_conns && !sig_conns_evict(s->conns)) {
+    sig_conn_close(c, SIG_CONN_NOW);
+    return;
+  }
+  sig_endpoints_attach(c, &s->metrics_endpoints);
+}
+
 static void on_tick(void *arg) {
   sig_server_t *s = arg;
+  uint64_t now = uv_hrtime();
+  if (s->last_tick_ns != 0) { /* the tick is every 100 ms: what is beyond it is lag */
+    double late = (double)(now - s->last_tick_ns) / 1e9 - 0.1;
+    sig_metrics_observe(SIG_H_LOOP_LAG, late > 0 ? late : 0);
+  }
+  s->last_tick_ns = now;
   sig_router_tick(s->router);
   sig_limits_sweep(s->limits, sig_now_ms());
   sig_log_flush_suppressed();
@@ -106,25 +129,32 @@ static uint64_t connection_cap(const sig_config_t *cfg) {
 
 /* ---- binding */
 
-static int resolve(const sig_config_t *cfg, struct sockaddr_storage *ss, socklen_t *sslen,
-                   char *err, size_t errlen) {
+static int resolve_at(const sig_config_t *cfg, const char *key, const char *host,
+                      const char *addr, int port_num, struct sockaddr_storage *ss,
+                      socklen_t *sslen, char *err, size_t errlen) {
   struct addrinfo hints, *res = NULL;
   char port[8];
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
-  snprintf(port, sizeof(port), "%d", cfg->host_port);
-  int rc = getaddrinfo(cfg->host_addr, port, &hints, &res);
+  snprintf(port, sizeof(port), "%d", port_num);
+  int rc = getaddrinfo(addr, port, &hints, &res);
   if (rc != 0) {
-    snprintf(err, errlen, "%s%sserver.host: cannot resolve %s: %s", cfg->path ? cfg->path : "",
-             cfg->path ? ": " : "", cfg->host, gai_strerror(rc));
+    snprintf(err, errlen, "%s%s%s: cannot resolve %s: %s", cfg->path ? cfg->path : "",
+             cfg->path ? ": " : "", key, host, gai_strerror(rc));
     return UV_EAI_NONAME;
   }
   memcpy(ss, res->ai_addr, res->ai_addrlen);
   *sslen = res->ai_addrlen;
   freeaddrinfo(res);
   return 0;
+}
+
+static int resolve(const sig_config_t *cfg, struct sockaddr_storage *ss, socklen_t *sslen,
+                   char *err, size_t errlen) {
+  return resolve_at(cfg, "server.host", cfg->host, cfg->host_addr, cfg->host_port, ss, sslen, err,
+                    errlen);
 }
 
 /* A listening socket on ss: returns its descriptor, or a negative errno. Workers share the
@@ -141,6 +171,57 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len, int share
     return rc;
   }
   return fd;
+}
+
+/* GET /metrics: the gauges. */
+static void gauges(void *arg, sig_metrics_gauges_t *g) {
+  sig_server_t *s = arg;
+  g->connections = sig_conns_count(s->conns);
+  g->domains = sig_router_domains(s->router);
+  g->exchanges = sig_router_exchanges(s->router);
+  g->cluster = s->cluster != NULL;
+  g->redis_up = s->cluster != NULL && sig_cluster_up(s->cluster);
+}
+
+/* The private listener of GET /metrics (with workers, worker i on the port plus i). */
+static int start_metrics(sig_server_t *s, char *err, size_t errlen) {
+  const sig_config_t *cfg = s->cfg;
+  struct sockaddr_storage ss;
+  socklen_t sslen = sizeof(ss);
+  int port = cfg->metrics_port != 0 ? cfg->metrics_port + cfg->worker_index : 0;
+  int rc = resolve_at(cfg, "metrics.host", cfg->metrics_host, cfg->metrics_addr, port, &ss, &sslen,
+                      err, errlen);
+  if (rc != 0) return rc;
+  int fd = listen_on(&ss, sslen, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "%s%smetrics.host: cannot listen on %s (port %d): %s",
+             cfg->path ? cfg->path : "", cfg->path ? ": " : "", cfg->metrics_host, port,
+             strerror(-fd));
+    return fd;
+  }
+  SIG_MUST(uv_tcp_init(s->loop, &s->metrics_listener));
+  s->metrics_listener.data = s;
+  s->handles_open++;
+  s->metrics_on = 1;
+  rc = uv_tcp_open(&s->metrics_listener, fd);
+  if (rc != 0) close(fd);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&s->metrics_listener, BACKLOG, on_metrics_connection);
+  if (rc != 0) {
+    snprintf(err, errlen, "metrics.host: cannot listen on %s: %s", cfg->metrics_host,
+             uv_strerror(rc));
+    return rc;
+  }
+  s->metrics_endpoints = s->endpoints;
+  s->metrics_endpoints.metrics_only = 1;
+  int namelen = sizeof(ss);
+  char addr[SIG_CONN_ADDR_MAX] = "?";
+  sig_addr_t bound;
+  if (uv_tcp_getsockname(&s->metrics_listener, (struct sockaddr *)&ss, &namelen) == 0) {
+    sig_addr_from_sockaddr(&bound, (struct sockaddr *)&ss);
+    sig_addr_format(&bound, 1, addr);
+  }
+  SIG_INFO("server", "metrics on http://%s/metrics", addr);
+  return 0;
 }
 
 /* GET /readyz: why the server should get no traffic now, or NULL. */
@@ -277,8 +358,15 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
                                    .ntrusted = cfg->trusted_proxies.n,
                                    .auth = s->auth,
                                    .not_ready = not_ready,
-                                   .ready_arg = s};
+                                   .ready_arg = s,
+                                   .gauges = gauges,
+                                   .gauges_arg = s};
   set_origins(s, cfg);
+  if (cfg->metrics_host[0] != '\0' && (rc = start_metrics(s, err, errlen)) != 0) {
+    s->shutting_down = 1;
+    sig_server_free(s);
+    return rc;
+  }
   *out = s;
   return 0;
 }
@@ -336,6 +424,7 @@ void sig_server_shutdown(sig_server_t *s, void (*done)(void *arg), void *arg) {
            sig_conns_count(s->conns), sig_router_domains(s->router));
   sig_router_shutdown(s->router);
   uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+  if (s->metrics_on) uv_close((uv_handle_t *)&s->metrics_listener, on_handle_closed);
   SIG_MUST(uv_timer_start(&s->shutdown_timer, on_shutdown_timeout,
                           (uint64_t)s->cfg->shutdown_timeout_s * 1000, 0));
   sig_conns_on_empty(s->conns, on_all_closed, s);
@@ -359,5 +448,7 @@ void sig_server_free(sig_server_t *s) {
   s->conns = NULL;
   if (!uv_is_closing((uv_handle_t *)&s->listener))
     uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+  if (s->metrics_on && !uv_is_closing((uv_handle_t *)&s->metrics_listener))
+    uv_close((uv_handle_t *)&s->metrics_listener, on_handle_closed);
   uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
 }

@@ -11,6 +11,7 @@
 
 #include "sig_limits.h"
 #include "sig_log.h"
+#include "sig_metrics.h"
 #include "sig_msg.h"
 #include "sig_proto.h"
 #include "sig_util.h"
@@ -47,6 +48,7 @@ static void session_close(session_t *s, uint16_t code, const char *reason) {
   if (s->closing || sig_conn_state(s->conn) != SIG_CONN_OPEN) return;
   uint8_t frame[127];
   size_t n = sig_ws_close_frame(frame, code, reason);
+  sig_metrics_close(code, 1);
   if (sig_conn_write(s->conn, frame, n) != 0) return; /* doomed: on_close releases the peer */
   release_peer(s);
   s->closing = 1;
@@ -120,6 +122,7 @@ static size_t on_data(sig_conn_t *c, const char *buf, size_t len) {
   }
   if (rc == SIG_WS_CLOSED) {
     uint16_t code = sig_ws_close_code(s->ws);
+    if (!s->closing) sig_metrics_close(code, 0); /* the peer began it */
     if (code != SIG_CLOSE_NORMAL && code != SIG_CLOSE_GOING_AWAY && code != SIG_CLOSE_NO_STATUS &&
         !s->closing)
       SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "closed by server", SIG_KVI("code", code),
@@ -192,6 +195,7 @@ static void registered(session_t *s, const char *domain, size_t len, const sig_r
               SIG_KV("peer", SIG_CONN_PEER(c)));
     session_close(s, (uint16_t)why->code, why->msg);
   } else {
+    sig_metrics_inc(SIG_M_REGISTERED);
     SIG_EVENT(SIG_LOG_INFO, "ws", SIG_CONN_IP(c), "registered",
               SIG_KV("domain", sig_router_peer_domain(s->peer)), SIG_KV("peer", SIG_CONN_PEER(c)));
   }

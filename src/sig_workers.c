@@ -64,6 +64,7 @@ static pid_t spawn(sig_config_t *cfg, int index, int reserved, const sigset_t *o
   if (pid != 0) return pid;
   /* the worker: its own signals, no supervisor state */
   close(reserved);
+  cfg->worker_index = index;
   signal(SIGCHLD, SIG_DFL);
   sigprocmask(SIG_SETMASK, old, NULL);
   unsetenv("NOTIFY_SOCKET"); /* systemd hears from the supervisor */
