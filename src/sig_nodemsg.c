@@ -39,13 +39,32 @@ const char *sig_nodemsg_op_name(sig_nodemsg_op_t op) {
   return op < SIG_NODE_COUNT ? ops[op].name : "?";
 }
 
-/* A scanned string without escapes or NUL, of 1..cap-1 bytes (0..cap-1 when empty_ok), copied. */
+/* A name (op, n, x, a, b, to): a scanned string without escapes (no name needs one), of
+ * 1..cap-1 bytes (0..cap-1 when empty_ok), copied. */
 static int get_string(const sig_json_val_t *v, char *out, size_t cap, int empty_ok) {
   size_t n;
-  if (v->kind != SIG_JSON_STRING || v->nul || (size_t)(v->end - v->start) - 2 >= cap) return -1;
+  if (v->kind != SIG_JSON_STRING || v->escaped || (size_t)(v->end - v->start) - 2 >= cap) return -1;
   n = sig_json_string_value(v, out);
   out[n] = '\0';
   return n == 0 && !empty_ok ? -1 : 0;
+}
+
+/* Text for humans (m): any string without NUL whose value has at most cap-1 bytes, copied. Its
+ * escaped form may be longer than that (the encoder escapes quotes and control characters). */
+static int get_text(const sig_json_val_t *v, char *out, size_t cap) {
+  size_t span = (size_t)(v->end - v->start), n;
+  if (v->kind != SIG_JSON_STRING || v->nul) return -1;
+  if (span - 2 < cap) {
+    n = sig_json_string_value(v, out);
+  } else {
+    char *tmp = sig_malloc(span);
+    n = sig_json_string_value(v, tmp);
+    if (n < cap) memcpy(out, tmp, n);
+    free(tmp);
+    if (n >= cap) return -1;
+  }
+  out[n] = '\0';
+  return 0;
 }
 
 /* A non-negative integer of at most 18 digits (no sign, fraction or exponent). */
@@ -103,7 +122,7 @@ int sig_nodemsg_decode(sig_nodemsg_t *m, const char *buf, size_t len) {
     if (get_uint(&v[F_ST], &u) != 0 || u < 100 || u > 599) return SIG_EBADMSG;
     m->status = (int)u;
   }
-  if (need & BIT(F_M) && get_string(&v[F_M], m->msg, sizeof(m->msg), 1) != 0) return SIG_EBADMSG;
+  if (need & BIT(F_M) && get_text(&v[F_M], m->msg, sizeof(m->msg)) != 0) return SIG_EBADMSG;
   /* the exchange id: required, except in a reply, where "" means none */
   if (need & BIT(F_X) && (get_string(&v[F_X], m->id, sizeof(m->id), m->op == SIG_NODE_RE) != 0 ||
                           (m->id[0] != '\0' && !sig_msg_id_valid(m->id, strlen(m->id)))))

@@ -27,6 +27,7 @@ struct sig_router_wait_s {
   int finished;      /* the completion ran (or will not) */
   int route_pending; /* the cluster's callback has not come yet */
   int inserted;      /* a registration that went ahead without the cluster */
+  int own_arg;       /* arg is the router's: freed here if the completion never runs */
   uint64_t rid, deadline;
   sig_router_registered_fn reg_done;
   sig_router_offered_fn offer_done;
@@ -103,6 +104,10 @@ static void finish_offer(sig_router_wait_t *w, int status, const char *msg, cons
 
 void sig_router_cancel(sig_router_wait_t *w) {
   if (w != NULL) w->cancelled = 1;
+}
+
+void sig_relay_own_arg(sig_router_wait_t *w) {
+  w->own_arg = 1;
 }
 
 /* ---- sending */
@@ -298,8 +303,11 @@ int sig_relay_offer(sig_router_t *r, sig_router_peer_t *offer, const sig_msg_t *
 void sig_relay_exchange_gone(sig_router_t *r, exchange_t *x) {
   sig_router_wait_t *w = x->wait;
   char msg[ERR_MAX];
-  (void)r;
   x->wait = NULL;
+  if (sig_router_find_local(r, w->a) == x->offer.peer) { /* as on one node: made, then ended */
+    finish_offer(w, SIG_STATUS_OK, "ok", x->id);
+    return;
+  }
   snprintf(msg, sizeof(msg), "%soffer_domain: '%s' is not connected", w->prefix, w->a);
   finish_offer(w, SIG_STATUS_CONFLICT, msg, NULL);
 }
@@ -400,7 +408,10 @@ static void handle_fwd(sig_router_t *r, const sig_nodemsg_t *nm) {
     snprintf(f->node, sizeof(f->node), "%s", nm->node);
     sig_router_wait_t *w;
     rc = sig_relay_offer(r, offer, &m, "", id, &why, on_forwarded, f, &w);
-    if (rc != SIG_EINPROGRESS) free(f);
+    if (rc == SIG_EINPROGRESS)
+      sig_relay_own_arg(w);
+    else
+      free(f);
   }
   if (rc == 0)
     reply(r, nm->node, nm->rid, SIG_STATUS_OK, "ok", id);
@@ -646,6 +657,7 @@ void sig_relay_free(sig_router_t *r) {
       w->finished = 1;
       drop_wait(w);
     } else {
+      if (w->own_arg) free(w->arg);
       finish_offer(w, SIG_STATUS_UNAVAILABLE, "server: shutting down", NULL);
     }
   }

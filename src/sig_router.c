@@ -241,6 +241,9 @@ int sig_router_register_async(sig_router_t *r, const char *domain, size_t len, v
 
 void sig_router_unregister(sig_router_t *r, sig_router_peer_t *p) {
   if (p == NULL) return;
+  /* Gone first: completions that run as its exchanges end (an offer of its that waited on
+   * another node) must not find it. */
+  sig_map_remove(&r->domains, &p->node);
   while (!sig_list_empty(&p->exchanges)) {
     exchange_t *x = xlink_exchange(p->exchanges.next);
     sig_router_peer_t *other = x->offer.peer == p ? x->answer.peer : x->offer.peer;
@@ -252,7 +255,6 @@ void sig_router_unregister(sig_router_t *r, sig_router_peer_t *p) {
     }
     sig_router_end(r, x);
   }
-  sig_map_remove(&r->domains, &p->node);
   if (in_cluster(r)) r->c.release(r->c.ctx, p->domain, p->reg);
   sig_router_free_peer(p);
 }
@@ -433,7 +435,10 @@ static void on_offer(sig_router_t *r, sig_router_peer_t *from, const sig_msg_t *
     if (m->id != NULL) o->has_id = 1, snprintf(o->id, sizeof(o->id), "%s", m->id);
     sig_router_wait_t *w;
     rc = sig_relay_offer(r, from, m, "offer_req.", id, &why, on_ws_offered, o, &w);
-    if (rc == SIG_EINPROGRESS) return;
+    if (rc == SIG_EINPROGRESS) {
+      sig_relay_own_arg(w);
+      return;
+    }
     free(o);
   }
   if (rc != 0) sig_router_send_error(r, from, why.code, why.msg, m->id);

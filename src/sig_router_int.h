@@ -128,7 +128,12 @@ int sig_relay_forward(sig_router_t *r, const sig_msg_t *m, const char *body, siz
 int sig_relay_register(sig_router_t *r, sig_router_peer_t *p, sig_router_peer_t **out,
                        sig_refusal_t *why, sig_router_registered_fn done, void *arg,
                        sig_router_wait_t **wait);
-/* x, which waited on a request, ended: the request completes as refused. */
+/* The argument of w's completion is the router's own (malloc'ed, holding no pointer it owns):
+ * freed with w should the completion never run (sig_router_free). */
+void sig_relay_own_arg(sig_router_wait_t *w);
+/* x, which waited on a request, ended: the request completes as made (200 with its id) when x's
+ * offer peer is still registered (its bye, the other node's end or loss ended x), else as
+ * refused (409, the offer domain left). */
 void sig_relay_exchange_gone(sig_router_t *r, exchange_t *x);
 void sig_relay_tick(sig_router_t *r, uint64_t now);
 void sig_relay_free(sig_router_t *r);
