@@ -54,6 +54,7 @@ struct sig_conn_s {
   uint8_t deadline;
   uint8_t served;
   uint8_t counted;
+  uint8_t fin; /* DRAINING: the FIN is requested */
 };
 
 struct sig_conns_s {
@@ -148,16 +149,24 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   if (status != 0 && status != UV_ECANCELED) destroy(c);
 }
 
-static void drain(sig_conn_t *c) {
-  release(c);
-  c->state = SIG_CONN_DRAINING;
-  sig_conn_set_deadline(c, SIG_DEADLINE_LINGER);
+/* The FIN, after everything queued (libuv orders it after the writes it has). */
+static void send_fin(sig_conn_t *c) {
   uv_shutdown_t *req = sig_malloc(sizeof(*req));
   req->data = c;
+  c->fin = 1;
   if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
     free(req);
     destroy(c);
   }
+}
+
+static void drain(sig_conn_t *c) {
+  release(c);
+  c->state = SIG_CONN_DRAINING;
+  sig_conn_set_deadline(c, SIG_DEADLINE_LINGER);
+  /* What is still gathering behind a write in flight must go out before the FIN: a
+   * shut-down stream takes no new write (on_write sends the FIN then). */
+  if (c->gather == NULL) send_fin(c);
 }
 
 void sig_conn_close(sig_conn_t *c, sig_conn_close_t how) {
@@ -184,7 +193,9 @@ static void on_write(uv_write_t *req, int status) {
   c->inflight = NULL;
   free(w);
   /* A failed write shows up as a read error or EOF too; a closed handle cancels. */
-  if (status == 0 && c->state != SIG_CONN_CLOSED) submit(c);
+  if (status != 0 || c->state == SIG_CONN_CLOSED) return;
+  submit(c);
+  if (c->state == SIG_CONN_DRAINING && !c->fin && c->gather == NULL) send_fin(c);
 }
 
 /* Starts writing the gathered bytes, if any and if nothing is in flight. */
@@ -197,7 +208,10 @@ static void submit(sig_conn_t *c) {
   if (rc != 0) {
     c->queued -= (uint32_t)q->len;
     free(q);
-    doom(c);
+    if (c->state == SIG_CONN_OPEN)
+      doom(c);
+    else
+      destroy(c); /* draining: its handler is gone already */
     return;
   }
   c->inflight = q;
