@@ -5,7 +5,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -Isrc
-LIBS    := -luv -lhttp_parser -lcrypto
+LIBS    := -luv -lhttp_parser -lssl -lcrypto
 PYTHON  := /usr/bin/python3
 
 SRC     := $(filter-out src/main.c,$(wildcard src/sig_*.c))

@@ -79,6 +79,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   app_t *app = h->data;
   if (signum == SIGHUP) {
     sig_log_reopen();
+    if (app->server != NULL) sig_server_reload(app->server);
     return;
   }
   SIG_INFO("server", "received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -205,8 +206,12 @@ int main(int argc, char **argv) {
   if (load_config(&o, &cfg, &path, &on_defaults) != 0) {
     status = 1;
   } else if (o.check_only) {
-    printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
-    status = 0;
+    char err[1024];
+    status = sig_server_check(&cfg, err, sizeof(err)) != 0;
+    if (status != 0)
+      fprintf(stderr, "%s\n", err);
+    else
+      printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
   } else {
     status = run(&cfg, path, on_defaults);
   }

@@ -19,6 +19,7 @@
 #include "sig_log.h"
 #include "sig_router.h"
 #include "sig_session.h"
+#include "sig_tls.h"
 #include "sig_util.h"
 
 #define CLOSE_LINGER_MS 2000
@@ -41,6 +42,7 @@ struct sig_server_s {
   sig_limits_t *limits;
   sig_cidr_t *trusted;
   uv_tcp_t listener;
+  sig_tls_ctx_t *tls; /* the listener speaks TLS ([tls] present) */
   uv_timer_t shutdown_timer;
   int handles_open;
   sig_conns_t *conns;
@@ -65,7 +67,7 @@ static void on_connection(uv_stream_t *listener, int status) {
               SIG_KV("error", sig_strerror(status)));
     return;
   }
-  sig_conn_t *c = sig_conn_accept(s->conns, listener);
+  sig_conn_t *c = sig_conn_accept(s->conns, listener, s->tls);
   if (c == NULL) return;
   /* Full: the oldest connection that has not yet proved itself makes room, so that idle
    * connects cannot lock real clients out. */
@@ -136,22 +138,33 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len) {
   return fd;
 }
 
+int sig_server_check(const sig_config_t *cfg, char *err, size_t errlen) {
+  sig_tls_ctx_t *tls = NULL;
+  int rc = cfg->tls ? sig_tls_ctx_new(&tls, cfg, err, errlen) : 0;
+  sig_tls_ctx_free(tls);
+  return rc;
+}
+
 int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cfg, char *err,
                      size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t sslen = sizeof(ss);
+  sig_tls_ctx_t *tls = NULL;
   int rc = resolve(cfg, &ss, &sslen, err, errlen);
   if (rc != 0) return rc;
+  if (cfg->tls && (rc = sig_tls_ctx_new(&tls, cfg, err, errlen)) != 0) return rc;
   int fd = listen_on(&ss, sslen);
   if (fd < 0) {
     /* errno's own words: "Address already in use", "Cannot assign requested address". */
     snprintf(err, errlen, "%s%sserver.host: cannot listen on %s: %s", cfg->path ? cfg->path : "",
              cfg->path ? ": " : "", cfg->host, strerror(-fd));
+    sig_tls_ctx_free(tls);
     return fd;
   }
   sig_server_t *s = sig_calloc(1, sizeof(*s));
   s->loop = loop;
   s->cfg = cfg;
+  s->tls = tls;
   /* uv_tcp_init (no socket yet) and uv_timer_init only fill in the handle. */
   SIG_MUST(uv_tcp_init(loop, &s->listener));
   s->listener.data = s;
@@ -173,6 +186,12 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &namelen) == 0) {
     sig_addr_from_sockaddr(&bound, (struct sockaddr *)&ss);
     sig_addr_format(&bound, 1, s->address);
+  }
+  if (s->tls != NULL) {
+    char about[512];
+    SIG_INFO("tls", "TLS on %s (TLS %s and later) %s", s->address,
+             cfg->tls_min_version == SIG_TLS_1_3 ? "1.3" : "1.2",
+             sig_tls_ctx_describe(s->tls, about, sizeof(about)));
   }
 
   sig_conns_config_t cc = {
@@ -235,6 +254,17 @@ const char *sig_server_address(const sig_server_t *s) {
   return s->address;
 }
 
+int sig_server_reload(sig_server_t *s) {
+  char err[1024], about[512];
+  if (s->tls == NULL) return 0;
+  int rc = sig_tls_ctx_reload(s->tls, err, sizeof(err));
+  if (rc != 0)
+    SIG_ERROR("tls", "reload failed, the previous certificate stays in use: %s", err);
+  else
+    SIG_INFO("tls", "certificate reloaded %s", sig_tls_ctx_describe(s->tls, about, sizeof(about)));
+  return rc;
+}
+
 /* ---- shutdown */
 
 static void on_all_closed(void *arg) {
@@ -284,6 +314,8 @@ void sig_server_free(sig_server_t *s) {
   s->trusted = NULL;
   sig_conns_free(s->conns);
   s->conns = NULL;
+  sig_tls_ctx_free(s->tls); /* every connection is gone */
+  s->tls = NULL;
   if (!uv_is_closing((uv_handle_t *)&s->listener))
     uv_close((uv_handle_t *)&s->listener, on_handle_closed);
   uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
