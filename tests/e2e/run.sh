@@ -25,4 +25,4 @@ if [ "${SIG_E2E_IN_NETNS:-}" != 1 ]; then
 fi
 
 exec node --experimental-websocket --disable-warning=ExperimentalWarning \
-  --test --test-reporter=tap --test-concurrency=1 --test-timeout=60000 "$@" e2e.test.mjs
+  --test --test-reporter=tap --test-concurrency=1 --test-timeout=60000 "$@" e2e.test.mjs tls.test.mjs
