@@ -449,8 +449,7 @@ static int stream_read(sig_conn_t *c, const char *in, size_t len, rest_t *r) {
         sig_tls_read(c->tls, in + pos, len - pos, &used, plain_buf, sizeof(plain_buf), &n, &why);
     pos += used;
     if (c->state != SIG_CONN_OPEN) return -1; /* a handshake write failed: doomed */
-    if (rc == SIG_TLS_EOF) {                  /* close_notify: the peer is done, as at EOF */
-      c->eof = 1;
+    if (rc == SIG_TLS_EOF) { /* close_notify: the peer is done, as at EOF; ours answers it */
       destroy(c);
       return -1;
     }
