@@ -24,6 +24,11 @@
 
 #include "sig_util.h"
 
+/* Handshake messages a client may send after the handshake (TLS 1.3 KeyUpdate) without data in
+ * between: each costs a key derivation, and OpenSSL 3.0 does not bound them, so one connection
+ * could spend ~30 ms of the loop on one 64 KiB read of them. */
+#define MAX_POST_HANDSHAKE 32
+
 struct sig_tls_ctx_s {
   SSL_CTX *ssl_ctx; /* the current pair; connections hold their own reference */
   const sig_config_t *cfg;
@@ -34,8 +39,9 @@ struct sig_tls_s {
   SSL *ssl; /* made on the first byte */
   sig_tls_send_fn send;
   void *user;
-  int established; /* the handshake completed (even if an error came after) */
-  int failed;      /* a fatal error: no close_notify, no more I/O */
+  int established;         /* the handshake completed (even if an error came after) */
+  int failed;              /* a fatal error: no close_notify, no more I/O */
+  unsigned post_handshake; /* handshake messages received since the last data, once established */
 };
 
 /* The ciphertext being fed (one connection at a time: the loop is single-threaded). */
@@ -50,7 +56,9 @@ static BIO_METHOD *bio_method;
 
 static int bio_read(BIO *b, char *out, int want) {
   size_t left = feed.len - feed.pos;
+  const sig_tls_t *t = BIO_get_data(b);
   BIO_clear_retry_flags(b);
+  if (t->post_handshake > MAX_POST_HANDSHAKE) return -1; /* no more input: sig_tls_read says why */
   if (left == 0 || want <= 0) {
     BIO_set_retry_read(b);
     return -1;
@@ -145,6 +153,16 @@ static void on_info(const SSL *ssl, int where, int ret) {
   }
 }
 
+/* Counts what a client sends after the handshake (called before OpenSSL acts on it). */
+static void on_message(int write_p, int version, int content_type, const void *buf, size_t len,
+                       SSL *ssl, void *arg) {
+  (void)version, (void)buf, (void)len, (void)arg;
+  if (write_p || content_type != SSL3_RT_HANDSHAKE) return;
+  BIO *b = SSL_get_rbio(ssl);
+  sig_tls_t *t = b != NULL ? BIO_get_data(b) : NULL;
+  if (t != NULL && t->established) t->post_handshake++;
+}
+
 /* An encrypted key would make OpenSSL ask the terminal for a passphrase: refuse instead. */
 static int on_passphrase(char *buf, int size, int rwflag, void *arg) {
   (void)buf, (void)size, (void)rwflag;
@@ -232,6 +250,7 @@ static SSL_CTX *load(const sig_config_t *cfg, char *err, size_t errlen) {
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
   SSL_CTX_set_info_callback(ctx, on_info);
+  SSL_CTX_set_msg_callback(ctx, on_message);
   ERR_clear_error();
   return ctx;
 
@@ -347,13 +366,19 @@ int sig_tls_read(sig_tls_t *t, const char *in, size_t len, size_t *used, char *o
   *used = feed.pos;
   feed.p = NULL, feed.len = feed.pos = 0;
   switch (e) {
-    case SSL_ERROR_NONE: *outlen = (size_t)n; return 0;
+    case SSL_ERROR_NONE:
+      *outlen = (size_t)n;
+      t->post_handshake = 0;
+      return 0;
     case SSL_ERROR_WANT_READ:
       if (*used == len) return 0;
       *why = "no progress on the input"; /* never loop on it */
       break;
     case SSL_ERROR_ZERO_RETURN: return SIG_TLS_EOF;
-    case SSL_ERROR_SYSCALL: *why = "sending failed"; break;
+    case SSL_ERROR_SYSCALL:
+      *why = t->post_handshake > MAX_POST_HANDSHAKE ? "too many KeyUpdates without data"
+                                                    : "sending failed";
+      break;
     default: *why = reason(ERR_peek_last_error()); break;
   }
   t->failed = 1;

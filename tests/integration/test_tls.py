@@ -495,6 +495,54 @@ def test_renegotiation_is_refused(tls_server, ca):
     assert tls_exchange(tls_server, ca.client_context()) == "TLSv1.3"
 
 
+def key_update_connection(port):
+    """A TLS 1.3 connection (pyOpenSSL) and a function that sends n KeyUpdates on it (through
+    ctypes: pyOpenSSL has no binding for SSL_key_update)."""
+    import ctypes
+    from OpenSSL._util import ffi
+    libssl = ctypes.CDLL("libssl.so.3")  # the library pyOpenSSL's SSL objects come from
+    libssl.SSL_key_update.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    raw.settimeout(None)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 5, 0))
+    ctx = OSSL.Context(OSSL.TLS_METHOD)
+    ctx.set_alpn_protos([b"http/1.1"])
+    c = OSSL.Connection(ctx, raw)
+    c.set_connect_state()
+    c.do_handshake()
+    assert c.get_protocol_version_name() == "TLSv1.3"
+    ptr = int(ffi.cast("uintptr_t", c._ssl))
+
+    def key_updates(n):
+        for _ in range(n):
+            assert libssl.SSL_key_update(ptr, 0) == 1  # 0: SSL_KEY_UPDATE_NOT_REQUESTED
+            c.do_handshake()
+    return raw, c, key_updates
+
+
+def test_key_update_flood_is_cut(make_server, leaf, ca):
+    """TLS 1.3 KeyUpdates cost a key derivation each, and OpenSSL 3.0 does not bound them: more
+    than 32 without data in between end the connection (a few between requests are fine)."""
+    srv = tls_start(make_server, leaf)
+    raw, c, key_updates = key_update_connection(srv.port)
+    with raw:
+        for _ in range(3):
+            key_updates(30)
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert c.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    raw, c, key_updates = key_update_connection(srv.port)
+    with raw:
+        port = raw.getsockname()[1]
+        try:
+            key_updates(200)  # the server stops reading after the 33rd
+        except OSSL.Error:
+            pass
+        assert wait_for(lambda: log_lines(srv, f"peer=127.0.0.1:{port}"))
+        [line] = log_lines(srv, f"peer=127.0.0.1:{port}")
+        assert 'tls error reason="too many KeyUpdates without data"' in line, line
+    assert tls_exchange(srv, ca.client_context()) == "TLSv1.3"
+
+
 def test_huge_client_hello_is_refused_at_once(make_server, leaf, ca):
     """A handshake message that announces 16 MB: refused when its header arrives (OpenSSL's
     limit for a ClientHello is 128 KB), with an alert, long before any deadline."""
