@@ -1,5 +1,6 @@
-/* TLS client load for `make bench` (bench/run.py): the TLS figures of issue 12, measured the same way
- * against signal-server's own TLS and against nginx terminating TLS in front of the plain server.
+/* TLS client load for `make bench` (bench/run.py): the TLS figures of issue 12, measured the same
+ * way against signal-server's own TLS and against nginx terminating TLS in front of the plain
+ * server.
  *
  *   --mode handshake  full TLS handshakes (resumed ones with --resume), --window at a time, for
  *                     --seconds: each connects, completes the handshake (ALPN http/1.1 and the
@@ -183,10 +184,11 @@ static void send_upgrade(conn_t *c) {
   char req[512];
   if (RAND_bytes(raw, sizeof(raw)) != 1) die("RAND_bytes");
   EVP_EncodeBlock((unsigned char *)c->key, raw, sizeof(raw));
-  int n = snprintf(req, sizeof(req),
-                   "GET /ws/%s%u HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                   opt.prefix, c->index, c->key);
+  int n =
+      snprintf(req, sizeof(req),
+               "GET /ws/%s%u HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+               opt.prefix, c->index, c->key);
   int w = SSL_write(c->ssl, req, n); /* a few hundred bytes into an empty socket: all at once */
   if (w != n) {
     fail(c, "upgrade request not written at once");
@@ -295,9 +297,10 @@ static int step(conn_t *c, uint32_t events) {
 }
 
 static void usage(void) {
-  fprintf(stderr,
-          "usage: tlsgen --port P --src 127.a.b.c [--nsrc N] [--mode handshake|idle] [--tls 1.2|1.3]\n"
-          "              [--window W] [--seconds S] [--resume] [--count N] [--prefix P] [--ca FILE]\n");
+  fprintf(
+      stderr,
+      "usage: tlsgen --port P --src 127.a.b.c [--nsrc N] [--mode handshake|idle] [--tls 1.2|1.3]\n"
+      "              [--window W] [--seconds S] [--resume] [--count N] [--prefix P] [--ca FILE]\n");
   exit(2);
 }
 
@@ -310,18 +313,28 @@ static void parse(int argc, char **argv) {
     }
     if (v == NULL) usage();
     i++;
-    if (strcmp(a, "--port") == 0) opt.port = atoi(v);
+    if (strcmp(a, "--port") == 0)
+      opt.port = atoi(v);
     else if (strcmp(a, "--src") == 0) {
       if (inet_pton(AF_INET, v, &opt.src) != 1) usage();
-    } else if (strcmp(a, "--nsrc") == 0) opt.nsrc = atoi(v);
-    else if (strcmp(a, "--mode") == 0) opt.mode = v;
-    else if (strcmp(a, "--tls") == 0) opt.version = v;
-    else if (strcmp(a, "--window") == 0) opt.window = atoi(v);
-    else if (strcmp(a, "--seconds") == 0) opt.seconds = atof(v);
-    else if (strcmp(a, "--count") == 0) opt.count = atoi(v);
-    else if (strcmp(a, "--prefix") == 0) opt.prefix = v;
-    else if (strcmp(a, "--ca") == 0) opt.ca = v;
-    else usage();
+    } else if (strcmp(a, "--nsrc") == 0)
+      opt.nsrc = atoi(v);
+    else if (strcmp(a, "--mode") == 0)
+      opt.mode = v;
+    else if (strcmp(a, "--tls") == 0)
+      opt.version = v;
+    else if (strcmp(a, "--window") == 0)
+      opt.window = atoi(v);
+    else if (strcmp(a, "--seconds") == 0)
+      opt.seconds = atof(v);
+    else if (strcmp(a, "--count") == 0)
+      opt.count = atoi(v);
+    else if (strcmp(a, "--prefix") == 0)
+      opt.prefix = v;
+    else if (strcmp(a, "--ca") == 0)
+      opt.ca = v;
+    else
+      usage();
   }
   if (opt.port <= 0 || opt.src.s_addr == 0 || opt.nsrc < 1 || opt.window < 1 || opt.count < 1 ||
       (strcmp(opt.mode, "handshake") != 0 && strcmp(opt.mode, "idle") != 0) ||
@@ -400,11 +413,12 @@ static void run_handshakes(void) {
   char err[300];
   print_errors(err, sizeof(err));
   if (priming) return;
-  printf("{\"event\":\"done\",\"mode\":\"handshake\",\"tls\":\"%s\",\"resume\":%d,"
-         "\"launched\":%lu,\"completed\":%lu,\"completed_in_window\":%lu,\"seconds\":%.3f,"
-         "\"per_s\":%.1f,\"resumed\":%lu,\"errors\":%lu,\"first_error\":\"%s\",\"cpu_s\":%.3f}\n",
-         opt.version, opt.resume, launched, completed, done_in_window, opt.seconds,
-         (double)done_in_window / opt.seconds, resumed, errors, err, cpu_s() - cpu0);
+  printf(
+      "{\"event\":\"done\",\"mode\":\"handshake\",\"tls\":\"%s\",\"resume\":%d,"
+      "\"launched\":%lu,\"completed\":%lu,\"completed_in_window\":%lu,\"seconds\":%.3f,"
+      "\"per_s\":%.1f,\"resumed\":%lu,\"errors\":%lu,\"first_error\":\"%s\",\"cpu_s\":%.3f}\n",
+      opt.version, opt.resume, launched, completed, done_in_window, opt.seconds,
+      (double)done_in_window / opt.seconds, resumed, errors, err, cpu_s() - cpu0);
   fflush(stdout);
 }
 
@@ -438,9 +452,10 @@ static void run_idle(void) {
   double secs = now() - t0;
   char err[300];
   print_errors(err, sizeof(err));
-  printf("{\"event\":\"ready\",\"mode\":\"idle\",\"tls\":\"%s\",\"count\":%d,\"open\":%lu,"
-         "\"errors\":%lu,\"first_error\":\"%s\",\"seconds\":%.3f,\"per_s\":%.1f}\n",
-         opt.version, opt.count, opened, errors, err, secs, (double)opened / secs);
+  printf(
+      "{\"event\":\"ready\",\"mode\":\"idle\",\"tls\":\"%s\",\"count\":%d,\"open\":%lu,"
+      "\"errors\":%lu,\"first_error\":\"%s\",\"seconds\":%.3f,\"per_s\":%.1f}\n",
+      opt.version, opt.count, opened, errors, err, secs, (double)opened / secs);
   fflush(stdout);
   /* hold until stdin says quit or closes, noticing connections the server closes */
   struct epoll_event sev = {.events = EPOLLIN, .data.ptr = NULL};
