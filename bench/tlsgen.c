@@ -132,7 +132,8 @@ static conn_t *start(unsigned index) {
   c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0) die("socket: %s", strerror(errno));
   int one = 1;
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+    die("TCP_NODELAY: %s", strerror(errno));
   struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr = opt.src};
   src.sin_addr.s_addr = htonl(ntohl(opt.src.s_addr) + (uint32_t)(index % (unsigned)opt.nsrc));
   if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) != 0)
@@ -203,7 +204,7 @@ static int check_101(conn_t *c) {
   unsigned char sha[20];
   char src[64], accept[64], want_line[96];
   snprintf(src, sizeof(src), "%s%s", c->key, GUID);
-  EVP_Digest(src, strlen(src), sha, NULL, EVP_sha1(), NULL);
+  if (EVP_Digest(src, strlen(src), sha, NULL, EVP_sha1(), NULL) != 1) die("SHA-1");
   EVP_EncodeBlock((unsigned char *)accept, sha, sizeof(sha));
   snprintf(want_line, sizeof(want_line), "\r\nSec-WebSocket-Accept: %s\r\n", accept);
   if (strncmp(c->resp, "HTTP/1.1 101 ", 13) != 0) return -1;
