@@ -122,7 +122,11 @@ def wait_port(port, proc, timeout=20.0):
 
 
 def our_pids():
-    return {os.getpid()} | {p.pid for p in children if p.poll() is None}
+    """This process, the processes it started, and theirs (nginx's worker)."""
+    mine = {os.getpid()} | {p.pid for p in children if p.poll() is None}
+    if any(p.args and str(NGINX) in map(str, p.args) and p.poll() is None for p in children):
+        mine |= {c for pid in list(mine) for c in children_of(pid)}
+    return mine
 
 
 def other_cpu_seconds():
@@ -1048,34 +1052,45 @@ def tls_problems(key, ev, want=None):
 
 
 def tls_handshakes(res, key, port, cpu, rep, ti):
+    """Each handshake phase; one during which other processes used more than NOISY_PCT of a core
+    is run again (at most RETRIES_PER_PHASE times), the quietest kept, as run_phase does."""
     for name, version, resume in TLS_HANDSHAKES:
-        cpu0, other0, t0 = cpu(), other_cpu_seconds(), time.monotonic()
-        g = TlsGen(port, f"127.{RUN_TAG}.{210 + ti}.{rep * 16 + 2}", "handshake", tls=version,
-                   resume=resume)
-        ev = g.line(TLS_HS_S + 60)
-        g.proc.wait(10)
-        wall = time.monotonic() - t0
-        res["problems"] += tls_problems(f"{key} {name}", ev)
-        if resume and ev.get("resumed") != ev.get("completed"):
-            res["problems"].append(f"{key} {name}: {ev.get('resumed')} of {ev.get('completed')} "
-                                   "handshakes resumed")
-        cpu_pct = 100 * (cpu() - cpu0) / wall
+        tries = []
+        while True:
+            cpu0, other0, t0 = cpu(), other_cpu_seconds(), time.monotonic()
+            g = TlsGen(port, f"127.{RUN_TAG}.{210 + ti}.{rep * 16 + 2 + len(tries)}", "handshake",
+                       tls=version, resume=resume)
+            ev = g.line(TLS_HS_S + 60)
+            g.proc.wait(10)
+            wall = time.monotonic() - t0
+            ev["problems"] = tls_problems(f"{key} {name}", ev)
+            if resume and ev.get("resumed") != ev.get("completed"):
+                ev["problems"].append(f"{key} {name}: {ev.get('resumed')} of "
+                                      f"{ev.get('completed')} handshakes resumed")
+            ev["server_cpu_pct"] = 100 * (cpu() - cpu0) / wall
+            ev["gen_cpu_pct"] = 100 * ev["cpu_s"] / wall
+            ev["other_cpu_pct"] = max(0.0, 100 * (other_cpu_seconds() - other0) / wall)
+            tries.append(ev)
+            if ev["problems"] or ev["other_cpu_pct"] <= NOISY_PCT or len(tries) > RETRIES_PER_PHASE:
+                break
+            time.sleep(1)
+        bad = [t for t in tries if t["problems"]]
+        ev = bad[0] if bad else min(tries, key=lambda t: t["other_cpu_pct"])
+        res["problems"] += ev["problems"]
+        cpu_pct = ev["server_cpu_pct"]
         res[f"{key}_{name}_per_s"] = ev["per_s"]
         res[f"{key}_{name}_cpu_pct"] = cpu_pct
         res[f"{key}_{name}_per_cpu_s"] = ev["per_s"] * 100 / max(cpu_pct, 1e-9)
-        res[f"{key}_{name}_gen_cpu_pct"] = 100 * ev["cpu_s"] / wall
-        res[f"{key}_{name}_other_cpu_pct"] = max(0.0, 100 * (other_cpu_seconds() - other0) / wall)
+        res[f"{key}_{name}_gen_cpu_pct"] = ev["gen_cpu_pct"]
+        res[f"{key}_{name}_other_cpu_pct"] = ev["other_cpu_pct"]
+        res[f"{key}_{name}_tries"] = len(tries)
         log(f"   {key} {name}: {ev['per_s']:.0f} handshakes/s, server {cpu_pct:.0f}% of its core "
             f"({res[f'{key}_{name}_per_cpu_s']:.0f} per CPU-second), client "
-            f"{res[f'{key}_{name}_gen_cpu_pct']:.0f}%, others "
-            f"{res[f'{key}_{name}_other_cpu_pct']:.0f}%, errors {ev['errors']}")
+            f"{ev['gen_cpu_pct']:.0f}%, others {ev['other_cpu_pct']:.0f}%, errors {ev['errors']}"
+            + (f" (quietest of {len(tries)} tries)" if len(tries) > 1 else ""))
 
 
-def bench_tls_rep(rep, ca, leaf):
-    res = {"rep": rep, "problems": []}
-    other0, t0 = other_cpu_seconds(), time.monotonic()
-    quiet = wait_quiet(QUIET_WAIT_S)
-    log(f"== TLS (run {rep + 1}; other processes at {quiet:.0f}% of a core)")
+def tls_native(res, rep, leaf, ca):
     tls_toml = f'[tls]\n    cert_file = "{leaf.cert}"\n    key_file = "{leaf.key}"\n'
     srv = Server("sig", f"tls-r{rep}", ping_s=TLS_PING_S, tail_toml=tls_toml)
     try:
@@ -1087,6 +1102,9 @@ def bench_tls_rep(rep, ca, leaf):
             res["problems"].append("native: the server exited")
     finally:
         srv.stop()
+
+
+def tls_nginx(res, rep, leaf, ca):
     plain = Server("sig", f"plain-r{rep}", ping_s=TLS_PING_S,
                    server_toml='    trusted_proxies = ["127.0.0.1"]\n')
     ng = None
@@ -1105,6 +1123,17 @@ def bench_tls_rep(rep, ca, leaf):
         if ng is not None:
             ng.stop()
         plain.stop()
+
+
+def bench_tls_rep(rep, ca, leaf):
+    """One run of both, in an order that alternates from run to run."""
+    res = {"rep": rep, "problems": []}
+    other0, t0 = other_cpu_seconds(), time.monotonic()
+    quiet = wait_quiet(QUIET_WAIT_S)
+    order = [tls_native, tls_nginx] if rep % 2 == 0 else [tls_nginx, tls_native]
+    log(f"== TLS (run {rep + 1}; other processes at {quiet:.0f}% of a core)")
+    for part in order:
+        part(res, rep, leaf, ca)
     res["other_cpu_pct"] = 100 * (other_cpu_seconds() - other0) / (time.monotonic() - t0)
     return res
 
