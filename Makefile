@@ -5,7 +5,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -Isrc
-LIBS    := -luv -lhttp_parser -ljwt -lcrypto -lsystemd -lhiredis
+LIBS    := -luv -lhttp_parser -ljwt -lssl -lcrypto -lsystemd -lhiredis
 PYTHON  := /usr/bin/python3
 
 SRC     := $(filter-out src/main.c,$(wildcard src/sig_*.c))
@@ -15,7 +15,7 @@ ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o) build/asan/obj/sig_assets.o
 UNIT    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT:tests/unit/%.c=build/asan/tests/%)
-BENCH_BIN := build/bench/loadgen build/bench/floor build/bench/test_bjson
+BENCH_BIN := build/bench/loadgen build/bench/floor build/bench/test_bjson build/bench/tlsgen
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # libFuzzer targets (fuzz/fuzz_*.c) on the parsers, built with clang; `make fuzz` runs each for

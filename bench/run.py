@@ -40,7 +40,9 @@ generated section of BENCHMARKS.md, with only what this invocation measured.
   --smoke      seconds: 200 idle peers and 2 s of 200 exchanges/s against signal-server and the
                floor; then signal-server with HS256 auth: the refusal check, and 200 peers that
                register with their tokens; exits non-zero on any error, no completed exchange or
-               a refusal that did not come (no Go or PeerJS needed)
+               a refusal that did not come
+               then 100 idle wss:// peers and 1 s of TLS handshakes against signal-server's
+               TLS (no Go, PeerJS or nginx needed)
   --self-test  the generator against a real signal-server (directly and through a transparent
                proxy) and against deliberately broken servers (bench/faultproxy.py: misroutes,
                truncates, duplicates, drops one in a thousand, ...): each broken one must fail the
@@ -51,6 +53,16 @@ generated section of BENCHMARKS.md, with only what this invocation measured.
   --hold       19,900 idle peers on signal-server for --hold-s seconds (600), pings every 20 s;
                fails if any connection drops or a ping goes unanswered; writes its own dated,
                commit-stamped result (bench/results/hold.json, the Idle hold section)
+  --tls-only   only the TLS figures (below), which a full run also measures, after the rest
+
+TLS (issue 12), in the same invocation, --reps times: signal-server with [tls] against nginx
+(Debian's) terminating TLS in front of the plain signal-server, both given the same RSA-2048
+certificate of a test CA made by the run (tests/lib/testca.py), both on core 1, the client
+(bench/tlsgen.c, OpenSSL) on core 0: memory per idle wss:// connection (RSS delta over 5,000 idle
+registered WebSockets after 500 warm-up ones; for nginx, the RSS of nginx and of the plain server
+behind it), and full TLS handshakes per second (64 in flight for 5 s; TLS 1.3, TLS 1.2, and TLS 1.3
+resumed with a ticket) with the server's CPU. Writes bench/results/tls.json and the TLS section of
+BENCHMARKS.md.
 """
 
 import argparse
@@ -81,6 +93,8 @@ from sigtest import wait_port as port_open  # noqa: E402
 
 BUILD = ROOT / "build" / "bench"
 LOADGEN = BUILD / "loadgen"
+TLSGEN = BUILD / "tlsgen"
+NGINX = Path("/usr/sbin/nginx")
 FLOOR = BUILD / "floor"
 GOSERVER = BUILD / "go-signal"
 SERVER = ROOT / "build" / "signal-server"
@@ -145,7 +159,11 @@ def wait_port(port, proc, timeout=20.0):
 
 
 def our_pids():
-    return {os.getpid()} | {p.pid for p in children if p.poll() is None}
+    """This process, the processes it started, and theirs (nginx's worker)."""
+    mine = {os.getpid()} | {p.pid for p in children if p.poll() is None}
+    if any(p.args and str(NGINX) in map(str, p.args) and p.poll() is None for p in children):
+        mine |= {c for pid in list(mine) for c in children_of(pid)}
+    return mine
 
 
 def other_cpu_seconds():
@@ -190,7 +208,7 @@ def git_commit():
 
 
 class Server:
-    def __init__(self, target, tag, ping_s=LIVENESS_S, auth=None):
+    def __init__(self, target, tag, ping_s=LIVENESS_S, auth=None, server_toml="", tail_toml=""):
         """auth (signal-server only): None, or (algorithm, key file) for [auth] mode = "jwt"."""
         self.target = target
         self.port = free_port()
@@ -216,6 +234,7 @@ class Server:
                 "    requests_per_ip_burst = 1000000\n"
                 "    messages_per_s = 1000000\n"
                 "    messages_burst = 1000000\n"
+                + server_toml +
                 "[log]\n"
                 f'    out_dir = "{BUILD / "log"}"\n'
                 f'    out_file = "signal-server-{tag}.log"\n'
@@ -224,7 +243,8 @@ class Server:
                    "[auth]\n"
                    '    mode = "jwt"\n'
                    f'    algorithm = "{auth[0]}"\n'
-                   f'    key_file = "{auth[1]}"\n'))
+                   f'    key_file = "{auth[1]}"\n')
+                + tail_toml)
             cmd = [str(SERVER), "--config", str(conf)]
         elif target == "go":
             cmd = [str(GOSERVER), "--addr", f"127.0.0.1:{self.port}", "--ping-s", str(ping_s),
@@ -1137,6 +1157,383 @@ def write_report(data):
     write_section("results", "\n".join(L))
 
 
+# ---- TLS: signal-server's own against nginx in front of the plain server
+
+TLS_WARM = 500
+TLS_IDLE = 5000
+TLS_HS_S = 5
+TLS_WINDOW = 64
+TLS_PING_S = 600  # idle peers are not pinged while they are measured (nginx: proxy_read_timeout)
+TLS_HANDSHAKES = [("full13", "1.3", False), ("full12", "1.2", False), ("resumed13", "1.3", True)]
+
+NGINX_CONF = """# written by bench/run.py
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+master_process on;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+{user}
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_read_timeout 3600s;
+            proxy_send_timeout 3600s;
+        }}
+    }}
+}}
+"""
+
+
+def children_of(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(proc_stat(d)[1]) == pid:
+                    out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+class Nginx:
+    """Debian's nginx on 127.0.0.1, one worker, terminating TLS and proxying to upstream (HTTP and
+    WebSocket upgrades), pinned to the servers' core."""
+
+    def __init__(self, tag, upstream, cert, key):
+        self.port = free_port()
+        self.dir = BUILD / f"nginx-{tag}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=self.dir, port=self.port, upstream=upstream,
+                                          cert=cert, key=key,
+                                          user="user root;" if os.geteuid() == 0 else ""))
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(NGINX), "-p", str(self.dir),
+                                      "-c", str(conf), "-e", str(self.dir / "error.log")],
+                                     cwd=ROOT, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        children.append(self.proc)
+        wait_port(self.port, self.proc)
+        deadline = time.monotonic() + 10
+        while not children_of(self.proc.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError("nginx started no worker")
+            time.sleep(0.05)
+        time.sleep(0.3)
+
+    def pids(self):
+        return [self.proc.pid] + children_of(self.proc.pid)
+
+    def rss(self):
+        return sum(rss_bytes(p) for p in self.pids())
+
+    def cpu(self):
+        return sum(cpu_seconds(p) for p in self.pids())
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        stop_proc(self.proc, signal.SIGTERM, 10)
+
+
+class TlsGen:
+    """bench/tlsgen.c: idle wss:// peers (held until quit) or a handshake phase."""
+
+    def __init__(self, port, src, mode, ca=None, count=0, prefix="t", tls="1.3", resume=False,
+                 seconds=TLS_HS_S, window=TLS_WINDOW, nsrc=8):
+        cmd = ["taskset", "-c", GEN_CPU, str(TLSGEN), "--port", str(port), "--src", src,
+               "--nsrc", str(nsrc), "--mode", mode, "--tls", tls, "--window", str(window),
+               "--seconds", str(seconds)]
+        if mode == "idle":
+            cmd += ["--count", str(count), "--prefix", prefix, "--ca", str(ca)]
+        if resume:
+            cmd.append("--resume")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        children.append(self.proc)
+
+    def line(self, timeout):
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not r:
+            raise RuntimeError(f"tlsgen: no answer within {timeout:.0f} s")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"tlsgen exited ({self.proc.wait()})")
+        return json.loads(line)
+
+    def quit(self):
+        try:
+            self.proc.stdin.write(b"quit\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass
+        ev = None
+        try:
+            ev = self.line(30)
+        except (RuntimeError, ValueError):
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        return ev
+
+
+def tls_cert():
+    """A test CA and an RSA-2048 server certificate signed by it (made fresh by each run): RSA,
+    so that the server's signature, not the client, bounds the handshake rate."""
+    from testca import TestCA
+    ca = TestCA(BUILD / "tls")
+    return ca, ca.issue(BUILD / "tls" / "rsa", kind="rsa")
+
+
+def tls_idle(res, key, port, ca, rep, ti, measure):
+    """Opens warm-up then measured idle wss:// peers; returns (bytes per connection, per-process
+    deltas) measured by measure() (a dict name -> RSS)."""
+    gens = []
+    try:
+        w = TlsGen(port, f"127.{RUN_TAG}.{200 + ti}.{rep * 16 + 2}", "idle", ca=ca.cert_path,
+                   count=TLS_WARM, prefix=f"{key}w{rep}-", nsrc=1)
+        gens.append(w)
+        ev = w.line(120)
+        res["problems"] += tls_problems(key, ev, TLS_WARM)
+        time.sleep(1)
+        before = measure()
+        g = TlsGen(port, f"127.{RUN_TAG}.{200 + ti}.{rep * 16 + 3}", "idle", ca=ca.cert_path,
+                   count=TLS_IDLE, prefix=f"{key}i{rep}-", nsrc=4)
+        gens.append(g)
+        ev = g.line(300)
+        res["problems"] += tls_problems(key, ev, TLS_IDLE)
+        res[f"{key}_upgrades_per_s"] = ev["per_s"]
+        time.sleep(1)
+        after = measure()
+        deltas = {k: (after[k] - before[k]) / TLS_IDLE for k in after}
+        return deltas
+    finally:
+        for g in gens:
+            ev = g.quit()
+            if ev is not None and ev.get("dropped"):
+                res["problems"].append(f"{key}: {ev['dropped']} idle connections dropped")
+
+
+def tls_problems(key, ev, want=None):
+    out = []
+    if ev.get("errors"):
+        out.append(f"{key}: {ev['errors']} errors ({ev.get('first_error', '')})")
+    if want is not None and ev.get("open") != want:
+        out.append(f"{key}: {ev.get('open')} of {want} idle wss:// peers open")
+    if ev.get("event") == "done" and ev.get("completed_in_window", 0) == 0:
+        out.append(f"{key}: no handshake completed")
+    return out
+
+
+def tls_handshakes(res, key, port, cpu, rep, ti):
+    """Each handshake phase; one during which other processes used more than NOISY_PCT of a core
+    is run again (at most RETRIES_PER_PHASE times), the quietest kept, as run_phase does."""
+    for name, version, resume in TLS_HANDSHAKES:
+        tries = []
+        while True:
+            cpu0, other0, t0 = cpu(), other_cpu_seconds(), time.monotonic()
+            g = TlsGen(port, f"127.{RUN_TAG}.{210 + ti}.{rep * 16 + 2 + len(tries)}", "handshake",
+                       tls=version, resume=resume)
+            ev = g.line(TLS_HS_S + 60)
+            g.proc.wait(10)
+            wall = time.monotonic() - t0
+            ev["problems"] = tls_problems(f"{key} {name}", ev)
+            if resume and ev.get("resumed") != ev.get("completed"):
+                ev["problems"].append(f"{key} {name}: {ev.get('resumed')} of "
+                                      f"{ev.get('completed')} handshakes resumed")
+            ev["server_cpu_pct"] = 100 * (cpu() - cpu0) / wall
+            ev["gen_cpu_pct"] = 100 * ev["cpu_s"] / wall
+            ev["other_cpu_pct"] = max(0.0, 100 * (other_cpu_seconds() - other0) / wall)
+            tries.append(ev)
+            if ev["problems"] or ev["other_cpu_pct"] <= NOISY_PCT or len(tries) > RETRIES_PER_PHASE:
+                break
+            time.sleep(1)
+        bad = [t for t in tries if t["problems"]]
+        ev = bad[0] if bad else min(tries, key=lambda t: t["other_cpu_pct"])
+        res["problems"] += ev["problems"]
+        cpu_pct = ev["server_cpu_pct"]
+        res[f"{key}_{name}_per_s"] = ev["per_s"]
+        res[f"{key}_{name}_cpu_pct"] = cpu_pct
+        res[f"{key}_{name}_per_cpu_s"] = ev["per_s"] * 100 / max(cpu_pct, 1e-9)
+        res[f"{key}_{name}_gen_cpu_pct"] = ev["gen_cpu_pct"]
+        res[f"{key}_{name}_other_cpu_pct"] = ev["other_cpu_pct"]
+        res[f"{key}_{name}_tries"] = len(tries)
+        log(f"   {key} {name}: {ev['per_s']:.0f} handshakes/s, server {cpu_pct:.0f}% of its core "
+            f"({res[f'{key}_{name}_per_cpu_s']:.0f} per CPU-second), client "
+            f"{ev['gen_cpu_pct']:.0f}%, others {ev['other_cpu_pct']:.0f}%, errors {ev['errors']}"
+            + (f" (quietest of {len(tries)} tries)" if len(tries) > 1 else ""))
+
+
+def tls_native(res, rep, leaf, ca):
+    tls_toml = f'[tls]\n    cert_file = "{leaf.cert}"\n    key_file = "{leaf.key}"\n'
+    srv = Server("sig", f"tls-r{rep}", ping_s=TLS_PING_S, tail_toml=tls_toml)
+    try:
+        d = tls_idle(res, "native", srv.port, ca, rep, 0, lambda: {"sig": srv.rss()})
+        res["native_mem"] = d["sig"]
+        log(f"   native: {TLS_IDLE} idle wss:// peers, {d['sig']:.0f} B each")
+        tls_handshakes(res, "native", srv.port, srv.cpu, rep, 0)
+        if not srv.alive():
+            res["problems"].append("native: the server exited")
+    finally:
+        srv.stop()
+
+
+def tls_nginx(res, rep, leaf, ca):
+    plain = Server("sig", f"plain-r{rep}", ping_s=TLS_PING_S,
+                   server_toml='    trusted_proxies = ["127.0.0.1"]\n')
+    ng = None
+    try:
+        ng = Nginx(f"r{rep}", plain.port, leaf.cert, leaf.key)
+        d = tls_idle(res, "nginx", ng.port, ca, rep, 1,
+                     lambda: {"nginx": ng.rss(), "plain": plain.rss()})
+        res["nginx_only_mem"], res["plain_behind_mem"] = d["nginx"], d["plain"]
+        res["nginx_mem"] = d["nginx"] + d["plain"]
+        log(f"   nginx + plain: {TLS_IDLE} idle wss:// peers, {d['nginx']:.0f} B (nginx) + "
+            f"{d['plain']:.0f} B (signal-server) each")
+        tls_handshakes(res, "nginx", ng.port, ng.cpu, rep, 1)
+        if not ng.alive() or not plain.alive():
+            res["problems"].append("nginx or the plain server exited")
+    finally:
+        if ng is not None:
+            ng.stop()
+        plain.stop()
+
+
+def bench_tls_rep(rep, ca, leaf):
+    """One run of both, in an order that alternates from run to run."""
+    res = {"rep": rep, "problems": []}
+    other0, t0 = other_cpu_seconds(), time.monotonic()
+    quiet = wait_quiet(QUIET_WAIT_S)
+    order = [tls_native, tls_nginx] if rep % 2 == 0 else [tls_nginx, tls_native]
+    log(f"== TLS (run {rep + 1}; other processes at {quiet:.0f}% of a core)")
+    for part in order:
+        part(res, rep, leaf, ca)
+    res["other_cpu_pct"] = 100 * (other_cpu_seconds() - other0) / (time.monotonic() - t0)
+    return res
+
+
+TLS_METRICS = [
+    ("user memory per idle wss:// connection", "native_mem", "nginx_mem", " B"),
+    ("… of which nginx / the plain signal-server behind it", None, None, ""),
+    ("WebSocket upgrades per second over TLS (64 in flight; RSA-2048 handshakes)",
+     "native_upgrades_per_s", "nginx_upgrades_per_s", "/s"),
+    ("full TLS 1.3 handshakes per second (64 in flight)", "native_full13_per_s",
+     "nginx_full13_per_s", "/s"),
+    ("… server CPU (% of its core)", "native_full13_cpu_pct", "nginx_full13_cpu_pct", "%"),
+    ("… handshakes per second of server CPU", "native_full13_per_cpu_s",
+     "nginx_full13_per_cpu_s", "/s"),
+    ("full TLS 1.2 handshakes per second", "native_full12_per_s", "nginx_full12_per_s", "/s"),
+    ("… handshakes per second of server CPU", "native_full12_per_cpu_s",
+     "nginx_full12_per_cpu_s", "/s"),
+    ("resumed TLS 1.3 handshakes per second (session ticket)", "native_resumed13_per_s",
+     "nginx_resumed13_per_s", "/s"),
+    ("… handshakes per second of server CPU", "native_resumed13_per_cpu_s",
+     "nginx_resumed13_per_cpu_s", "/s"),
+]
+
+
+def tls_report(runs, data):
+    """The TLS section of BENCHMARKS.md from this invocation's TLS runs."""
+    def vals(k):
+        return [r[k] for r in runs if r.get(k) is not None]
+
+    def ratio(a, b):
+        return [r[a] / r[b] for r in runs if r.get(a) is not None and r.get(b)]
+
+    failed = any(r["problems"] for r in runs)
+    L = [f"Run of {data['date']} on commit {data['commit']} ({len(runs)} runs, "
+         f"{data['elapsed_s'] / 60:.1f} min). Machine: {data['machine']['nproc']} cores "
+         f"({data['machine']['cpu']}); nginx {data['nginx_version']}, OpenSSL "
+         f"{data['openssl_version']} for both. Server (signal-server, or nginx with its one "
+         f"worker and the plain signal-server behind it) pinned to core {SERVER_CPU}, the client "
+         f"(`bench/tlsgen`) to core {GEN_CPU}.",
+         "",
+         f"**Machine load:** other processes used {fmt_range(vals('other_cpu_pct'))}% of one core "
+         f"during the TLS runs (median and range over runs); load average "
+         f"{data['loadavg_start']} at the start, {data['loadavg_end']} at the end.",
+         ""]
+    if failed:
+        L += ["**The TLS run FAILED:**", ""] + [f"- {p}" for r in runs for p in r["problems"]][:20]
+        L.append("")
+    mem_ratio = ratio("native_mem", "nginx_mem")
+    hs_ratio = ratio("native_full13_per_s", "nginx_full13_per_s")
+    native_mem = vals("native_mem")
+
+    def status(vs, ok):
+        return "not run" if not vs else ("**met**" if ok(statistics.median(vs)) and not failed
+                                         else "**missed**")
+
+    L += ["| figure | target | measured: median (min–max) of runs | status |", "|---|---|---|---|",
+          f"| user memory per idle `wss://` connection | ≤ 16 KB (16,384 B) | "
+          f"{fmt_range(native_mem, ' B')} | {status(native_mem, lambda v: v <= 16384)} |",
+          f"| … signal-server ÷ (nginx + plain signal-server) | ≤ 0.6× | {fmt_ratio(mem_ratio)} | "
+          f"{status(mem_ratio, lambda v: v <= 0.6)} |",
+          f"| full TLS 1.3 handshakes/s, server on one core: signal-server ÷ nginx | ≥ 0.8× | "
+          f"{fmt_ratio(hs_ratio)} | {status(hs_ratio, lambda v: v >= 0.8)} |",
+          "",
+          "| figure | signal-server (native TLS) | nginx + plain signal-server | signal-server ÷ nginx |",
+          "|---|---|---|---|"]
+    for label, a, b, unit in TLS_METRICS:
+        if a is None:
+            L.append(f"| {label} | | {fmt_range(vals('nginx_only_mem'), ' B')} / "
+                     f"{fmt_range(vals('plain_behind_mem'), ' B')} | |")
+            continue
+        L.append(f"| {label} | {fmt_range(vals(a), unit)} | {fmt_range(vals(b), unit)} | "
+                 f"{fmt_ratio(ratio(a, b))} |")
+    L += ["", "Ratios are computed within each run, then their median and range given. The "
+          "handshake rate is bounded by the server's core only when its CPU column is near 100%; "
+          "on a loaded machine, handshakes per second of server CPU is the steadier comparison."]
+    return "\n".join(L)
+
+
+def run_tls(args):
+    if not NGINX.exists():
+        sys.exit(f"{NGINX} is missing: run scripts/setup-bench.sh (Debian's nginx)")
+    if not TLSGEN.exists():
+        sys.exit(f"{TLSGEN} is missing: make bench builds it")
+    t0 = time.monotonic()
+    commit = git_commit()
+    la0 = open("/proc/loadavg").read().split()[0]
+    ca, leaf = tls_cert()
+    runs = [bench_tls_rep(rep, ca, leaf) for rep in range(args.reps)]
+    ngv = subprocess.run([str(NGINX), "-v"], capture_output=True, text=True).stderr.strip()
+    osv = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.split()
+    data = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
+            "elapsed_s": time.monotonic() - t0, "machine": machine(),
+            "nginx_version": ngv.split("/")[-1], "openssl_version": osv[1] if len(osv) > 1 else "?",
+            "loadavg_start": la0, "loadavg_end": open("/proc/loadavg").read().split()[0],
+            "runs": runs}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "tls.json").write_text(json.dumps(data, indent=1))
+    write_section("tls", tls_report(runs, data))
+    problems = [p for r in runs for p in r["problems"]]
+    log(f"bench TLS: done in {data['elapsed_s'] / 60:.1f} min; BENCHMARKS.md (TLS), "
+        f"{RESULTS.relative_to(ROOT)}/tls.json")
+    return problems
+
+
 # ---- modes
 
 
@@ -1151,6 +1548,9 @@ def full(args):
                          ("go", GOSERVER, "make bench")):
         if t in chosen and not path.exists():
             sys.exit(f"{path} is missing: run {how}")
+    for path, how in ((NGINX, "scripts/setup-bench.sh"), (TLSGEN, "make bench")):
+        if not path.exists():
+            sys.exit(f"{path} is missing (the TLS figures): run {how}")
     t0 = time.monotonic()
     commit = git_commit()  # the code that measures, before anything can change
     la0 = open("/proc/loadavg").read().split()[0]
@@ -1203,6 +1603,7 @@ def full(args):
     log(f"bench: done in {elapsed / 60:.1f} min; BENCHMARKS.md, {RESULTS.relative_to(ROOT)}/")
     for what, target, measured, v in goals(s, r, million, bool(problems), auth):
         log(f"   {what}: {measured} (target {target}) {v}".replace("**", ""))
+    problems += run_tls(args)
     if problems:
         log("bench: FAILED:\n   " + "\n   ".join(problems[:30]))
         sys.exit(1)
@@ -1239,6 +1640,7 @@ def smoke(args):
                 g.quit()
             srv.stop()
     ok &= smoke_auth()
+    ok &= smoke_tls()
     if not ok:
         sys.exit("bench-smoke: FAILED")
 
@@ -1275,6 +1677,34 @@ def smoke_auth():
           + ("ok" if not refusal + probs else "FAILED: " + "; ".join(refusal + probs)),
           flush=True)
     return not refusal + probs
+
+
+def smoke_tls():
+    """The TLS client against signal-server's TLS: 100 idle wss:// peers, 1 s of handshakes."""
+    ca, leaf = tls_cert()
+    srv = Server("sig", "smoke-tls", ping_s=TLS_PING_S,
+                 tail_toml=f'[tls]\n    cert_file = "{leaf.cert}"\n    key_file = "{leaf.key}"\n')
+    probs = []
+    try:
+        g = TlsGen(srv.port, f"127.{RUN_TAG}.250.20", "idle", ca=ca.cert_path, count=100,
+                   prefix="smoke", nsrc=1)
+        ev = g.line(60)
+        probs += tls_problems("idle", ev, 100)
+        closed = g.quit()
+        if closed is None or closed.get("dropped"):
+            probs.append(f"idle: {closed}")
+        g = TlsGen(srv.port, f"127.{RUN_TAG}.250.21", "handshake", seconds=1, window=8)
+        hs = g.line(60)
+        g.proc.wait(10)
+        probs += tls_problems("handshakes", hs)
+        if not srv.alive():
+            probs.append("the server exited")
+    finally:
+        srv.stop()
+    print(f"bench-smoke signal-server TLS: {ev['open']}/100 idle wss:// peers, "
+          f"{hs['completed']} handshakes ({hs['per_s']:.0f}/s), {ev['errors'] + hs['errors']} errors: "
+          + ("ok" if not probs else "FAILED: " + "; ".join(probs)), flush=True)
+    return not probs
 
 
 # (mode, the error kind the generator must report); None: the run must pass.
@@ -1417,6 +1847,8 @@ def main():
     ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--hold", action="store_true")
     ap.add_argument("--hold-s", type=float, default=600)
+    ap.add_argument("--tls-only", action="store_true",
+                    help="only the TLS figures (signal-server's TLS against nginx)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-million", action="store_true", help="skip the one-million-exchange run")
     ap.add_argument("--targets", default=",".join(MEASURES),
@@ -1438,6 +1870,11 @@ def main():
             self_test(args)
         elif args.hold:
             hold(args)
+        elif args.tls_only:
+            problems = run_tls(args)
+            if problems:
+                log("bench TLS: FAILED:\n   " + "\n   ".join(problems[:30]))
+                sys.exit(1)
         else:
             full(args)
     finally:

@@ -209,6 +209,10 @@ static int check_files(const sig_config_t *cfg) {
     return 1;
   }
   sig_auth_free(auth);
+  if (sig_server_check(cfg, err, sizeof(err)) != 0) { /* the TLS certificate and key */
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
   return 0;
 }
 

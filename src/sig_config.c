@@ -56,12 +56,14 @@ static const char *const mode_choices[] = {"none", "jwt", NULL};
 static const char *const alg_choices[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
                                           "RS512", "ES256", "ES384", NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const tls_version_choices[] = {"1.2", "1.3", NULL};
 
 /* Choice keys are written through an int lvalue. */
 _Static_assert(sizeof(sig_dup_policy_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_log_level_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_auth_mode_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_auth_alg_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(sig_tls_version_t) == sizeof(int), "enum size");
 
 #define INT_KEY(t, k, field, def, lo, hi)                                            \
   {                                                                                  \
@@ -122,6 +124,10 @@ static const key_desc keys[] = {
     STR_KEY("auth", "issuer", auth_issuer, "", check_text),
     STR_KEY("auth", "audience", auth_audience, "", check_text),
     INT_KEY("auth", "leeway_s", auth_leeway_s, 30, 0, 3600),
+    STR_KEY("tls", "cert_file", tls_cert_file, "", check_path),
+    STR_KEY("tls", "key_file", tls_key_file, "", check_path),
+    CHOICE_KEY("tls", "min_version", tls_min_version, "1.2", tls_version_choices),
+    STR_KEY("tls", "ciphers", tls_ciphers, "", check_text),
     STR_KEY("metrics", "host", metrics_host, "", check_metrics_host),
     STR_KEY("cluster", "redis", cluster_redis, "", check_redis),
     STR_KEY("cluster", "redis_password_file", cluster_password_file, "", check_path),
@@ -148,6 +154,9 @@ static const size_t string_fields[] = {
     offsetof(sig_config_t, cluster_node_id),
     offsetof(sig_config_t, cluster_key_prefix), offsetof(sig_config_t, metrics_host),
     offsetof(sig_config_t, metrics_addr),
+    offsetof(sig_config_t, tls_cert_file),
+    offsetof(sig_config_t, tls_key_file),
+    offsetof(sig_config_t, tls_ciphers),
 };
 
 static void list_free(sig_config_list_t *l) {
@@ -656,6 +665,7 @@ typedef struct {
   int line;
   int table;             /* first row of the current table, -1 before any header */
   int table_line[NKEYS]; /* indexed by a table's first row; 0 = not seen */
+  const char *table_at[NKEYS], *table_bol[NKEYS]; /* where that header and its line start */
   int key_line[NKEYS];
   char *err;
   size_t errlen;
@@ -1004,6 +1014,8 @@ static int read_table(reader *r) {
     return refuse(r, open, NULL, "duplicate table [%s] (first on line %d)", keys[t].table,
                   r->table_line[t]);
   r->table_line[t] = r->line;
+  r->table_at[t] = open;
+  r->table_bol[t] = r->line_start;
   r->table = t;
   return check_line_end(r, NULL, "the table header");
 }
@@ -1051,6 +1063,21 @@ out:
   return rc;
 }
 
+/* A [tls] table turns TLS on, so it must name the certificate and its key. */
+static int check_tls(reader *r, sig_config_t *cfg) {
+  int t = find_table("tls", 3);
+  if (r->table_line[t] == 0) return 0;
+  cfg->tls = 1;
+  r->line = r->table_line[t];
+  r->line_start = r->table_bol[t];
+  if (cfg->tls_cert_file[0] == '\0')
+    return refuse(r, r->table_at[t], "tls.cert_file",
+                  "required in [tls] (the PEM certificate chain)");
+  if (cfg->tls_key_file[0] == '\0')
+    return refuse(r, r->table_at[t], "tls.key_file", "required in [tls] (the PEM private key)");
+  return 0;
+}
+
 static int read_document(reader *r, sig_config_t *cfg) {
   while (r->p < r->end) {
     int rc;
@@ -1064,7 +1091,7 @@ static int read_document(reader *r, sig_config_t *cfg) {
     if (rc != 0) return rc;
     next_line(r);
   }
-  return 0;
+  return check_tls(r, cfg);
 }
 
 int sig_config_parse(sig_config_t *cfg, const char *name, const char *text, size_t len, char *err,
@@ -1213,38 +1240,43 @@ static int resolve_one(char **field, const char *key, const char *base_dir, char
   return 0;
 }
 
+/* The keys that name a file: resolved like out_dir when set. */
+static const struct {
+  size_t offset;
+  const char *key;
+} file_keys[] = {
+    {offsetof(sig_config_t, auth_key_file), "auth.key_file"},
+    {offsetof(sig_config_t, tls_cert_file), "tls.cert_file"},
+    {offsetof(sig_config_t, tls_key_file), "tls.key_file"},
+    {offsetof(sig_config_t, cluster_password_file), "cluster.redis_password_file"},
+};
+
 int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen) {
-  char *log_dir = NULL, *key_file = NULL;
+  char *log_dir = NULL, *files[SIG_ARRAY_SIZE(file_keys)] = {NULL};
   int rc;
   if (err != NULL && errlen > 0) err[0] = '\0';
   if (cfg->log_dir == NULL || cfg->log_dir[0] == '\0')
     return errorf(err, errlen, "log.out_dir: must not be empty");
   log_dir = sig_strdup(cfg->log_dir);
-  if ((rc = resolve_one(&log_dir, "log.out_dir", base_dir, err, errlen)) != 0) {
-    free(log_dir);
-    return rc;
+  if ((rc = resolve_one(&log_dir, "log.out_dir", base_dir, err, errlen)) != 0) goto fail;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(file_keys); i++) {
+    const char *v = *(char **)field_at(cfg, file_keys[i].offset);
+    if (v == NULL || v[0] == '\0') continue;
+    files[i] = sig_strdup(v);
+    if ((rc = resolve_one(&files[i], file_keys[i].key, base_dir, err, errlen)) != 0) goto fail;
   }
-  if (cfg->cluster_password_file != NULL && cfg->cluster_password_file[0] != '\0') {
-    char *pw = sig_strdup(cfg->cluster_password_file);
-    if ((rc = resolve_one(&pw, "cluster.redis_password_file", base_dir, err, errlen)) != 0) {
-      free(log_dir);
-      free(pw);
-      return rc;
-    }
-    free(cfg->cluster_password_file);
-    cfg->cluster_password_file = pw;
-  }
-  if (cfg->auth_key_file != NULL && cfg->auth_key_file[0] != '\0') {
-    key_file = sig_strdup(cfg->auth_key_file);
-    if ((rc = resolve_one(&key_file, "auth.key_file", base_dir, err, errlen)) != 0) {
-      free(log_dir);
-      free(key_file);
-      return rc;
-    }
-    free(cfg->auth_key_file);
-    cfg->auth_key_file = key_file;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(file_keys); i++) {
+    char **slot = field_at(cfg, file_keys[i].offset);
+    if (files[i] == NULL) continue;
+    free(*slot);
+    *slot = files[i];
   }
   free(cfg->log_dir);
   cfg->log_dir = log_dir;
   return 0;
+
+fail:
+  free(log_dir);
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(file_keys); i++) free(files[i]);
+  return rc;
 }

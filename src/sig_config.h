@@ -23,6 +23,9 @@ typedef enum {
   SIG_ALG_ES384
 } sig_auth_alg_t;
 
+/* `[tls] min_version`: the oldest TLS version a client may use. */
+typedef enum { SIG_TLS_1_2, SIG_TLS_1_3 } sig_tls_version_t;
+
 /* `[log] level`, least to most severe. */
 typedef enum { SIG_LOG_DEBUG, SIG_LOG_INFO, SIG_LOG_WARN, SIG_LOG_ERROR } sig_log_level_t;
 
@@ -62,6 +65,11 @@ typedef struct {
   char *metrics_host, *metrics_addr;
   int metrics_port;
   int worker_index; /* not a key: which worker this process is (0 without workers) */
+  /* [tls]: when the table is present (tls = 1), the listener speaks TLS only */
+  int tls;
+  char *tls_cert_file, *tls_key_file; /* absolute after sig_config_resolve_paths */
+  sig_tls_version_t tls_min_version;
+  char *tls_ciphers; /* "" when unset: OpenSSL's defaults */
   sig_dup_policy_t duplicate;
   char *cors_origin;
   char *log_dir; /* `[log] out_dir`; absolute after sig_config_resolve_paths */
@@ -89,7 +97,8 @@ int sig_config_parse(sig_config_t *cfg, const char *name, const char *text, size
  * "PATH: cannot read: <strerror>". On failure cfg is unchanged. */
 int sig_config_load(sig_config_t *cfg, const char *path, char *err, size_t errlen);
 
-/* Makes cfg->log_dir (and every file a key names, such as auth.key_file) absolute and tidy (no
+/* Makes cfg->log_dir (and every file a key names: auth.key_file, tls.cert_file, tls.key_file)
+ * absolute and tidy (no
  * "//", no "." components). A relative path is taken
  * against base_dir: the config file's folder, or the executable's folder when running on defaults.
  * A relative or NULL base_dir is itself taken against the current directory.

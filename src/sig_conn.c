@@ -4,7 +4,14 @@
  * land in one loop-wide buffer and are handled before the callback returns: an
  * idle connection holds no buffer. A connection that spends its turn's budget
  * keeps the unhandled rest of its read (the only buffer it ever holds), stops
- * reading, and waits on the yielded list for the next turn. */
+ * reading, and waits on the yielded list for the next turn.
+ *
+ * On a TLS listener the byte stream decrypts: a read is decrypted one record at a
+ * time into a second loop-wide buffer and handed over; when the handler yields, what
+ * it kept is the plaintext it did not take (decrypted already: TLS cannot decrypt a
+ * record twice) followed by the ciphertext not yet decrypted (decrypted next turn, so
+ * a turn never decrypts much more than the handler takes). Writes are encrypted and
+ * the records go into the same write queue as plain bytes. */
 #include "sig_conn.h"
 
 #include <stdio.h>
@@ -16,6 +23,7 @@
 #include "sig_list.h"
 #include "sig_log.h"
 #include "sig_metrics.h"
+#include "sig_tls.h"
 #include "sig_util.h"
 
 #define READ_BUF_SIZE 65536
@@ -29,13 +37,20 @@ typedef struct {
   char data[];
 } wreq_t;
 
-/* What a yielded connection has not handled yet. */
+/* What a yielded connection has not handled yet: plen bytes of plaintext, then (TLS)
+ * clen bytes of ciphertext not yet decrypted. */
 typedef struct {
   sig_list_t link; /* in the set's yielded list */
   sig_conn_t *conn;
-  size_t len;
+  size_t plen, clen, cap;
   char data[];
 } pending_t;
+
+/* The same, while it is still in someone else's buffers. */
+typedef struct {
+  const char *plain, *cipher;
+  size_t plen, clen;
+} rest_t;
 
 struct sig_conn_s {
   uv_tcp_t tcp;
@@ -47,6 +62,7 @@ struct sig_conn_s {
   pending_t *pending; /* while yielded */
   wreq_t *inflight;   /* the write libuv is doing */
   wreq_t *gather;     /* what waits for it to finish */
+  sig_tls_t *tls;     /* on a TLS listener */
   sig_addr_t client;
   uint32_t queued; /* bytes in the user-space write queue */
   uint32_t turn;   /* the turn its budget was last spent in, and how much */
@@ -55,6 +71,9 @@ struct sig_conn_s {
   uint8_t deadline;
   uint8_t served;
   uint8_t counted;
+  uint8_t eof;        /* the peer closed or reset: no last words */
+  uint8_t last_words; /* closing now: TLS's close_notify goes out only if the socket takes it */
+  uint8_t fin;        /* DRAINING: the FIN is requested */
   uint8_t paused; /* its handler waits for something: no reading, what is left is held */
 };
 
@@ -76,16 +95,12 @@ struct sig_conns_s {
 };
 
 static char read_buf[READ_BUF_SIZE];
+static char plain_buf[SIG_TLS_RECORD_MAX]; /* one decrypted record */
 
-/* ---- the byte stream: between the socket and the handler. Plain TCP passes bytes
- * through; TLS will decrypt in read and encrypt in writev, on the same connection. */
-
-static size_t stream_read(sig_conn_t *c, const char *buf, size_t len) {
-  return c->handler->on_data(c, buf, len);
-}
+static void destroy(sig_conn_t *c);
 
 /* Returns the bytes the socket took at once (all, some or none), or a negative error. */
-static int stream_try_write(sig_conn_t *c, const uv_buf_t *bufs, unsigned n) {
+static int socket_try_write(sig_conn_t *c, const uv_buf_t *bufs, unsigned n) {
   int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
   return w == UV_EAGAIN || w == UV_ENOSYS ? 0 : w;
 }
@@ -96,6 +111,7 @@ static void on_close(uv_handle_t *h) {
   sig_conn_t *c = h->data;
   sig_conns_t *s = c->set;
   free(c->gather); /* the write in flight was cancelled, and freed, before this */
+  sig_tls_free(c->tls);
   free(c);
   if (--s->count == 0 && s->on_empty != NULL) {
     void (*done)(void *) = s->on_empty;
@@ -122,6 +138,10 @@ static void release(sig_conn_t *c) {
 
 static void destroy(sig_conn_t *c) {
   if (c->state == SIG_CONN_CLOSED) return;
+  if (c->state == SIG_CONN_OPEN && c->tls != NULL && c->queued == 0 && !c->eof) {
+    c->last_words = 1; /* close_notify, if the socket takes it at once */
+    sig_tls_close(c->tls);
+  }
   if (c->state == SIG_CONN_OPEN || c->state == SIG_CONN_DOOMED) release(c);
   c->state = SIG_CONN_CLOSED;
   sig_list_remove(&c->link);
@@ -150,16 +170,28 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   if (status != 0 && status != UV_ECANCELED) destroy(c);
 }
 
-static void drain(sig_conn_t *c) {
-  release(c);
-  c->state = SIG_CONN_DRAINING;
-  sig_conn_set_deadline(c, SIG_DEADLINE_LINGER);
+/* The FIN, after everything queued (libuv orders it after the writes it has). */
+static void send_fin(sig_conn_t *c) {
   uv_shutdown_t *req = sig_malloc(sizeof(*req));
   req->data = c;
+  c->fin = 1;
   if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
     free(req);
     destroy(c);
   }
+}
+
+static void drain(sig_conn_t *c) {
+  if (c->tls != NULL) { /* close_notify goes out before the FIN */
+    sig_tls_close(c->tls);
+    if (c->state != SIG_CONN_OPEN) return; /* the write failed: doomed, reaped soon */
+  }
+  release(c);
+  c->state = SIG_CONN_DRAINING;
+  sig_conn_set_deadline(c, SIG_DEADLINE_LINGER);
+  /* What is still gathering behind a write in flight must go out before the FIN: a
+   * shut-down stream takes no new write (on_write sends the FIN then). */
+  if (c->gather == NULL) send_fin(c);
 }
 
 void sig_conn_close(sig_conn_t *c, sig_conn_close_t how) {
@@ -186,7 +218,9 @@ static void on_write(uv_write_t *req, int status) {
   c->inflight = NULL;
   free(w);
   /* A failed write shows up as a read error or EOF too; a closed handle cancels. */
-  if (status == 0 && c->state != SIG_CONN_CLOSED) submit(c);
+  if (status != 0 || c->state == SIG_CONN_CLOSED) return;
+  submit(c);
+  if (c->state == SIG_CONN_DRAINING && !c->fin && c->gather == NULL) send_fin(c);
 }
 
 /* Starts writing the gathered bytes, if any and if nothing is in flight. */
@@ -199,7 +233,10 @@ static void submit(sig_conn_t *c) {
   if (rc != 0) {
     c->queued -= (uint32_t)q->len;
     free(q);
-    doom(c);
+    if (c->state == SIG_CONN_OPEN)
+      doom(c);
+    else
+      destroy(c); /* draining: its handler is gone already */
     return;
   }
   c->inflight = q;
@@ -229,19 +266,15 @@ static void gather(sig_conn_t *c, const uv_buf_t *bufs, unsigned n, size_t skip,
   c->queued += (uint32_t)rest;
 }
 
-int sig_conn_writev(sig_conn_t *c, const sig_conn_buf_t *pieces, unsigned n) {
-  if (c->state != SIG_CONN_OPEN) return UV_EPIPE;
-  uv_buf_t bufs[8] = {{0}};
+/* Writes to the socket what it takes at once and queues the rest (plain bytes or TLS
+ * records). Returns 0, or a negative error with c DOOMED. c is OPEN. */
+static int socket_writev(sig_conn_t *c, const uv_buf_t *bufs, unsigned n) {
   size_t total = 0;
-  if (n > SIG_ARRAY_SIZE(bufs)) return UV_EINVAL;
-  for (unsigned i = 0; i < n; i++) {
-    bufs[i] = uv_buf_init((char *)pieces[i].base, (unsigned)pieces[i].len);
-    total += pieces[i].len;
-  }
-  sig_metrics_add(SIG_M_BYTES_OUT, total);
   int w = 0;
+  for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+  sig_metrics_add(SIG_M_BYTES_OUT, total);
   if (c->queued == 0) { /* nothing waits: straight to the socket, as much as it takes */
-    w = stream_try_write(c, bufs, n);
+    w = socket_try_write(c, bufs, n);
     if (w < 0) {
       doom(c);
       return w;
@@ -261,6 +294,55 @@ int sig_conn_writev(sig_conn_t *c, const sig_conn_buf_t *pieces, unsigned n) {
   gather(c, bufs, n, (size_t)w, rest);
   submit(c);
   return c->state == SIG_CONN_OPEN ? 0 : UV_EPIPE;
+}
+
+/* TLS's records on their way out (sig_tls_send_fn). */
+static int tls_send(void *user, const char *data, size_t len) {
+  sig_conn_t *c = user;
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  if (c->state != SIG_CONN_OPEN) return UV_EPIPE;
+  if (c->last_words) { /* closing now: what the socket does not take is lost anyway */
+    socket_try_write(c, &b, 1);
+    return 0;
+  }
+  return socket_writev(c, &b, 1);
+}
+
+/* Encrypts the pieces, gathered into records (a frame header and its payload make one
+ * record, not two). */
+static int tls_writev(sig_conn_t *c, const sig_conn_buf_t *pieces, unsigned n) {
+  static char rec[SIG_TLS_RECORD_MAX];
+  size_t fill = 0;
+  int rc = 0;
+  for (unsigned i = 0; i < n && rc == 0; i++) {
+    const char *p = pieces[i].base;
+    size_t left = pieces[i].len;
+    while (left > 0 && rc == 0) {
+      if (fill == 0 && left >= sizeof(rec)) { /* whole records straight from the piece */
+        size_t whole = left - left % sizeof(rec);
+        rc = sig_tls_write(c->tls, p, whole);
+        p += whole, left -= whole;
+        continue;
+      }
+      size_t k = left < sizeof(rec) - fill ? left : sizeof(rec) - fill;
+      memcpy(rec + fill, p, k);
+      fill += k, p += k, left -= k;
+      if (fill == sizeof(rec)) rc = sig_tls_write(c->tls, rec, fill), fill = 0;
+    }
+  }
+  if (rc == 0 && fill > 0) rc = sig_tls_write(c->tls, rec, fill);
+  if (rc != 0 && c->state == SIG_CONN_OPEN) doom(c); /* a failing write always dooms */
+  return rc != 0 ? UV_EPIPE : c->state == SIG_CONN_OPEN ? 0 : UV_EPIPE;
+}
+
+int sig_conn_writev(sig_conn_t *c, const sig_conn_buf_t *pieces, unsigned n) {
+  uv_buf_t bufs[8] = {{0}};
+  if (c->state != SIG_CONN_OPEN) return UV_EPIPE;
+  if (n > SIG_ARRAY_SIZE(bufs)) return UV_EINVAL;
+  if (c->tls != NULL) return tls_writev(c, pieces, n);
+  for (unsigned i = 0; i < n; i++)
+    bufs[i] = uv_buf_init((char *)pieces[i].base, (unsigned)pieces[i].len);
+  return socket_writev(c, bufs, n);
 }
 
 int sig_conn_write(sig_conn_t *c, const void *data, size_t len) {
@@ -330,21 +412,89 @@ int sig_conn_spend(sig_conn_t *c) {
 }
 
 static void on_resume(uv_idle_t *h);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
-/* Stops reading c until the next turn, keeping the len bytes at rest unhandled. */
-static void yield(sig_conn_t *c, const char *rest, size_t len) {
+/* ---- the byte stream: between the socket and the handler. Plain TCP passes bytes
+ * through; TLS decrypts them a record at a time. */
+
+/* Hands plaintext to the handler. Returns 0 when it took all, 1 when it yielded (the rest
+ * in *r), -1 when c is no longer OPEN. */
+static int hand_over(sig_conn_t *c, const char *buf, size_t len, rest_t *r) {
+  size_t used = c->handler->on_data(c, buf, len);
+  if (c->state != SIG_CONN_OPEN) return -1;
+  if (used >= len) return 0;
+  r->plain = buf + used;
+  r->plen = len - used;
+  return 1;
+}
+
+/* Logged with the peer's address and one reason, never OpenSSL's whole error stack; the
+ * alert TLS may have written goes out before the FIN. */
+static void tls_failed(sig_conn_t *c, const char *why) {
+  SIG_EVENT(SIG_LOG_INFO, "tls", SIG_CONN_IP(c),
+            sig_tls_ready(c->tls) ? "tls error" : "handshake failed", SIG_KV("reason", why),
+            SIG_KV("peer", SIG_CONN_PEER(c)));
+  sig_conn_close(c, SIG_CONN_FLUSH);
+}
+
+/* Bytes from the socket, through the stream to the handler. Returns as hand_over; on 1, *r
+ * holds the plaintext not taken and then the ciphertext not yet decrypted. */
+static int stream_read(sig_conn_t *c, const char *in, size_t len, rest_t *r) {
+  memset(r, 0, sizeof(*r));
+  if (c->tls == NULL) return hand_over(c, in, len, r);
+  /* A handshake that began is a request under way: it must be done by the request
+   * deadline, and nothing the handler sees has arrived yet to move it there. */
+  if (c->deadline == SIG_DEADLINE_FIRST_BYTE) sig_conn_set_deadline(c, SIG_DEADLINE_REQUEST);
+  for (size_t pos = 0;;) {
+    size_t used, n;
+    const char *why;
+    int rc =
+        sig_tls_read(c->tls, in + pos, len - pos, &used, plain_buf, sizeof(plain_buf), &n, &why);
+    pos += used;
+    if (c->state != SIG_CONN_OPEN) return -1; /* a handshake write failed: doomed */
+    if (rc == SIG_TLS_EOF) { /* close_notify: the peer is done, as at EOF; ours answers it */
+      destroy(c);
+      return -1;
+    }
+    if (rc < 0) {
+      tls_failed(c, why);
+      return -1;
+    }
+    if (n == 0) return 0; /* all the input is in */
+    int h = hand_over(c, plain_buf, n, r);
+    if (h == 1) r->cipher = in + pos, r->clen = len - pos;
+    if (h != 0) return h;
+  }
+}
+
+static int inside(const pending_t *p, const char *at) {
+  return (uintptr_t)at >= (uintptr_t)p->data && (uintptr_t)at < (uintptr_t)(p->data + p->cap);
+}
+
+/* Stops reading c until the next turn, keeping what *r describes. */
+static void yield(sig_conn_t *c, const rest_t *r) {
   pending_t *p = c->pending;
-  if (p == NULL || p->len < len) {
-    pending_t *q = sig_malloc(sizeof(*q) + len);
-    memcpy(q->data, rest, len);
+  size_t need = r->plen + r->clen;
+  if (p == NULL || p->cap < need) {
+    pending_t *q = sig_malloc(sizeof(*q) + need);
+    if (r->plen > 0) memcpy(q->data, r->plain, r->plen);
+    if (r->clen > 0) memcpy(q->data + r->plen, r->cipher, r->clen);
+    q->cap = need;
     drop_pending(c);
     p = c->pending = q;
     p->conn = c;
     sig_list_init(&p->link);
-  } else {
-    memmove(p->data, rest, len); /* rest lies inside p->data */
+  } else if (r->plen > 0 && inside(p, r->plain)) {
+    /* both lie in p, the plaintext first: moved down in that order, neither clobbers the
+     * other */
+    memmove(p->data, r->plain, r->plen);
+    if (r->clen > 0) memmove(p->data + r->plen, r->cipher, r->clen);
+  } else { /* the plaintext is a fresh record (outside p); the ciphertext may be in p */
+    if (r->clen > 0) memmove(p->data + r->plen, r->cipher, r->clen);
+    if (r->plen > 0) memcpy(p->data, r->plain, r->plen);
   }
-  p->len = len;
+  p->plen = r->plen;
+  p->clen = r->clen;
   sig_list_remove(&p->link);
   SIG_MUST(uv_read_stop((uv_stream_t *)&c->tcp));
   if (c->paused) return; /* held until sig_conn_resume */
@@ -352,15 +502,13 @@ static void yield(sig_conn_t *c, const char *rest, size_t len) {
   SIG_MUST(uv_idle_start(&c->set->resumer, on_resume));
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-
 /* Hands bytes to the handler; yields when it handled fewer or the read filled the buffer
  * (more is likely waiting: it comes next turn, after everyone else's). */
 static void deliver(sig_conn_t *c, const char *buf, size_t len, int full) {
-  size_t used = stream_read(c, buf, len);
-  if (c->state != SIG_CONN_OPEN) return;
-  if (used < len || full) yield(c, buf + used, len - used);
+  rest_t r;
+  int rc = stream_read(c, buf, len, &r);
+  if (rc < 0) return;
+  if (rc == 1 || full) yield(c, &r);
 }
 
 /* Each turn: every connection that yielded before this turn gets its bytes again, and reads
@@ -377,11 +525,15 @@ static void on_resume(uv_idle_t *h) {
   while (!sig_list_empty(&batch)) {
     pending_t *p = SIG_LIST_DATA(batch.next, pending_t, link);
     sig_conn_t *c = p->conn;
+    rest_t r = {0};
+    int rc = 0;
     sig_list_remove(&p->link);
-    size_t used = p->len > 0 ? stream_read(c, p->data, p->len) : 0;
-    if (c->state != SIG_CONN_OPEN || c->pending != p) continue; /* closed: p is gone */
-    if (used < p->len) {
-      yield(c, p->data + used, p->len - used);
+    if (p->plen > 0 && (rc = hand_over(c, p->data, p->plen, &r)) == 1)
+      r.cipher = p->data + p->plen, r.clen = p->clen;
+    if (rc == 0 && p->clen > 0) rc = stream_read(c, p->data + p->plen, p->clen, &r);
+    if (rc < 0 || c->state != SIG_CONN_OPEN || c->pending != p) continue; /* closed: p is gone */
+    if (rc == 1) {
+      yield(c, &r);
     } else {
       drop_pending(c);
       if (!c->paused && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) destroy(c);
@@ -393,6 +545,7 @@ static void on_resume(uv_idle_t *h) {
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   sig_conn_t *c = stream->data;
   if (nread < 0) {
+    c->eof = 1;
     destroy(c);
     return;
   }
@@ -421,7 +574,7 @@ void sig_conn_resume(sig_conn_t *c) {
   }
 }
 
-sig_conn_t *sig_conn_accept(sig_conns_t *s, uv_stream_t *listener) {
+sig_conn_t *sig_conn_accept(sig_conns_t *s, uv_stream_t *listener, sig_tls_ctx_t *tls) {
   sig_conn_t *c = sig_calloc(1, sizeof(*c));
   c->set = s;
   c->deadline = SIG_DEADLINE_NONE;
@@ -435,6 +588,7 @@ sig_conn_t *sig_conn_accept(sig_conns_t *s, uv_stream_t *listener) {
   c->tcp.data = c;
   s->count++;
   c->state = SIG_CONN_OPEN;
+  if (tls != NULL) c->tls = sig_tls_new(tls, tls_send, c);
   rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
   if (rc == 0) rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc != 0) {

@@ -1,7 +1,8 @@
 /* Connections: one accepted socket each, with its lifecycle, its bounded write
  * queue and its deadline, under a handler that gives the bytes meaning (HTTP,
  * then a WebSocket session). Between the socket and the handler sits the byte
- * stream: plain TCP today; TLS plugs in there (see `stream` in sig_conn.c).
+ * stream: plain TCP, or TLS (sig_tls) chosen per listener; the handler sees only
+ * plaintext either way.
  *
  * Lifecycle: one state per connection.
  *
@@ -38,6 +39,7 @@
 
 struct uv_loop_s;
 struct uv_stream_s;
+struct sig_tls_ctx_s;
 typedef struct sig_conn_s sig_conn_t;
 typedef struct sig_conns_s sig_conns_t;
 
@@ -123,8 +125,11 @@ void sig_conns_cut(sig_conns_t *s);
 void sig_conns_on_empty(sig_conns_t *s, void (*done)(void *arg), void *arg);
 
 /* Accepts a connection from listener into s: it is OPEN and reading, with no handler
- * yet (set one before returning to the loop). Returns NULL when the accept failed. */
-sig_conn_t *sig_conn_accept(sig_conns_t *s, struct uv_stream_s *listener);
+ * yet (set one before returning to the loop). With tls (borrowed: it must outlive the
+ * connection), the byte stream is TLS: the handler sees plaintext only, and writes are
+ * encrypted. Returns NULL when the accept failed. */
+sig_conn_t *sig_conn_accept(sig_conns_t *s, struct uv_stream_s *listener,
+                            struct sig_tls_ctx_s *tls);
 
 /* Gives c to handler h with its data (borrowed; h's on_close releases it). The previous
  * handler's data is its owner's to release: no on_close runs for it. */

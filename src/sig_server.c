@@ -22,6 +22,7 @@
 #include "sig_metrics.h"
 #include "sig_router.h"
 #include "sig_session.h"
+#include "sig_tls.h"
 #include "sig_util.h"
 
 #define CLOSE_LINGER_MS 2000
@@ -50,6 +51,7 @@ struct sig_server_s {
   int metrics_on;
   sig_endpoints_t metrics_endpoints;
   uint64_t last_tick_ns; /* for the event loop's lag */
+  sig_tls_ctx_t *tls; /* the listener speaks TLS ([tls] present) */
   uv_timer_t shutdown_timer;
   int handles_open;
   sig_conns_t *conns;
@@ -75,7 +77,7 @@ static void on_connection(uv_stream_t *listener, int status) {
               SIG_KV("error", sig_strerror(status)));
     return;
   }
-  sig_conn_t *c = sig_conn_accept(s->conns, listener);
+  sig_conn_t *c = sig_conn_accept(s->conns, listener, s->tls);
   if (c == NULL) return;
   /* Full: the oldest connection that has not yet proved itself makes room, so that idle
    * connects cannot lock real clients out. */
@@ -94,7 +96,7 @@ static void on_release(void *arg, sig_conn_t *c) {
 static void on_metrics_connection(uv_stream_t *listener, int status) {
   sig_server_t *s = listener->data;
   if (status < 0) return;
-  sig_conn_t *c = sig_conn_accept(s->conns, listener);
+  sig_conn_t *c = sig_conn_accept(s->conns, listener, NULL); /* metrics: plain HTTP */
   if (c == NULL) return;
   if (sig_conns_count(s->conns) > s->max_conns && !sig_conns_evict(s->conns)) {
     sig_conn_close(c, SIG_CONN_NOW);
@@ -248,14 +250,23 @@ static void set_origins(sig_server_t *s, const sig_config_t *cfg) {
   s->endpoints.norigins = l->n;
 }
 
+int sig_server_check(const sig_config_t *cfg, char *err, size_t errlen) {
+  sig_tls_ctx_t *tls = NULL;
+  int rc = cfg->tls ? sig_tls_ctx_new(&tls, cfg, err, errlen) : 0;
+  sig_tls_ctx_free(tls);
+  return rc;
+}
+
 int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cfg, char *err,
                      size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t sslen = sizeof(ss);
   sig_auth_t *auth = NULL;
+  sig_tls_ctx_t *tls = NULL;
   int rc = sig_auth_new(&auth, cfg, err, errlen);
   if (rc != 0) return rc;
   rc = resolve(cfg, &ss, &sslen, err, errlen);
+  if (rc == 0 && cfg->tls) rc = sig_tls_ctx_new(&tls, cfg, err, errlen);
   if (rc != 0) {
     sig_auth_free(auth);
     return rc;
@@ -266,12 +277,14 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
     snprintf(err, errlen, "%s%sserver.host: cannot listen on %s: %s", cfg->path ? cfg->path : "",
              cfg->path ? ": " : "", cfg->host, strerror(-fd));
     sig_auth_free(auth);
+    sig_tls_ctx_free(tls);
     return fd;
   }
   sig_server_t *s = sig_calloc(1, sizeof(*s));
   s->loop = loop;
   s->cfg = cfg;
   s->auth = auth;
+  s->tls = tls;
   /* uv_tcp_init (no socket yet) and uv_timer_init only fill in the handle. */
   SIG_MUST(uv_tcp_init(loop, &s->listener));
   s->listener.data = s;
@@ -293,6 +306,12 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &namelen) == 0) {
     sig_addr_from_sockaddr(&bound, (struct sockaddr *)&ss);
     sig_addr_format(&bound, 1, s->address);
+  }
+  if (s->tls != NULL) {
+    char about[512];
+    SIG_INFO("tls", "TLS on %s (TLS %s and later) %s", s->address,
+             cfg->tls_min_version == SIG_TLS_1_3 ? "1.3" : "1.2",
+             sig_tls_ctx_describe(s->tls, about, sizeof(about)));
   }
 
   sig_conns_config_t cc = {
@@ -371,16 +390,27 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   return 0;
 }
 
-void sig_server_reload(sig_server_t *s) {
-  char err[512];
-  if (sig_auth_reload(s->auth, err, sizeof(err)) != 0)
-    SIG_ERROR("server", "reload: keeping the old key: %s", err);
-  else if (sig_auth_required(s->auth))
-    SIG_INFO("server", "reload: auth key read path=%s", s->cfg->auth_key_file);
-}
-
 const char *sig_server_address(const sig_server_t *s) {
   return s->address;
+}
+
+int sig_server_reload(sig_server_t *s) {
+  char err[1024], about[512];
+  int rc = 0;
+  if (sig_auth_reload(s->auth, err, sizeof(err)) != 0) {
+    SIG_ERROR("server", "reload: keeping the old key: %s", err);
+    rc = SIG_ECONFIG;
+  } else if (sig_auth_required(s->auth)) {
+    SIG_INFO("server", "reload: auth key read path=%s", s->cfg->auth_key_file);
+  }
+  if (s->tls == NULL) return rc;
+  if (sig_tls_ctx_reload(s->tls, err, sizeof(err)) != 0) {
+    SIG_ERROR("tls", "reload failed, the previous certificate stays in use: %s", err);
+    rc = SIG_ECONFIG;
+  } else {
+    SIG_INFO("tls", "certificate reloaded %s", sig_tls_ctx_describe(s->tls, about, sizeof(about)));
+  }
+  return rc;
 }
 
 /* ---- shutdown */
@@ -446,6 +476,8 @@ void sig_server_free(sig_server_t *s) {
   s->trusted = NULL;
   sig_conns_free(s->conns);
   s->conns = NULL;
+  sig_tls_ctx_free(s->tls); /* every connection is gone */
+  s->tls = NULL;
   if (!uv_is_closing((uv_handle_t *)&s->listener))
     uv_close((uv_handle_t *)&s->listener, on_handle_closed);
   if (s->metrics_on && !uv_is_closing((uv_handle_t *)&s->metrics_listener))

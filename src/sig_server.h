@@ -18,12 +18,18 @@ typedef struct sig_server_s sig_server_t;
 int sig_server_start(sig_server_t **out, struct uv_loop_s *loop, const sig_config_t *cfg, char *err,
                      size_t errlen);
 
-/* SIGHUP's work on the server: reads the auth key file again (key rotation). What fails
- * is logged and the old state kept; connections go on. */
-void sig_server_reload(sig_server_t *s);
+/* What --check-config can check beyond the file without binding: the TLS certificate and
+ * key (readable, PEM, matching). Returns 0, or SIG_ECONFIG with the message in err. */
+int sig_server_check(const sig_config_t *cfg, char *err, size_t errlen);
 
 /* The address actually bound, "127.0.0.1:9091" or "[::1]:9091". */
 const char *sig_server_address(const sig_server_t *s);
+
+/* SIGHUP: reads the auth key file and the TLS certificate and key again (new handshakes
+ * and tokens use them, open connections keep theirs) and logs the outcome; a failure keeps
+ * the old key or pair and logs an ERROR naming the file and the reason. Returns 0, or
+ * SIG_ECONFIG when something failed. */
+int sig_server_reload(sig_server_t *s);
 
 /* Stops accepting, closes every WebSocket with 1001 and lets in-flight requests
  * finish; calls done(arg) once every connection is gone or shutdown_timeout_s

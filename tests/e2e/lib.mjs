@@ -1,8 +1,9 @@
 // Helpers of the end-to-end tests: the server under test (started from a generated config,
 // restartable on the same port), the shared headless Chromium, and the demo page's controls.
-import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -28,19 +29,46 @@ async function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * build/signal-server (or $SIG_SERVER_BIN) on 127.0.0.1 with its own config and log folder;
- * with {auth: true}, JWT auth on (HS256, a random 48-byte secret in its folder).
+ * A test CA and a server certificate for localhost and 127.0.0.1 signed by it, made now with the
+ * openssl command line in a fresh folder: { dir, ca, cert (leaf then CA), key, caSpki } where
+ * caSpki is the base64 SHA-256 of the CA's SubjectPublicKeyInfo (what Chromium's
+ * --ignore-certificate-errors-spki-list takes).
+ */
+export function makeTestCA() {
+  const dir = mkdtempSync(join(tmpdir(), 'sig-e2e-ca-'));
+  const f = (name) => join(dir, name);
+  const ossl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  ossl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2',
+    '-subj', '/CN=signal-server e2e test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  ossl('req', ...ec, '-keyout', f('key.pem'), '-out', f('leaf.csr'), '-subj', '/CN=localhost');
+  writeFileSync(f('leaf.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n'
+    + 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  ossl('x509', '-req', '-in', f('leaf.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
+    '-CAcreateserial', '-out', f('leaf.pem'), '-days', '2', '-extfile', f('leaf.ext'));
+  writeFileSync(f('cert.pem'), readFileSync(f('leaf.pem'), 'utf8') + readFileSync(f('ca.pem'), 'utf8'));
+  const spki = new X509Certificate(readFileSync(f('ca.pem'))).publicKey.export({ type: 'spki', format: 'der' });
+  return { dir, ca: f('ca.pem'), cert: f('cert.pem'), key: f('key.pem'),
+    caSpki: createHash('sha256').update(spki).digest('base64') };
+}
+
+/**
+ * build/signal-server (or $SIG_SERVER_BIN) on 127.0.0.1 with its own config and log folder; over
+ * TLS when given { tls: { cert, key, ca } } (file paths; ca is what this side trusts); with
+ * { auth: true }, JWT auth on (HS256, a random 48-byte secret in its folder).
  */
 export class Server {
-  static async start(options) {
-    const s = new Server(await freePort(), options);
+  static async start(opts = {}) {
+    const s = new Server(await freePort(), opts);
     await s.start();
     return s;
   }
 
-  constructor(port, { auth = false } = {}) {
+  constructor(port, { auth = false, tls = null } = {}) {
     this.port = port;
-    this.url = `http://127.0.0.1:${port}/`;
+    this.tls = tls;
+    this.url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}/`;
     this.dir = mkdtempSync(join(tmpdir(), 'sig-e2e-'));
     this.bin = resolve(ROOT, process.env.SIG_SERVER_BIN || 'build/signal-server');
     this.config = join(this.dir, 'signal-server.toml');
@@ -53,6 +81,7 @@ export class Server {
       'out_file = "signal-server.log"',
       'level = "debug"',
       ...(auth ? ['[auth]', 'mode = "jwt"', 'algorithm = "HS256"', 'key_file = "secret.key"'] : []),
+      ...(tls ? ['[tls]', `cert_file = "${tls.cert}"`, `key_file = "${tls.key}"`] : []),
       '',
     ].join('\n'));
     if (auth) writeFileSync(join(this.dir, 'secret.key'), randomBytes(48), { mode: 0o600 });
@@ -70,8 +99,8 @@ export class Server {
       if (failed) throw new Error(`cannot start ${this.bin}: ${failed.message}`);
       if (proc.exitCode !== null) throw new Error(`${this.bin} exited with ${proc.exitCode}`);
       try {
-        const r = await fetch(new URL('healthz', this.url));
-        if (r.ok) return;
+        await this.health();
+        return;
       } catch { /* not listening yet */ }
       await sleep(25);
     }
@@ -98,8 +127,25 @@ export class Server {
     return stdout.trim();
   }
 
+  /** GET /healthz's data (over TLS, trusting only the test CA). */
   async health() {
-    return (await (await fetch(new URL('healthz', this.url))).json()).data;
+    if (!this.tls) {
+      const r = await fetch(new URL('healthz', this.url));
+      if (!r.ok) throw new Error(`/healthz: ${r.status}`);
+      return (await r.json()).data;
+    }
+    const ca = readFileSync(this.tls.ca);
+    return new Promise((resolve, reject) => {
+      const req = httpsGet(new URL('healthz', this.url), { ca, servername: 'localhost' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body).data)
+          : reject(new Error(`/healthz: ${res.statusCode}`))));
+      });
+      req.on('error', reject);
+      req.setTimeout(2000, () => req.destroy(new Error('/healthz: timeout')));
+    });
   }
 
   cleanup() {
@@ -108,7 +154,7 @@ export class Server {
 }
 
 /** Debian's Chromium, headless, quiet offline, with a fake camera that needs no prompt. */
-export function launchBrowser() {
+export function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -116,6 +162,7 @@ export function launchBrowser() {
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync',
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      ...extraArgs,
     ],
   });
 }

@@ -48,11 +48,14 @@ def new_key():
 
 
 class Conn:
-    """A TCP connection with a read buffer and deadline-based reads."""
+    """A TCP connection with a read buffer and deadline-based reads; over TLS when tls (an
+    ssl.SSLContext) is given."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT):
+    def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT, tls=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.buf = bytearray()
         self.eof = False
 
@@ -229,8 +232,8 @@ def build_request(method, path, body=None, headers=None, port=None, version="HTT
 class HTTPConn(Conn):
     """A keep-alive capable HTTP/1.1 client connection."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT):
-        super().__init__(port, host, timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT, tls=None):
+        super().__init__(port, host, timeout, tls)
         self.port = port
 
     def request(self, method, path, body=None, headers=None, timeout=DEFAULT_TIMEOUT):
@@ -241,9 +244,9 @@ class HTTPConn(Conn):
         return read_response(self, timeout, method)
 
 
-def http(port, method, path, body=None, headers=None, timeout=DEFAULT_TIMEOUT):
+def http(port, method, path, body=None, headers=None, timeout=DEFAULT_TIMEOUT, tls=None):
     """One request on a fresh connection; returns the HTTPResponse."""
-    c = HTTPConn(port, timeout=timeout)
+    c = HTTPConn(port, timeout=timeout, tls=tls)
     try:
         return c.request(method, path, body, headers, timeout)
     finally:
@@ -262,12 +265,12 @@ def raw_http(port, data, timeout=DEFAULT_TIMEOUT):
         c.close()
 
 
-def post_offer(port, body, headers=None, timeout=DEFAULT_TIMEOUT):
+def post_offer(port, body, headers=None, timeout=DEFAULT_TIMEOUT, tls=None):
     """POST /offer with body a dict (JSON-encoded) or bytes/str (sent as is)."""
     if isinstance(body, (dict, list)):
         body = json.dumps(body)
     hdrs = [("Content-Type", "application/json")] + list(headers or [])
-    return http(port, "POST", "/offer", body, hdrs, timeout)
+    return http(port, "POST", "/offer", body, hdrs, timeout, tls)
 
 
 # --------------------------------------------------------------------------- WebSocket
@@ -311,8 +314,8 @@ class WSClient(Conn):
     """A blocking WebSocket client. ``WSClient(port, "B")`` registers domain B."""
 
     def __init__(self, port, domain=None, path=None, host="127.0.0.1", timeout=DEFAULT_TIMEOUT,
-                 headers=None, handshake=True):
-        super().__init__(port, host, timeout)
+                 headers=None, handshake=True, tls=None):
+        super().__init__(port, host, timeout, tls)
         self.port = port
         self.domain = domain
         self.path = path if path is not None else f"/ws/{domain}"

@@ -58,8 +58,9 @@ static const struct {
 static const struct {
   const char *table, *name;
 } string_keys[] = {
-    {"server", "host"}, {"server", "duplicate"}, {"server", "cors_origin"},
-    {"log", "out_dir"}, {"log", "out_file"},     {"log", "level"},
+    {"server", "host"},     {"server", "duplicate"}, {"server", "cors_origin"}, {"log", "out_dir"},
+    {"log", "out_file"},    {"log", "level"},        {"tls", "cert_file"},      {"tls", "key_file"},
+    {"tls", "min_version"}, {"tls", "ciphers"},
 };
 
 static int64_t int_field(const sig_config_t *cfg, size_t offset) {
@@ -397,7 +398,7 @@ static void test_unknown_key_and_table(void **state) {
       {"[server]\n\tmax-connections = 1", "x.toml:2:2: server.max-connections: unknown key"},
       {"[server]\nMAX_CONNECTIONS = 1", "x.toml:2:1: server.MAX_CONNECTIONS: unknown key"},
       {"[server]\n  [Server]", "x.toml:2:3: unknown table [Server]"},
-      {"[ tls ]", "x.toml:1:1: unknown table [tls]"},
+      {"[ tsl ]", "x.toml:1:1: unknown table [tsl]"},
   };
   (void)state;
   expect_err_named("signal-server.toml", hots, strlen(hots),
@@ -1061,8 +1062,51 @@ static void test_resolve_paths(void **state) {
   sig_config_free(&cfg);
 }
 
+/* [tls]: off unless the table is there; then both files are required (the message points at
+ * the table's header); paths resolve like out_dir; min_version is a choice. */
+static void test_tls_table(void **state) {
+  sig_config_t cfg;
+  char err[512] = "";
+  (void)state;
+  sig_config_init(&cfg);
+  assert_int_equal(cfg.tls, 0);
+  assert_string_equal(cfg.tls_cert_file, "");
+  assert_string_equal(cfg.tls_key_file, "");
+  assert_string_equal(cfg.tls_ciphers, "");
+  assert_int_equal(cfg.tls_min_version, SIG_TLS_1_2);
+  sig_config_free(&cfg);
+
+  expect_ok(&cfg,
+            "[server]\n    host = \"127.0.0.1:443\"\n[tls]\n    cert_file = \"certs/full.pem\"\n"
+            "    key_file = '/etc/k.pem'\n    min_version = \"1.3\"\n"
+            "    ciphers = \"ECDHE+AESGCM\"\n");
+  assert_int_equal(cfg.tls, 1);
+  assert_int_equal(cfg.tls_min_version, SIG_TLS_1_3);
+  assert_string_equal(cfg.tls_ciphers, "ECDHE+AESGCM");
+  if (sig_config_resolve_paths(&cfg, "/opt/sig", err, sizeof(err)) != 0) fail_msg("%s", err);
+  assert_string_equal(cfg.tls_cert_file, "/opt/sig/certs/full.pem");
+  assert_string_equal(cfg.tls_key_file, "/etc/k.pem");
+  sig_config_free(&cfg);
+
+  static const err_case cases[] = {
+      {"[tls]\n", "x.toml:1:1: tls.cert_file: required in [tls] (the PEM certificate chain)"},
+      {"[log]\n  level = \"info\"\n  [tls]\n  key_file = \"k.pem\"\n",
+       "x.toml:3:3: tls.cert_file: required in [tls] (the PEM certificate chain)"},
+      {"[tls]\ncert_file = \"c.pem\"\n",
+       "x.toml:1:1: tls.key_file: required in [tls] (the PEM private key)"},
+      {"[tls]\nmin_version = \"1.1\"\n",
+       "x.toml:2:15: tls.min_version: must be one of \"1.2\", \"1.3\"; got \"1.1\""},
+      {"[tls]\nmin_version = 1.3\n", "x.toml:2:15: tls.min_version: floats are not supported"},
+      {"[tls]\ncert_file = \"a\\u0001\"\n",
+       "x.toml:2:13: tls.cert_file: must not contain control characters"},
+      {"[tls]\nsession_cache = true\n", "x.toml:2:1: tls.session_cache: unknown key"},
+  };
+  expect_errs(cases, SIG_ARRAY_SIZE(cases));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tls_table),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_free_accepts_null_zeroed_and_twice),
       cmocka_unit_test(test_blank_and_comment_only),
