@@ -267,6 +267,7 @@ static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
     fprintf(stderr, "signal-server: %s\n", err);
     return 1;
   }
+  sig_log_set_format(cfg->log_format);
   if (on_defaults)
     SIG_INFO("server", "no configuration file at %s: running on built-in defaults", path);
   else
@@ -317,6 +318,7 @@ static int run_workers(sig_config_t *cfg, const char *path, int on_defaults) {
     fprintf(stderr, "signal-server: %s\n", err);
     return 1;
   }
+  sig_log_set_format(cfg->log_format);
   raise_fd_limit();
   int status = sig_workers_run(cfg, work, &ctx);
   sig_log_close();

@@ -56,10 +56,12 @@ static const char *const mode_choices[] = {"none", "jwt", NULL};
 static const char *const alg_choices[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
                                           "RS512", "ES256", "ES384", NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const format_choices[] = {"text", "json", NULL};
 
 /* Choice keys are written through an int lvalue. */
 _Static_assert(sizeof(sig_dup_policy_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_log_level_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(sig_log_format_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_auth_mode_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_auth_alg_t) == sizeof(int), "enum size");
 
@@ -116,6 +118,7 @@ static const key_desc keys[] = {
     STR_KEY("log", "out_dir", log_dir, "log", check_dir),
     STR_KEY("log", "out_file", log_file, "signal-server.log", check_file),
     CHOICE_KEY("log", "level", log_level, "info", level_choices),
+    CHOICE_KEY("log", "format", log_format, "text", format_choices),
     CHOICE_KEY("auth", "mode", auth_mode, "none", mode_choices),
     CHOICE_KEY("auth", "algorithm", auth_alg, "HS256", alg_choices),
     STR_KEY("auth", "key_file", auth_key_file, "", check_path),

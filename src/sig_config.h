@@ -25,6 +25,8 @@ typedef enum {
 
 /* `[log] level`, least to most severe. */
 typedef enum { SIG_LOG_DEBUG, SIG_LOG_INFO, SIG_LOG_WARN, SIG_LOG_ERROR } sig_log_level_t;
+/* `[log] format`: "key=value" text lines, or one JSON object per line. */
+typedef enum { SIG_LOG_TEXT, SIG_LOG_JSON } sig_log_format_t;
 
 /* A list of strings (an array key): items[0..n), heap-allocated. */
 typedef struct {
@@ -64,9 +66,10 @@ typedef struct {
   int worker_index; /* not a key: which worker this process is (0 without workers) */
   sig_dup_policy_t duplicate;
   char *cors_origin;
-  char *log_dir; /* `[log] out_dir`; absolute after sig_config_resolve_paths */
-  char *log_file;
+  char *log_dir;  /* `[log] out_dir`; absolute after sig_config_resolve_paths */
+  char *log_file; /* "-": standard output (then log_dir is not used) */
   sig_log_level_t log_level;
+  sig_log_format_t log_format;
   char *path; /* config file path used, NULL when running on defaults */
 } sig_config_t;
 
