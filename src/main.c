@@ -257,14 +257,32 @@ static int start_signals(app_t *app) {
   return rc;
 }
 
-/* Opens the log, starts the server and runs the loop until it stops. Returns the exit status. */
-static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
-  char err[1024];
+/* The start line on standard output too, for whoever started the server by hand (`make run`),
+ * unless the log is standard output already. */
+static void tell_user(const char *line) {
+  const char *log = sig_log_path();
+  if (log != NULL && strcmp(log, "-") == 0) return;
+  printf("signal-server: %s (log: %s)\n", line, log != NULL ? log : "standard error");
+  fflush(stdout);
+}
+
+/* Opens the log (after the port is ours: a start that fails to bind must not write into the log
+ * of the instance that holds the port), starts the server and runs the loop until it stops.
+ * worker: the index of a worker process, whose supervisor tells the user; -1 when alone.
+ * Returns the exit status. */
+static int run(const sig_config_t *cfg, const char *path, int on_defaults, int worker) {
+  char err[1024], line[512];
   app_t app;
   int status = 1;
   memset(&app, 0, sizeof(app));
+  int fd = sig_server_listen(cfg, err, sizeof(err));
+  if (fd < 0) {
+    fprintf(stderr, "signal-server: %s\n", err);
+    return 1;
+  }
   if (sig_log_open(cfg->log_dir, cfg->log_file, cfg->log_level, err, sizeof(err)) != 0) {
     fprintf(stderr, "signal-server: %s\n", err);
+    close(fd);
     return 1;
   }
   sig_log_set_format(cfg->log_format);
@@ -275,12 +293,17 @@ static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
   raise_fd_limit();
   signal(SIGPIPE, SIG_IGN);
   app.loop = uv_default_loop();
-  if (sig_server_start(&app.server, app.loop, cfg, err, sizeof(err)) != 0) {
+  if (sig_server_start(&app.server, app.loop, cfg, fd, err, sizeof(err)) != 0) {
     fprintf(stderr, "signal-server: %s\n", err);
     SIG_ERROR("server", "%s", err);
   } else {
-    SIG_INFO("server", "listening on %s version=%s log=%s", sig_server_address(app.server),
-             SIG_VERSION, sig_log_path());
+    if (worker < 0) {
+      sig_server_start_line(cfg, sig_server_address(app.server), line, sizeof(line));
+      SIG_INFO("server", "%s version=%s log=%s", line, SIG_VERSION, sig_log_path());
+      tell_user(line);
+    } else {
+      SIG_INFO("server", "worker %d serving on %s", worker, sig_server_address(app.server));
+    }
     if (start_signals(&app) == 0) { /* without signals it could not be stopped cleanly: don't run */
       status = 0;
       sig_notify_ready(sig_server_address(app.server));
@@ -304,23 +327,39 @@ typedef struct {
 /* A worker process: the server, as one process would run it (its own log handle). */
 static int work(sig_config_t *cfg, int index, void *arg) {
   worker_ctx_t *w = arg;
-  (void)index;
   sig_log_close(); /* the supervisor's; the worker opens its own */
-  return run(cfg, w->path, w->on_defaults);
+  return run(cfg, w->path, w->on_defaults, index);
+}
+
+/* The supervisor holds the port: its log, and the start line. */
+static int supervisor_started(sig_config_t *cfg, void *arg) {
+  worker_ctx_t *w = arg;
+  char err[1024], address[300], line[512];
+  if (sig_log_open(cfg->log_dir, cfg->log_file, cfg->log_level, err, sizeof(err)) != 0) {
+    fprintf(stderr, "signal-server: %s\n", err);
+    return -1;
+  }
+  sig_log_set_format(cfg->log_format);
+  if (w->on_defaults)
+    SIG_INFO("workers", "no configuration file at %s: running on built-in defaults", w->path);
+  else
+    SIG_INFO("workers", "configuration loaded path=%s", w->path);
+  snprintf(address, sizeof(address), strchr(cfg->host_addr, ':') != NULL ? "[%s]:%d" : "%s:%d",
+           cfg->host_addr, cfg->host_port);
+  sig_server_start_line(cfg, address, line, sizeof(line));
+  SIG_INFO("workers", "%s workers=%" PRId64 " version=%s log=%s", line, cfg->workers, SIG_VERSION,
+           sig_log_path());
+  tell_user(line);
+  return 0;
 }
 
 /* [server] workers > 1: the supervisor. */
 static int run_workers(sig_config_t *cfg, const char *path, int on_defaults) {
-  char err[1024];
   worker_ctx_t ctx = {path, on_defaults};
+  sig_workers_hooks_t hooks = {.work = work, .started = supervisor_started, .arg = &ctx};
   if (check_files(cfg) != 0) return 1;
-  if (sig_log_open(cfg->log_dir, cfg->log_file, cfg->log_level, err, sizeof(err)) != 0) {
-    fprintf(stderr, "signal-server: %s\n", err);
-    return 1;
-  }
-  sig_log_set_format(cfg->log_format);
   raise_fd_limit();
-  int status = sig_workers_run(cfg, work, &ctx);
+  int status = sig_workers_run(cfg, &hooks);
   sig_log_close();
   return status;
 }
@@ -345,7 +384,7 @@ int main(int argc, char **argv) {
   } else if (cfg.workers > 1) {
     status = run_workers(&cfg, path, on_defaults);
   } else {
-    status = check_combination(&cfg) != 0 ? 1 : run(&cfg, path, on_defaults);
+    status = check_combination(&cfg) != 0 ? 1 : run(&cfg, path, on_defaults, -1);
   }
   sig_config_free(&cfg);
   free(path);

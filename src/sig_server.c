@@ -3,8 +3,11 @@
  * router to the WebSocket sessions; and it shuts down in order. */
 #include "sig_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "sig_addr.h"
 #include "sig_auth.h"
 #include "sig_cluster.h"
 #include "sig_conn.h"
@@ -248,25 +252,26 @@ static void set_origins(sig_server_t *s, const sig_config_t *cfg) {
   s->endpoints.norigins = l->n;
 }
 
-int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cfg, char *err,
-                     size_t errlen) {
+int sig_server_listen(const sig_config_t *cfg, char *err, size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t sslen = sizeof(ss);
-  sig_auth_t *auth = NULL;
-  int rc = sig_auth_new(&auth, cfg, err, errlen);
+  int rc = resolve(cfg, &ss, &sslen, err, errlen);
   if (rc != 0) return rc;
-  rc = resolve(cfg, &ss, &sslen, err, errlen);
-  if (rc != 0) {
-    sig_auth_free(auth);
-    return rc;
-  }
   int fd = listen_on(&ss, sslen, cfg->workers > 1);
-  if (fd < 0) {
-    /* errno's own words: "Address already in use", "Cannot assign requested address". */
+  if (fd < 0) /* errno's own words: "Address already in use", "Cannot assign requested address" */
     snprintf(err, errlen, "%s%sserver.host: cannot listen on %s: %s", cfg->path ? cfg->path : "",
              cfg->path ? ": " : "", cfg->host, strerror(-fd));
-    sig_auth_free(auth);
-    return fd;
+  return fd;
+}
+
+int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cfg, int fd,
+                     char *err, size_t errlen) {
+  struct sockaddr_storage ss;
+  sig_auth_t *auth = NULL;
+  int rc = sig_auth_new(&auth, cfg, err, errlen);
+  if (rc != 0) {
+    close(fd);
+    return rc;
   }
   sig_server_t *s = sig_calloc(1, sizeof(*s));
   s->loop = loop;
@@ -377,6 +382,45 @@ void sig_server_reload(sig_server_t *s) {
     SIG_ERROR("server", "reload: keeping the old key: %s", err);
   else if (sig_auth_required(s->auth))
     SIG_INFO("server", "reload: auth key read path=%s", s->cfg->auth_key_file);
+}
+
+/* A non-loopback address of this machine in the family of a wildcard address ("0.0.0.0" or
+ * "::"), for the start line; "" when there is none. */
+static void an_address(int family, char *buf, size_t n) {
+  struct ifaddrs *ifs, *i;
+  buf[0] = '\0';
+  if (getifaddrs(&ifs) != 0) return;
+  for (i = ifs; i != NULL && buf[0] == '\0'; i = i->ifa_next) {
+    if (i->ifa_addr == NULL || i->ifa_addr->sa_family != family || (i->ifa_flags & IFF_LOOPBACK) ||
+        !(i->ifa_flags & IFF_UP))
+      continue;
+    sig_addr_t a;
+    char text[SIG_ADDR_STR_MAX];
+    sig_addr_from_sockaddr(&a, i->ifa_addr);
+    sig_addr_format(&a, 0, text);
+    if (family == AF_INET6 && strncmp(text, "fe80:", 5) == 0) continue; /* needs a zone id */
+    snprintf(buf, n, family == AF_INET6 ? "[%s]" : "%s", text);
+  }
+  freeifaddrs(ifs);
+}
+
+void sig_server_start_line(const sig_config_t *cfg, const char *address, char *buf, size_t n) {
+  const char *colon = strrchr(address, ':'), *port = colon != NULL ? colon + 1 : "";
+  char here[300], there[80];
+  int v4_any = strcmp(cfg->host_addr, "0.0.0.0") == 0, v6_any = strcmp(cfg->host_addr, "::") == 0;
+  if (v4_any || v6_any) {
+    an_address(v4_any ? AF_INET : AF_INET6, there, sizeof(there));
+    snprintf(buf, n,
+             "listening on %s (every %sinterface), open http://%s:%s/ on this machine, or "
+             "http://%s:%s/ from another",
+             address, v4_any ? "IPv4 " : "", v4_any ? "127.0.0.1" : "[::1]", port,
+             there[0] != '\0' ? there : "THIS-MACHINE", port);
+    return;
+  }
+  /* A host name is what its user typed: the page is at that name. */
+  int named = strchr(cfg->host_addr, ':') == NULL && inet_pton(AF_INET, cfg->host_addr, here) != 1;
+  snprintf(here, sizeof(here), "%s:%s", cfg->host_addr, port);
+  snprintf(buf, n, "listening on %s, open http://%s/", address, named ? here : address);
 }
 
 const char *sig_server_address(const sig_server_t *s) {

@@ -11,16 +11,29 @@
 struct uv_loop_s;
 typedef struct sig_server_s sig_server_t;
 
-/* Binds cfg->host and starts accepting on loop. cfg is borrowed for the server's
- * life. Returns 0 with *out set, or a negative error with a message naming the
- * address and the OS error in err. Never runs the loop; a failure may leave handles
- * closing, which the caller's next run of the loop finishes. */
-int sig_server_start(sig_server_t **out, struct uv_loop_s *loop, const sig_config_t *cfg, char *err,
-                     size_t errlen);
+/* Resolves and binds cfg->host and listens (sharing the port through SO_REUSEPORT when
+ * cfg->workers > 1). Returns the socket's descriptor, or a negative error with a message
+ * naming the address and the reason in err. Logs nothing: a start that fails here has not
+ * opened its log yet (the port in use may be another instance's, and so may the log). */
+int sig_server_listen(const sig_config_t *cfg, char *err, size_t errlen);
+
+/* Starts accepting on fd (from sig_server_listen; owned from now on, closed on failure) on
+ * loop. cfg is borrowed for the server's life. Returns 0 with *out set, or a negative error
+ * with a message in err. Never runs the loop; a failure may leave handles closing, which the
+ * caller's next run of the loop finishes. */
+int sig_server_start(sig_server_t **out, struct uv_loop_s *loop, const sig_config_t *cfg, int fd,
+                     char *err, size_t errlen);
 
 /* SIGHUP's work on the server: reads the auth key file again (key rotation). What fails
  * is logged and the old state kept; connections go on. */
 void sig_server_reload(sig_server_t *s);
+
+/* The start line's words into buf (n bytes): "listening on ADDRESS, open URL", URL the demo
+ * page where a person can open it. address is where the server listens ("127.0.0.1:9091",
+ * "[::]:9091", "localhost:9091"); a host name (cfg->host_addr) is kept in the URL. A wildcard
+ * address (every interface) names the loopback address for this machine and, as an example,
+ * one of the machine's own addresses for the others. */
+void sig_server_start_line(const sig_config_t *cfg, const char *address, char *buf, size_t n);
 
 /* The address actually bound, "127.0.0.1:9091" or "[::1]:9091". */
 const char *sig_server_address(const sig_server_t *s);

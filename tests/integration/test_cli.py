@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from helpers import (ROOT, SANITIZER_MARKERS, answer_resp, expected_answer_push, expected_offer_push, free_port,
-                     offer_body, render_config, DEFAULT_SERVER)
+                     offer_body, render_config, wait_for, DEFAULT_SERVER)
 from wsclient import WSClient, post_offer
 
 SEED_CONFIG = """#设置信令服务器的地址
@@ -170,3 +170,32 @@ def test_bind_failure_address_in_use(server_bin, tmp_path):
         assert "address already in use" in err.lower() or "eaddrinuse" in err.lower(), err
     finally:
         holder.close()
+
+
+def test_start_line_on_stdout_and_in_the_log(make_server):
+    """One line at start names the address and the page to open: in the log, and on standard
+    output for whoever started the server by hand (`make run`)."""
+    srv = make_server(log_level="info")
+    url = f"http://127.0.0.1:{srv.port}/"
+    expected = f"listening on 127.0.0.1:{srv.port}, open {url}"
+    out = wait_for(lambda: srv.stdout_path.read_text(), 3)  # written just after the port listens
+    assert out == f"signal-server: {expected} (log: {srv.log_path})\n", out
+    lines = [ln for ln in srv.log().splitlines() if "listening on" in ln]
+    assert len(lines) == 1, srv.log()
+    assert f" INFO  server {expected} version=" in lines[0], lines[0]
+    assert lines[0].endswith(f" log={srv.log_path}"), lines[0]
+
+
+def test_failed_start_leaves_the_running_servers_log_alone(make_server, server_bin):
+    """A second server on the same port and log fails to bind before it opens its log: its error
+    is on its own standard error, and the first server's log does not see it."""
+    first = make_server(log_level="info")
+    cfg = first.workdir / "signal-server.toml"
+    before = first.log()
+    rc, out, err = run(server_bin, "--config", cfg)
+    assert rc == 1
+    assert err == f"signal-server: {cfg}: server.host: cannot listen on 127.0.0.1:{first.port}: " \
+                  "Address already in use\n", err
+    assert out == ""
+    assert first.log() == before, first.log()[len(before):]
+    assert "already in use" not in first.log()

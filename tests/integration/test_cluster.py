@@ -365,3 +365,32 @@ def test_workers_need_the_cluster(server_bin, tmp_path):
                        text=True, timeout=10)
     assert r.returncode == 1
     assert "server.workers: 2 workers need [cluster] redis" in r.stderr, r.stderr
+
+
+def test_workers_a_second_instance_on_the_port_fails_and_writes_nothing_into_the_log(pool, tmp_path_factory):
+    """SO_REUSEPORT would let a second supervisor of the same user join the port: it is refused, and
+    its error stays on its own standard error. The supervisor prints the one start line."""
+    redis = Redis(tmp_path_factory.mktemp("redis"))
+    try:
+        srv = pool.start(workers=2, log_level="info", extra_toml=cluster_toml(redis, "w", new_prefix()))
+        wait_ready(srv)
+        assert srv.stdout_path.read_text() == \
+            f"signal-server: listening on 127.0.0.1:{srv.port}, open http://127.0.0.1:{srv.port}/ " \
+            f"(log: {srv.log_path})\n"
+        log = srv.log()
+        assert len([ln for ln in log.splitlines() if "listening on" in ln]) == 1, log
+        assert wait_until(lambda: srv.log().count("worker 0 serving on") == 1 and
+                          srv.log().count("worker 1 serving on") == 1, 5), srv.log()
+        before = srv.log()
+        cfg = srv.workdir / "signal-server.toml"
+        r = subprocess.run([str(srv.args[0]), "--config", str(cfg)], capture_output=True, text=True,
+                           timeout=10, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1, r
+        assert r.stderr == f"signal-server: {cfg}: server.host: cannot listen on 127.0.0.1:{srv.port}: " \
+                           "Address already in use\n", r.stderr
+        time.sleep(0.5)
+        assert srv.log() == before, srv.log()[len(before):]
+    finally:
+        for s in pool.servers:
+            s.stop()
+        redis.stop()
