@@ -171,6 +171,10 @@ def test_replace_across_nodes_closes_the_old_owner(cl):
     assert ca.recv_json() == {"ty": "bye", "id": xid, "from": b, "reason": "disconnected"}
     xid2 = cl.post_ok("n2", a, b)
     assert new.recv_json() == expected_offer_push(a, b, xid2)
+    # the old owner's node names the connection it closed, and the node that took the domain
+    was = "127.0.0.1:%d" % old.sock.getsockname()[1]
+    assert wait_until(lambda: f"router replaced domain={b} peer={was} by_node=n3" in cl.nodes["n2"].log(), 3), \
+        cl.nodes["n2"].log()[-2000:]
 
 
 def test_readyz_and_healthz(cl):
