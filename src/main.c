@@ -32,13 +32,16 @@ typedef struct {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: signal-server [--config PATH] [--check-config] [--version] [--help]\n"
+          "usage: signal-server [--config PATH] [--check-config] [--print-config] [--version] "
+          "[--help]\n"
           "       signal-server token --sub NAME [--ttl SECONDS] [--calls PATTERN ...] "
           "[--config PATH]\n"
           "  --config PATH    read PATH instead of " CONFIG_NAME
           " beside the executable\n"
-          "  --check-config   validate the configuration (and the files it names) and exit\n"
-          "                   (0 when valid)\n"
+          "  --check-config   check what start-up checks (the file, the files it names, the\n"
+          "                   host resolves, the log can be written) and exit (0 when valid)\n"
+          "  --print-config   print the configuration in effect, every default filled in, as\n"
+          "                   TOML, and exit\n"
           "  --version        print the version and exit\n"
           "  --help           print this text and exit\n"
           "  token            print a token for domain NAME, valid for SECONDS (default 3600),\n"
@@ -104,6 +107,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 typedef struct {
   const char *config; /* --config PATH, or NULL */
   int check_only;
+  int print;          /* --print-config */
   int token;          /* the token subcommand */
   const char *sub;    /* token --sub */
   long long ttl;      /* token --ttl */
@@ -136,6 +140,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
       o->config = a + 9;
     } else if (!o->token && strcmp(a, "--check-config") == 0) {
       o->check_only = 1;
+    } else if (!o->token && strcmp(a, "--print-config") == 0) {
+      o->print = 1;
     } else if (!o->token && strcmp(a, "--version") == 0) {
       printf("signal-server %s\n", SIG_VERSION);
       return 0;
@@ -199,16 +205,38 @@ static int check_combination(const sig_config_t *cfg) {
   return 0;
 }
 
-/* --check-config: what start-up would check of the files the configuration names. */
-static int check_files(const sig_config_t *cfg) {
-  char err[512];
-  if (check_combination(cfg) != 0) return 1;
+static int check_auth(const sig_config_t *cfg, char *err, size_t errlen) {
   sig_auth_t *auth = NULL;
-  if (sig_auth_new(&auth, cfg, err, sizeof(err)) != 0) {
-    fprintf(stderr, "%s%s%s\n", cfg->path ? cfg->path : "", cfg->path ? ": " : "", err);
-    return 1;
-  }
+  int rc = sig_auth_new(&auth, cfg, err, errlen);
   sig_auth_free(auth);
+  return rc;
+}
+
+static int check_log(const sig_config_t *cfg, char *err, size_t errlen) {
+  return sig_log_check(cfg->log_dir, cfg->log_file, err, errlen);
+}
+
+/* What start-up needs besides a valid file, in the order it finds out: each returns 0, or a
+ * negative error with the reason in err. A file that a new key names is checked by
+ * sig_config_check_files once its row in sig_config.c says it names a file. */
+static int (*const start_checks[])(const sig_config_t *cfg, char *err, size_t errlen) = {
+    check_auth,             /* [auth] key_file: read, and a usable key */
+    sig_config_check_files, /* every file a key names, where it is used: readable */
+    sig_server_check_host,  /* [server] host resolves (binding is start-up's) */
+    check_log,              /* [log] the folder can be made and the file written */
+};
+
+/* --check-config, and a workers supervisor before it forks: what start-up would check.
+ * Returns 0, or 1 after saying why. */
+static int check_files(const sig_config_t *cfg) {
+  char err[1024];
+  if (check_combination(cfg) != 0) return 1;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(start_checks); i++) {
+    if (start_checks[i](cfg, err, sizeof(err)) != 0) {
+      fprintf(stderr, "%s%s%s\n", cfg->path ? cfg->path : "", cfg->path ? ": " : "", err);
+      return 1;
+    }
+  }
   return 0;
 }
 
@@ -378,9 +406,14 @@ int main(int argc, char **argv) {
     status = 1;
   } else if (o.token) {
     status = print_token(&o, &cfg);
-  } else if (o.check_only) {
-    status = check_files(&cfg);
-    if (status == 0) printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
+  } else if (o.check_only || o.print) {
+    status = o.check_only ? check_files(&cfg) : 0;
+    if (status == 0 && o.check_only) printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
+    if (status == 0 && o.print) {
+      char *text = sig_config_format(&cfg, NULL);
+      fputs(text, stdout);
+      free(text);
+    }
   } else if (cfg.workers > 1) {
     status = run_workers(&cfg, path, on_defaults);
   } else {

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sig_addr.h"
@@ -36,6 +38,10 @@ typedef struct {
   const char *def_str;        /* KEY_STRING, KEY_CHOICE */
   const char *const *choices; /* KEY_CHOICE: NULL-terminated, index = enum value */
   check_fn check;             /* KEY_STRING, KEY_LIST (each item), optional */
+  /* KEY_STRING naming a file the server reads: resolved against the config's folder, and when
+   * set and used(cfg) (NULL: always), checked for reading by sig_config_check_files. */
+  bool file;
+  bool (*used)(const sig_config_t *cfg);
 } key_desc;
 
 static int check_host(sig_config_t *cfg, const char *s, char *why, size_t whylen);
@@ -80,11 +86,24 @@ _Static_assert(sizeof(sig_auth_alg_t) == sizeof(int), "enum size");
     .table = t, .name = k, .kind = KEY_LIST, .offset = offsetof(sig_config_t, field), \
     .def_str = def, .check = chk                                                      \
   }
+#define FILE_KEY(t, k, field, when)                                                     \
+  {                                                                                     \
+    .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
+    .def_str = "", .check = check_path, .file = true, .used = when                      \
+  }
 #define CHOICE_KEY(t, k, field, def, list)                                              \
   {                                                                                     \
     .table = t, .name = k, .kind = KEY_CHOICE, .offset = offsetof(sig_config_t, field), \
     .def_str = def, .choices = list                                                     \
   }
+
+static bool auth_on(const sig_config_t *cfg) {
+  return cfg->auth_mode == SIG_AUTH_JWT;
+}
+
+static bool cluster_on(const sig_config_t *cfg) {
+  return cfg->cluster_redis != NULL && cfg->cluster_redis[0] != '\0';
+}
 
 /* Rows of one table are contiguous: the first row's index stands for the table. */
 static const key_desc keys[] = {
@@ -121,13 +140,13 @@ static const key_desc keys[] = {
     CHOICE_KEY("log", "format", log_format, "text", format_choices),
     CHOICE_KEY("auth", "mode", auth_mode, "none", mode_choices),
     CHOICE_KEY("auth", "algorithm", auth_alg, "HS256", alg_choices),
-    STR_KEY("auth", "key_file", auth_key_file, "", check_path),
+    FILE_KEY("auth", "key_file", auth_key_file, auth_on),
     STR_KEY("auth", "issuer", auth_issuer, "", check_text),
     STR_KEY("auth", "audience", auth_audience, "", check_text),
     INT_KEY("auth", "leeway_s", auth_leeway_s, 30, 0, 3600),
     STR_KEY("metrics", "host", metrics_host, "", check_metrics_host),
     STR_KEY("cluster", "redis", cluster_redis, "", check_redis),
-    STR_KEY("cluster", "redis_password_file", cluster_password_file, "", check_path),
+    FILE_KEY("cluster", "redis_password_file", cluster_password_file, cluster_on),
     STR_KEY("cluster", "node_id", cluster_node_id, "", check_node_id),
     STR_KEY("cluster", "key_prefix", cluster_key_prefix, "sig:", check_key_prefix),
     INT_KEY("cluster", "node_ttl_s", cluster_node_ttl_s, 10, 2, 3600),
@@ -896,12 +915,17 @@ static bool looks_like_address(const char *t, size_t n) {
   return true;
 }
 
+/* HOST:PORT written without quotes (the TOML would read a time, a float or nothing). */
+static int refuse_address(reader *r, const char *t, size_t n, const char *key) {
+  return refuse(r, t, key, "an address must be a quoted string: \"%.*s\"",
+                (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
+}
+
 /* Why a token that starts like a number is not a decimal integer (the one form we read), or NULL.
  * The sign, if any, is at t[0]. */
 static const char *unsupported_number(const char *t, size_t n) {
   const char *s = t + (*t == '+' || *t == '-');
   size_t len = (size_t)(t + n - s);
-  if (looks_like_address(t, n)) return "an address must be a quoted string, e.g. \"0.0.0.0:9091\"";
   if (memchr(t, ':', n) != NULL || (n >= 5 && is_digit(t[0]) && is_digit(t[1]) && is_digit(t[2]) &&
                                     is_digit(t[3]) && t[4] == '-'))
     return "dates and times are not supported";
@@ -921,6 +945,7 @@ static int read_number(reader *r, const char *t, size_t n, value *v, const char 
   bool neg = false, prev_digit = false;
   uint64_t acc = 0, limit;
 
+  if (looks_like_address(t, n)) return refuse_address(r, t, n, key);
   if (why != NULL) return refuse(r, t, key, "%s", why);
   if (*s == '+' || *s == '-') neg = *s++ == '-';
   limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
@@ -946,6 +971,15 @@ static int read_number(reader *r, const char *t, size_t n, value *v, const char 
   return 0;
 }
 
+/* "[" IPv6 characters "]:" digits: an IPv6 address and port, not an array. */
+static bool looks_like_bracketed_address(const char *p, const char *end) {
+  const char *q = p + 1;
+  while (q < end && (sig_hex_value((unsigned char)*q) >= 0 || *q == ':' || *q == '.')) q++;
+  if (q + 2 >= end || q[0] != ']' || q[1] != ':' || !is_digit(q[2])) return false;
+  for (q += 2; q < end && is_digit(*q);) q++;
+  return q == end || *q == ' ' || *q == '\t' || *q == '#' || *q == '\r' || *q == '\n';
+}
+
 static bool is_token(int c) {
   return is_alnum(c) || c == '_' || c == '+' || c == '-' || c == '.' || c == ':';
 }
@@ -959,7 +993,13 @@ static int read_value(reader *r, value *v, const char *key) {
   switch (*r->p) {
     case '"':
     case '\'': v->type = VAL_STRING; return read_string(r, &v->str, key);
-    case '[': return read_array(r, v, key);
+    case '[':
+      if (looks_like_bracketed_address(r->p, r->end)) {
+        const char *e = r->p;
+        while (e < r->end && (is_token((unsigned char)*e) || *e == '[' || *e == ']')) e++;
+        return refuse_address(r, r->p, (size_t)(e - r->p), key);
+      }
+      return read_array(r, v, key);
     case '{': return refuse(r, t, key, "inline tables are not supported");
     default: break;
   }
@@ -975,6 +1015,7 @@ static int read_value(reader *r, value *v, const char *key) {
   if (is_digit(t[0]) || t[0] == '+' || t[0] == '-') return read_number(r, t, n, v, key);
   if (token_is(t, n, "inf") || token_is(t, n, "nan"))
     return refuse(r, t, key, "floats are not supported");
+  if (looks_like_address(t, n)) return refuse_address(r, t, n, key);
   return refuse(r, t, key, "invalid value '%.*s' (strings must be quoted)",
                 (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
 }
@@ -1217,37 +1258,118 @@ static int resolve_one(char **field, const char *key, const char *base_dir, char
 }
 
 int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen) {
-  char *log_dir = NULL, *key_file = NULL;
-  int rc;
+  char *resolved[NKEYS + 1] = {NULL}; /* by row; the last one: log.out_dir */
+  char name[80];
+  int rc = 0;
   if (err != NULL && errlen > 0) err[0] = '\0';
   if (cfg->log_dir == NULL || cfg->log_dir[0] == '\0')
     return errorf(err, errlen, "log.out_dir: must not be empty");
-  log_dir = sig_strdup(cfg->log_dir);
-  if ((rc = resolve_one(&log_dir, "log.out_dir", base_dir, err, errlen)) != 0) {
-    free(log_dir);
-    return rc;
+  resolved[NKEYS] = sig_strdup(cfg->log_dir);
+  rc = resolve_one(&resolved[NKEYS], "log.out_dir", base_dir, err, errlen);
+  for (size_t i = 0; i < NKEYS && rc == 0; i++) {
+    const char *path = *(char **)field_at(cfg, keys[i].offset);
+    if (!keys[i].file || path == NULL || path[0] == '\0') continue;
+    snprintf(name, sizeof(name), "%s.%s", keys[i].table, keys[i].name);
+    resolved[i] = sig_strdup(path);
+    rc = resolve_one(&resolved[i], name, base_dir, err, errlen);
   }
-  if (cfg->cluster_password_file != NULL && cfg->cluster_password_file[0] != '\0') {
-    char *pw = sig_strdup(cfg->cluster_password_file);
-    if ((rc = resolve_one(&pw, "cluster.redis_password_file", base_dir, err, errlen)) != 0) {
-      free(log_dir);
-      free(pw);
-      return rc;
+  for (size_t i = 0; i <= NKEYS; i++) { /* all or nothing */
+    if (resolved[i] == NULL) continue;
+    char **slot = i < NKEYS ? field_at(cfg, keys[i].offset) : &cfg->log_dir;
+    if (rc == 0) {
+      free(*slot);
+      *slot = resolved[i];
+    } else {
+      free(resolved[i]);
     }
-    free(cfg->cluster_password_file);
-    cfg->cluster_password_file = pw;
   }
-  if (cfg->auth_key_file != NULL && cfg->auth_key_file[0] != '\0') {
-    key_file = sig_strdup(cfg->auth_key_file);
-    if ((rc = resolve_one(&key_file, "auth.key_file", base_dir, err, errlen)) != 0) {
-      free(log_dir);
-      free(key_file);
-      return rc;
-    }
-    free(cfg->auth_key_file);
-    cfg->auth_key_file = key_file;
+  return rc;
+}
+
+int sig_config_check_files(const sig_config_t *cfg, char *err, size_t errlen) {
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_desc *k = &keys[i];
+    const char *path = *(char **)field_at((sig_config_t *)cfg, k->offset);
+    if (!k->file || path == NULL || path[0] == '\0' || (k->used != NULL && !k->used(cfg))) continue;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+      return errorf(err, errlen, "%s.%s: cannot read %s: %s", k->table, k->name, path,
+                    strerror(errno));
+    int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    if (dir)
+      return errorf(err, errlen, "%s.%s: cannot read %s: it is a folder, not a file", k->table,
+                    k->name, path);
   }
-  free(cfg->log_dir);
-  cfg->log_dir = log_dir;
   return 0;
+}
+
+/* A growing text for sig_config_format. */
+typedef struct {
+  char *s;
+  size_t n, cap;
+} text_t;
+
+__attribute__((format(printf, 2, 3))) static void put(text_t *t, const char *fmt, ...) {
+  va_list ap;
+  for (;;) {
+    va_start(ap, fmt);
+    int k = vsnprintf(t->s + t->n, t->cap - t->n, fmt, ap);
+    va_end(ap);
+    if (k < 0) k = 0; /* cannot happen with our formats; write nothing rather than garbage */
+    if ((size_t)k < t->cap - t->n) {
+      t->n += (size_t)k;
+      return;
+    }
+    t->cap = (t->n + (size_t)k + 1) * 2;
+    t->s = sig_realloc(t->s, t->cap);
+  }
+}
+
+/* A basic string, escaped so that the reader reads it back as it is. */
+static void put_string(text_t *t, const char *s) {
+  put(t, "\"");
+  for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+    if (*p == '"' || *p == '\\')
+      put(t, "\\%c", *p);
+    else if (*p < 0x20 || *p == 0x7f)
+      put(t, "\\u%04x", *p);
+    else
+      put(t, "%c", *p);
+  }
+  put(t, "\"");
+}
+
+char *sig_config_format(const sig_config_t *cfg, size_t *len) {
+  text_t t = {sig_malloc(4096), 0, 4096};
+  t.s[0] = '\0';
+  put(&t,
+      "# The configuration in effect: the file's keys, and the default of every other key.\n"
+      "# Paths are absolute. Secrets stay in the files that keys name.\n");
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_desc *k = &keys[i];
+    const void *field = field_at((sig_config_t *)cfg, k->offset);
+    if (i == 0 || strcmp(keys[i - 1].table, k->table) != 0) put(&t, "[%s]\n", k->table);
+    put(&t, "    %s = ", k->name);
+    switch (k->kind) {
+      case KEY_INT: put(&t, "%" PRId64, *(const int64_t *)field); break;
+      case KEY_STRING: put_string(&t, *(char *const *)field); break;
+      case KEY_CHOICE: put_string(&t, k->choices[*(const int *)field]); break;
+      case KEY_LIST: {
+        const sig_config_list_t *l = field;
+        put(&t, "[");
+        for (size_t j = 0; j < l->n; j++) {
+          if (j > 0) put(&t, ", ");
+          put_string(&t, l->items[j]);
+        }
+        put(&t, "]");
+        break;
+      }
+    }
+    put(&t, "\n");
+  }
+  if (len != NULL) *len = t.n;
+  return t.s;
 }

@@ -92,12 +92,23 @@ int sig_config_parse(sig_config_t *cfg, const char *name, const char *text, size
  * "PATH: cannot read: <strerror>". On failure cfg is unchanged. */
 int sig_config_load(sig_config_t *cfg, const char *path, char *err, size_t errlen);
 
-/* Makes cfg->log_dir (and every file a key names, such as auth.key_file) absolute and tidy (no
- * "//", no "." components). A relative path is taken
+/* Makes cfg->log_dir and every file a key names (auth.key_file, cluster.redis_password_file)
+ * absolute and tidy (no "//", no "." components). A relative path is taken
  * against base_dir: the config file's folder, or the executable's folder when running on defaults.
  * A relative or NULL base_dir is itself taken against the current directory.
  * Returns 0, or SIG_ECONFIG with the reason in err; on failure cfg is unchanged. */
 int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen);
+
+/* Whether every file a key names, where the configuration uses it (auth.key_file with mode
+ * "jwt", cluster.redis_password_file with a redis URL), can be opened for reading: what start-up
+ * reads. Call after sig_config_resolve_paths. Returns 0, or SIG_ECONFIG with
+ * "TABLE.KEY: cannot read PATH: reason" in err. */
+int sig_config_check_files(const sig_config_t *cfg, char *err, size_t errlen);
+
+/* The configuration as TOML that sig_config_parse reads back to the same values: every key of
+ * every table, in the order of docs/CONFIG.md, defaults included. Holds no secret (keys name
+ * files). Returns a malloc'ed NUL-terminated text; *len (when not NULL) gets its length. */
+char *sig_config_format(const sig_config_t *cfg, size_t *len);
 
 /* Where Redis is: a TCP address (host without brackets) or a unix socket path, and a
  * database number. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,51 @@ static int mkdir_p(const char *dir) {
   }
   free(p);
   return rc;
+}
+
+/* The deepest folder of path that exists, into buf (path itself when it exists). */
+static void existing_ancestor(const char *path, char *buf, size_t n) {
+  struct stat st;
+  snprintf(buf, n, "%s", path);
+  for (;;) {
+    if (stat(buf, &st) == 0 || errno != ENOENT) return;
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL || slash == buf) {
+      snprintf(buf, n, "/");
+      return;
+    }
+    *slash = '\0';
+  }
+}
+
+int sig_log_check(const char *dir, const char *file, char *err, size_t errlen) {
+  char at[PATH_MAX + 1], path[PATH_MAX + NAME_MAX + 2];
+  struct stat st;
+  int e = 0;
+  if (strcmp(file, "-") == 0) return 0;
+  existing_ancestor(dir, at, sizeof(at));
+  if (stat(at, &st) != 0)
+    e = errno;
+  else if (!S_ISDIR(st.st_mode))
+    e = ENOTDIR;
+  else if (strcmp(at, dir) != 0 && faccessat(AT_FDCWD, at, W_OK | X_OK, AT_EACCESS) != 0)
+    e = errno; /* effective ids, as mkdir will use them */
+  if (e != 0) {
+    snprintf(err, errlen, "log.out_dir: cannot create %s: %s", dir, strerror(e));
+    return -e;
+  }
+  if (strcmp(at, dir) != 0) return 0; /* a new file in a new folder */
+  snprintf(path, sizeof(path), "%s/%s", dir, file);
+  int exists = stat(path, &st) == 0;
+  if (exists && S_ISDIR(st.st_mode))
+    e = EISDIR;
+  else if (faccessat(AT_FDCWD, exists ? path : dir, exists ? W_OK : W_OK | X_OK, AT_EACCESS) != 0)
+    e = errno; /* an existing file must be writable, a new one needs a writable folder */
+  if (e != 0) {
+    snprintf(err, errlen, "log: cannot open %s for writing: %s", path, strerror(e));
+    return -e;
+  }
+  return 0;
 }
 
 static int to_stdout(void) {

@@ -20,6 +20,11 @@
  * humans in err (the log in use, if any, stays open). */
 int sig_log_open(const char *dir, const char *file, sig_log_level_t level, char *err,
                  size_t errlen);
+/* Whether sig_log_open(dir, file) would succeed, found out without creating anything: the
+ * nearest existing folder of dir must be a folder this process may write in (with its
+ * effective ids), an existing dir/file a file it may write. Returns 0, or a negative error
+ * with the message sig_log_open would give in err. */
+int sig_log_check(const char *dir, const char *file, char *err, size_t errlen);
 /* Reopens the same path (after logrotate moved it). Keeps the old file on failure. Nothing
  * for standard output. */
 int sig_log_reopen(void);

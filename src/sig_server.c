@@ -133,9 +133,9 @@ static uint64_t connection_cap(const sig_config_t *cfg) {
 
 /* ---- binding */
 
-static int resolve_at(const sig_config_t *cfg, const char *key, const char *host,
-                      const char *addr, int port_num, struct sockaddr_storage *ss,
-                      socklen_t *sslen, char *err, size_t errlen) {
+/* "KEY: cannot resolve HOST: reason" in err on failure. */
+static int resolve_at(const char *key, const char *host, const char *addr, int port_num,
+                      struct sockaddr_storage *ss, socklen_t *sslen, char *err, size_t errlen) {
   struct addrinfo hints, *res = NULL;
   char port[8];
   memset(&hints, 0, sizeof(hints));
@@ -145,8 +145,7 @@ static int resolve_at(const sig_config_t *cfg, const char *key, const char *host
   snprintf(port, sizeof(port), "%d", port_num);
   int rc = getaddrinfo(addr, port, &hints, &res);
   if (rc != 0) {
-    snprintf(err, errlen, "%s%s%s: cannot resolve %s: %s", cfg->path ? cfg->path : "",
-             cfg->path ? ": " : "", key, host, gai_strerror(rc));
+    snprintf(err, errlen, "%s: cannot resolve %s: %s", key, host, gai_strerror(rc));
     return UV_EAI_NONAME;
   }
   memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -157,7 +156,7 @@ static int resolve_at(const sig_config_t *cfg, const char *key, const char *host
 
 static int resolve(const sig_config_t *cfg, struct sockaddr_storage *ss, socklen_t *sslen,
                    char *err, size_t errlen) {
-  return resolve_at(cfg, "server.host", cfg->host, cfg->host_addr, cfg->host_port, ss, sslen, err,
+  return resolve_at("server.host", cfg->host, cfg->host_addr, cfg->host_port, ss, sslen, err,
                     errlen);
 }
 
@@ -193,9 +192,13 @@ static int start_metrics(sig_server_t *s, char *err, size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t sslen = sizeof(ss);
   int port = cfg->metrics_port != 0 ? cfg->metrics_port + cfg->worker_index : 0;
-  int rc = resolve_at(cfg, "metrics.host", cfg->metrics_host, cfg->metrics_addr, port, &ss, &sslen,
-                      err, errlen);
-  if (rc != 0) return rc;
+  char why[512];
+  int rc = resolve_at("metrics.host", cfg->metrics_host, cfg->metrics_addr, port, &ss, &sslen, why,
+                      sizeof(why));
+  if (rc != 0) {
+    snprintf(err, errlen, "%s%s%s", cfg->path ? cfg->path : "", cfg->path ? ": " : "", why);
+    return rc;
+  }
   int fd = listen_on(&ss, sslen, 0);
   if (fd < 0) {
     snprintf(err, errlen, "%s%smetrics.host: cannot listen on %s (port %d): %s",
@@ -252,11 +255,21 @@ static void set_origins(sig_server_t *s, const sig_config_t *cfg) {
   s->endpoints.norigins = l->n;
 }
 
+int sig_server_check_host(const sig_config_t *cfg, char *err, size_t errlen) {
+  struct sockaddr_storage ss;
+  socklen_t sslen = sizeof(ss);
+  return resolve(cfg, &ss, &sslen, err, errlen);
+}
+
 int sig_server_listen(const sig_config_t *cfg, char *err, size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t sslen = sizeof(ss);
-  int rc = resolve(cfg, &ss, &sslen, err, errlen);
-  if (rc != 0) return rc;
+  char why[512];
+  int rc = resolve(cfg, &ss, &sslen, why, sizeof(why));
+  if (rc != 0) {
+    snprintf(err, errlen, "%s%s%s", cfg->path ? cfg->path : "", cfg->path ? ": " : "", why);
+    return rc;
+  }
   int fd = listen_on(&ss, sslen, cfg->workers > 1);
   if (fd < 0) /* errno's own words: "Address already in use", "Cannot assign requested address" */
     snprintf(err, errlen, "%s%sserver.host: cannot listen on %s: %s", cfg->path ? cfg->path : "",

@@ -11,6 +11,10 @@
 struct uv_loop_s;
 typedef struct sig_server_s sig_server_t;
 
+/* Whether cfg->host resolves (a host name to an address), as sig_server_listen will need;
+ * binds nothing. Returns 0, or a negative error with "server.host: cannot resolve …" in err. */
+int sig_server_check_host(const sig_config_t *cfg, char *err, size_t errlen);
+
 /* Resolves and binds cfg->host and listens (sharing the port through SO_REUSEPORT when
  * cfg->workers > 1). Returns the socket's descriptor, or a negative error with a message
  * naming the address and the reason in err. Logs nothing: a start that fails here has not
