@@ -25,10 +25,25 @@
 #define CONFIG_NAME "signal-server.toml"
 
 typedef struct {
+  const char *config; /* --config PATH, or NULL */
+  int check_only;
+  int print;          /* --print-config */
+  int token;          /* the token subcommand */
+  const char *sub;    /* token --sub */
+  long long ttl;      /* token --ttl */
+  const char **calls; /* token --calls (borrowed from argv) */
+  size_t ncalls;
+} options_t;
+
+typedef struct {
   uv_loop_t *loop;
   sig_server_t *server;
+  sig_config_t *cfg;    /* in force; SIGHUP changes its live keys */
+  const options_t *opt; /* where the configuration came from, for SIGHUP */
   uv_signal_t sigterm, sigint, sighup;
 } app_t;
+
+static void reload_config(sig_config_t *cfg, const options_t *o, int quiet);
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -95,6 +110,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (signum == SIGHUP) {
     sig_notify_reloading();
     sig_log_reopen();
+    reload_config(app->cfg, app->opt, 0);
     if (app->server != NULL) sig_server_reload(app->server);
     sig_notify_ready(app->server != NULL ? sig_server_address(app->server) : NULL);
     return;
@@ -103,17 +119,6 @@ static void on_signal(uv_signal_t *h, int signum) {
   sig_notify_stopping();
   if (app->server != NULL) sig_server_shutdown(app->server, on_stopped, app);
 }
-
-typedef struct {
-  const char *config; /* --config PATH, or NULL */
-  int check_only;
-  int print;          /* --print-config */
-  int token;          /* the token subcommand */
-  const char *sub;    /* token --sub */
-  long long ttl;      /* token --ttl */
-  const char **calls; /* token --calls (borrowed from argv) */
-  size_t ncalls;
-} options_t;
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
   va_list ap;
@@ -242,9 +247,9 @@ static int check_files(const sig_config_t *cfg) {
 
 /* Loads the configuration (--config, else the file beside the executable, else the built-in
  * defaults: *on_defaults) and resolves its paths. *path gets the file's path (heap). Returns 0,
- * or -1 after saying why on stderr. */
-static int load_config(const options_t *o, sig_config_t *cfg, char **path, int *on_defaults) {
-  char err[1024];
+ * or -1 with the reason in err. */
+static int load_config(const options_t *o, sig_config_t *cfg, char **path, int *on_defaults,
+                       char *err, size_t errlen) {
   char *base = exe_dir(), *dir;
   int rc = 0;
   *on_defaults = 0;
@@ -256,13 +261,54 @@ static int load_config(const options_t *o, sig_config_t *cfg, char **path, int *
     snprintf(*path, n, "%s/%s", base, CONFIG_NAME);
     *on_defaults = access(*path, F_OK) != 0;
   }
-  if (!*on_defaults && sig_config_load(cfg, *path, err, sizeof(err)) != 0) rc = -1;
+  if (!*on_defaults && sig_config_load(cfg, *path, err, errlen) != 0) rc = -1;
   dir = !*on_defaults ? dir_of(*path) : sig_strdup(base);
-  if (rc == 0 && sig_config_resolve_paths(cfg, dir, err, sizeof(err)) != 0) rc = -1;
-  if (rc != 0) fprintf(stderr, "%s\n", err);
+  if (rc == 0 && sig_config_resolve_paths(cfg, dir, err, errlen) != 0) rc = -1;
   free(dir);
   free(base);
   return rc;
+}
+
+/* The names of the keys that changed on a reload, applied and not. */
+typedef struct {
+  char applied[2048], kept[2048]; /* every key's name fits */
+} changes_t;
+
+static void note_change(void *arg, const char *table, const char *key, int live) {
+  changes_t *c = arg;
+  char *list = live ? c->applied : c->kept;
+  size_t n = strlen(list);
+  snprintf(list + n, sizeof(c->applied) - n, "%s%s.%s", n > 0 ? "," : "", table, key);
+}
+
+/* SIGHUP: the configuration is read again as at start; the keys that may change live take their
+ * new values in cfg (the caller then has the server take them), the others keep theirs and are
+ * named. A file that no longer loads changes nothing. quiet: apply without a word (a workers
+ * supervisor: its workers say it). */
+static void reload_config(sig_config_t *cfg, const options_t *o, int quiet) {
+  char err[1024], *path = NULL;
+  int on_defaults;
+  changes_t c = {"", ""};
+  sig_config_t next;
+  sig_config_init(&next);
+  int rc = load_config(o, &next, &path, &on_defaults, err, sizeof(err));
+  size_t changed = rc == 0 ? sig_config_update(cfg, &next, note_change, &c) : 0;
+  /* the new level and format already for the lines that say so */
+  sig_log_set_level(cfg->log_level);
+  sig_log_set_format(cfg->log_format);
+  if (rc != 0 && !quiet)
+    SIG_EVENT(SIG_LOG_ERROR, "server", NULL,
+              "reload: configuration not applied, keeping the one in force", SIG_KV("error", err));
+  if (rc == 0 && changed == 0 && !quiet)
+    SIG_EVENT(SIG_LOG_INFO, "server", NULL, "reload: configuration read, nothing changed",
+              SIG_KV("path", on_defaults ? "built-in defaults" : path));
+  if (c.applied[0] != '\0' && !quiet)
+    SIG_EVENT(SIG_LOG_INFO, "server", NULL, "reload: applied", SIG_KV("keys", c.applied));
+  if (c.kept[0] != '\0' && !quiet)
+    SIG_EVENT(SIG_LOG_WARN, "server", NULL, "reload: changed, not applied: they need a restart",
+              SIG_KV("keys", c.kept));
+  sig_config_free(&next);
+  free(path);
 }
 
 /* Installs the signal handlers; returns 0, or a negative error with every handle it opened
@@ -298,11 +344,14 @@ static void tell_user(const char *line) {
  * of the instance that holds the port), starts the server and runs the loop until it stops.
  * worker: the index of a worker process, whose supervisor tells the user; -1 when alone.
  * Returns the exit status. */
-static int run(const sig_config_t *cfg, const char *path, int on_defaults, int worker) {
+static int run(sig_config_t *cfg, const options_t *o, const char *path, int on_defaults,
+               int worker) {
   char err[1024], line[512];
   app_t app;
   int status = 1;
   memset(&app, 0, sizeof(app));
+  app.cfg = cfg;
+  app.opt = o;
   int fd = sig_server_listen(cfg, err, sizeof(err));
   if (fd < 0) {
     fprintf(stderr, "signal-server: %s\n", err);
@@ -348,6 +397,7 @@ static int run(const sig_config_t *cfg, const char *path, int on_defaults, int w
 }
 
 typedef struct {
+  const options_t *opt;
   const char *path;
   int on_defaults;
 } worker_ctx_t;
@@ -356,7 +406,7 @@ typedef struct {
 static int work(sig_config_t *cfg, int index, void *arg) {
   worker_ctx_t *w = arg;
   sig_log_close(); /* the supervisor's; the worker opens its own */
-  return run(cfg, w->path, w->on_defaults, index);
+  return run(cfg, w->opt, w->path, w->on_defaults, index);
 }
 
 /* The supervisor holds the port: its log, and the start line. */
@@ -381,10 +431,17 @@ static int supervisor_started(sig_config_t *cfg, void *arg) {
   return 0;
 }
 
+/* SIGHUP in the supervisor: its own log's level and format, and shutdown_timeout_s. */
+static void supervisor_reload(sig_config_t *cfg, void *arg) {
+  worker_ctx_t *w = arg;
+  reload_config(cfg, w->opt, 1);
+}
+
 /* [server] workers > 1: the supervisor. */
-static int run_workers(sig_config_t *cfg, const char *path, int on_defaults) {
-  worker_ctx_t ctx = {path, on_defaults};
-  sig_workers_hooks_t hooks = {.work = work, .started = supervisor_started, .arg = &ctx};
+static int run_workers(sig_config_t *cfg, const options_t *o, const char *path, int on_defaults) {
+  worker_ctx_t ctx = {o, path, on_defaults};
+  sig_workers_hooks_t hooks = {
+      .work = work, .started = supervisor_started, .reload = supervisor_reload, .arg = &ctx};
   if (check_files(cfg) != 0) return 1;
   raise_fd_limit();
   int status = sig_workers_run(cfg, &hooks);
@@ -395,14 +452,15 @@ static int run_workers(sig_config_t *cfg, const char *path, int on_defaults) {
 int main(int argc, char **argv) {
   options_t o = {.ttl = 3600};
   sig_config_t cfg;
-  char *path = NULL;
+  char *path = NULL, err[1024];
   int on_defaults, status = parse_args(argc, argv, &o);
   if (status >= 0) {
     free(o.calls);
     return status;
   }
   sig_config_init(&cfg);
-  if (load_config(&o, &cfg, &path, &on_defaults) != 0) {
+  if (load_config(&o, &cfg, &path, &on_defaults, err, sizeof(err)) != 0) {
+    fprintf(stderr, "%s\n", err);
     status = 1;
   } else if (o.token) {
     status = print_token(&o, &cfg);
@@ -415,9 +473,9 @@ int main(int argc, char **argv) {
       free(text);
     }
   } else if (cfg.workers > 1) {
-    status = run_workers(&cfg, path, on_defaults);
+    status = run_workers(&cfg, &o, path, on_defaults);
   } else {
-    status = check_combination(&cfg) != 0 ? 1 : run(&cfg, path, on_defaults, -1);
+    status = check_combination(&cfg) != 0 ? 1 : run(&cfg, &o, path, on_defaults, -1);
   }
   sig_config_free(&cfg);
   free(path);

@@ -42,6 +42,7 @@ typedef struct {
    * set and used(cfg) (NULL: always), checked for reading by sig_config_check_files. */
   bool file;
   bool (*used)(const sig_config_t *cfg);
+  bool live; /* SIGHUP applies it (LIVE below) */
 } key_desc;
 
 static int check_host(sig_config_t *cfg, const char *s, char *why, size_t whylen);
@@ -71,30 +72,35 @@ _Static_assert(sizeof(sig_log_format_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_auth_mode_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_auth_alg_t) == sizeof(int), "enum size");
 
-#define INT_KEY(t, k, field, def, lo, hi)                                            \
+/* A row per key. A key whose row adds LIVE is applied by SIGHUP while the server runs (main.c
+ * re-reads the file; sig_server_reload and the log take the new values); every other key keeps
+ * its value until a restart. */
+#define LIVE .live = true
+
+#define INT_KEY(t, k, field, def, lo, hi, ...)                                       \
   {                                                                                  \
     .table = t, .name = k, .kind = KEY_INT, .offset = offsetof(sig_config_t, field), \
-    .def_int = def, .min = lo, .max = hi                                             \
+    .def_int = def, .min = lo, .max = hi, __VA_ARGS__                                \
   }
-#define STR_KEY(t, k, field, def, chk)                                                  \
+#define STR_KEY(t, k, field, def, chk, ...)                                             \
   {                                                                                     \
     .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
-    .def_str = def, .check = chk                                                        \
+    .def_str = def, .check = chk, __VA_ARGS__                                           \
   }
-#define LIST_KEY(t, k, field, def, chk)                                               \
+#define LIST_KEY(t, k, field, def, chk, ...)                                          \
   {                                                                                   \
     .table = t, .name = k, .kind = KEY_LIST, .offset = offsetof(sig_config_t, field), \
-    .def_str = def, .check = chk                                                      \
+    .def_str = def, .check = chk, __VA_ARGS__                                         \
   }
-#define FILE_KEY(t, k, field, when)                                                     \
+#define FILE_KEY(t, k, field, when, ...)                                                \
   {                                                                                     \
     .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
-    .def_str = "", .check = check_path, .file = true, .used = when                      \
+    .def_str = "", .check = check_path, .file = true, .used = when, __VA_ARGS__         \
   }
-#define CHOICE_KEY(t, k, field, def, list)                                              \
+#define CHOICE_KEY(t, k, field, def, list, ...)                                         \
   {                                                                                     \
     .table = t, .name = k, .kind = KEY_CHOICE, .offset = offsetof(sig_config_t, field), \
-    .def_str = def, .choices = list                                                     \
+    .def_str = def, .choices = list, __VA_ARGS__                                        \
   }
 
 static bool auth_on(const sig_config_t *cfg) {
@@ -109,9 +115,9 @@ static bool cluster_on(const sig_config_t *cfg) {
 static const key_desc keys[] = {
     STR_KEY("server", "host", host, "0.0.0.0:9091", check_host),
     INT_KEY("server", "max_connections", max_connections, 10000, 1, 1000000),
-    INT_KEY("server", "max_header_bytes", max_header_bytes, 8192, 1024, 1048576),
-    INT_KEY("server", "max_body_bytes", max_body_bytes, 65536, 1024, 16777216),
-    INT_KEY("server", "max_message_bytes", max_message_bytes, 65536, 1024, 16777216),
+    INT_KEY("server", "max_header_bytes", max_header_bytes, 8192, 1024, 1048576, LIVE),
+    INT_KEY("server", "max_body_bytes", max_body_bytes, 65536, 1024, 16777216, LIVE),
+    INT_KEY("server", "max_message_bytes", max_message_bytes, 65536, 1024, 16777216, LIVE),
     INT_KEY("server", "max_write_queue_bytes", max_write_queue_bytes, 262144, 65536, 268435456),
     INT_KEY("server", "header_timeout_s", header_timeout_s, 10, 1, 3600),
     INT_KEY("server", "keepalive_timeout_s", keepalive_timeout_s, 60, 1, 86400),
@@ -121,23 +127,23 @@ static const key_desc keys[] = {
     INT_KEY("server", "max_pending_offers", max_pending_offers, 16, 1, 10000),
     INT_KEY("server", "max_exchanges_per_peer", max_exchanges_per_peer, 64, 1, 100000),
     CHOICE_KEY("server", "duplicate", duplicate, "replace", dup_choices),
-    STR_KEY("server", "cors_origin", cors_origin, "*", check_origin),
-    INT_KEY("server", "shutdown_timeout_s", shutdown_timeout_s, 5, 0, 600),
+    STR_KEY("server", "cors_origin", cors_origin, "*", check_origin, LIVE),
+    INT_KEY("server", "shutdown_timeout_s", shutdown_timeout_s, 5, 0, 600, LIVE),
     INT_KEY("server", "first_byte_timeout_s", first_byte_timeout_s, 3, 1, 3600),
     INT_KEY("server", "message_timeout_s", message_timeout_s, 10, 1, 3600),
-    INT_KEY("server", "max_connections_per_ip", max_connections_per_ip, 256, 1, 1000000),
-    INT_KEY("server", "requests_per_ip_per_s", requests_per_ip_per_s, 100, 1, 1000000),
-    INT_KEY("server", "requests_per_ip_burst", requests_per_ip_burst, 200, 1, 1000000),
-    INT_KEY("server", "messages_per_s", messages_per_s, 100, 1, 1000000),
-    INT_KEY("server", "messages_burst", messages_burst, 200, 1, 1000000),
+    INT_KEY("server", "max_connections_per_ip", max_connections_per_ip, 256, 1, 1000000, LIVE),
+    INT_KEY("server", "requests_per_ip_per_s", requests_per_ip_per_s, 100, 1, 1000000, LIVE),
+    INT_KEY("server", "requests_per_ip_burst", requests_per_ip_burst, 200, 1, 1000000, LIVE),
+    INT_KEY("server", "messages_per_s", messages_per_s, 100, 1, 1000000, LIVE),
+    INT_KEY("server", "messages_burst", messages_burst, 200, 1, 1000000, LIVE),
     INT_KEY("server", "max_tracked_ips", max_tracked_ips, 65536, 1024, 10000000),
     LIST_KEY("server", "trusted_proxies", trusted_proxies, NULL, check_cidr),
-    LIST_KEY("server", "allowed_origins", allowed_origins, "*", check_allowed_origin),
+    LIST_KEY("server", "allowed_origins", allowed_origins, "*", check_allowed_origin, LIVE),
     INT_KEY("server", "workers", workers, 1, 1, 256),
     STR_KEY("log", "out_dir", log_dir, "log", check_dir),
     STR_KEY("log", "out_file", log_file, "signal-server.log", check_file),
-    CHOICE_KEY("log", "level", log_level, "info", level_choices),
-    CHOICE_KEY("log", "format", log_format, "text", format_choices),
+    CHOICE_KEY("log", "level", log_level, "info", level_choices, LIVE),
+    CHOICE_KEY("log", "format", log_format, "text", format_choices, LIVE),
     CHOICE_KEY("auth", "mode", auth_mode, "none", mode_choices),
     CHOICE_KEY("auth", "algorithm", auth_alg, "HS256", alg_choices),
     FILE_KEY("auth", "key_file", auth_key_file, auth_on),
@@ -1304,6 +1310,56 @@ int sig_config_check_files(const sig_config_t *cfg, char *err, size_t errlen) {
                     k->name, path);
   }
   return 0;
+}
+
+static bool same_value(const key_desc *k, const sig_config_t *a, const sig_config_t *b) {
+  const void *x = field_at((sig_config_t *)a, k->offset),
+             *y = field_at((sig_config_t *)b, k->offset);
+  switch (k->kind) {
+    case KEY_INT: return *(const int64_t *)x == *(const int64_t *)y;
+    case KEY_CHOICE: return *(const int *)x == *(const int *)y;
+    case KEY_STRING: return strcmp(*(char *const *)x, *(char *const *)y) == 0;
+    case KEY_LIST: {
+      const sig_config_list_t *l = x, *m = y;
+      if (l->n != m->n) return false;
+      for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->items[i], m->items[i]) != 0) return false;
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t sig_config_update(sig_config_t *cur, const sig_config_t *next, sig_config_change_fn each,
+                         void *arg) {
+  size_t changed = 0;
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_desc *k = &keys[i];
+    if (same_value(k, cur, next)) continue;
+    changed++;
+    if (each != NULL) each(arg, k->table, k->name, k->live);
+    if (!k->live) continue;
+    void *dst = field_at(cur, k->offset);
+    const void *src = field_at((sig_config_t *)next, k->offset);
+    switch (k->kind) {
+      case KEY_INT: *(int64_t *)dst = *(const int64_t *)src; break;
+      case KEY_CHOICE: *(int *)dst = *(const int *)src; break;
+      case KEY_STRING:
+        free(*(char **)dst);
+        *(char **)dst = sig_strdup(*(char *const *)src);
+        break;
+      case KEY_LIST: {
+        const sig_config_list_t *from = src;
+        sig_config_list_t *to = dst;
+        list_free(to);
+        to->n = from->n;
+        to->items = to->n > 0 ? sig_malloc(to->n * sizeof(*to->items)) : NULL;
+        for (size_t j = 0; j < to->n; j++) to->items[j] = sig_strdup(from->items[j]);
+        break;
+      }
+    }
+  }
+  return changed;
 }
 
 /* A growing text for sig_config_format. */

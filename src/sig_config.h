@@ -110,6 +110,17 @@ int sig_config_check_files(const sig_config_t *cfg, char *err, size_t errlen);
  * files). Returns a malloc'ed NUL-terminated text; *len (when not NULL) gets its length. */
 char *sig_config_format(const sig_config_t *cfg, size_t *len);
 
+/* A key whose value differs (sig_config_update); live: SIGHUP applies it while the server
+ * runs, else it keeps its value until a restart. */
+typedef void (*sig_config_change_fn)(void *arg, const char *table, const char *key, int live);
+
+/* SIGHUP's merge: compares next (a configuration read again, paths resolved) with cur key by
+ * key, in the order of docs/CONFIG.md, and calls each (when not NULL) for every key that
+ * differs. The live keys take next's value in cur (strings and lists copied); the others keep
+ * cur's. next is only read. Returns the number of keys that differ. */
+size_t sig_config_update(sig_config_t *cur, const sig_config_t *next, sig_config_change_fn each,
+                         void *arg);
+
 /* Where Redis is: a TCP address (host without brackets) or a unix socket path, and a
  * database number. */
 typedef struct {

@@ -239,6 +239,17 @@ static const char *not_ready(void *arg) {
   return NULL;
 }
 
+static sig_limits_config_t limits_config(const sig_server_t *s, const sig_config_t *cfg) {
+  sig_limits_config_t lc = {
+      .max_conns_per_addr = (uint32_t)cfg->max_connections_per_ip,
+      .requests_per_s = (uint32_t)cfg->requests_per_ip_per_s,
+      .requests_burst = (uint32_t)cfg->requests_per_ip_burst,
+      .max_addrs = (size_t)cfg->max_tracked_ips > s->max_conns ? (size_t)cfg->max_tracked_ips
+                                                               : (size_t)s->max_conns + 1,
+  };
+  return lc;
+}
+
 /* allowed_origins, or cors_origin (its older name) when only that is set. */
 static void set_origins(sig_server_t *s, const sig_config_t *cfg) {
   const sig_config_list_t *l = &cfg->allowed_origins;
@@ -247,8 +258,10 @@ static void set_origins(sig_server_t *s, const sig_config_t *cfg) {
     s->cors_alias[0] = cfg->cors_origin;
     s->endpoints.origins = s->cors_alias;
     s->endpoints.norigins = 1;
+    s->endpoints.any_origin = 0;
     return;
   }
+  s->endpoints.any_origin = 0;
   for (size_t i = 0; i < l->n; i++)
     if (strcmp(l->items[i], "*") == 0) s->endpoints.any_origin = 1;
   s->endpoints.origins = (const char *const *)l->items;
@@ -354,13 +367,7 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   s->sessions = (sig_sessions_t){s->router, (uint64_t)cfg->max_message_bytes,
                                  (uint32_t)cfg->messages_per_s, (uint32_t)cfg->messages_burst};
   s->max_conns = connection_cap(cfg);
-  sig_limits_config_t lc = {
-      .max_conns_per_addr = (uint32_t)cfg->max_connections_per_ip,
-      .requests_per_s = (uint32_t)cfg->requests_per_ip_per_s,
-      .requests_burst = (uint32_t)cfg->requests_per_ip_burst,
-      .max_addrs = (size_t)cfg->max_tracked_ips > s->max_conns ? (size_t)cfg->max_tracked_ips
-                                                               : (size_t)s->max_conns + 1,
-  };
+  sig_limits_config_t lc = limits_config(s, cfg);
   s->limits = sig_limits_new(&lc);
   s->trusted = sig_calloc(cfg->trusted_proxies.n + 1, sizeof(*s->trusted));
   for (size_t i = 0; i < cfg->trusted_proxies.n; i++) {
@@ -391,10 +398,19 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
 
 void sig_server_reload(sig_server_t *s) {
   char err[512];
+  const sig_config_t *cfg = s->cfg;
+  /* The live keys (sig_config.c's LIVE rows), as the caller has just set them. max_header_bytes,
+   * max_body_bytes and shutdown_timeout_s are read where they are used. */
+  sig_limits_config_t lc = limits_config(s, cfg);
+  sig_limits_set(s->limits, &lc);
+  s->sessions.max_message_bytes = (uint64_t)cfg->max_message_bytes;
+  s->sessions.messages_per_s = (uint32_t)cfg->messages_per_s;
+  s->sessions.messages_burst = (uint32_t)cfg->messages_burst;
+  set_origins(s, cfg);
   if (sig_auth_reload(s->auth, err, sizeof(err)) != 0)
     SIG_ERROR("server", "reload: keeping the old key: %s", err);
   else if (sig_auth_required(s->auth))
-    SIG_INFO("server", "reload: auth key read path=%s", s->cfg->auth_key_file);
+    SIG_INFO("server", "reload: auth key read path=%s", cfg->auth_key_file);
 }
 
 /* A non-loopback address of this machine in the family of a wildcard address ("0.0.0.0" or

@@ -22,14 +22,17 @@ int sig_server_check_host(const sig_config_t *cfg, char *err, size_t errlen);
 int sig_server_listen(const sig_config_t *cfg, char *err, size_t errlen);
 
 /* Starts accepting on fd (from sig_server_listen; owned from now on, closed on failure) on
- * loop. cfg is borrowed for the server's life. Returns 0 with *out set, or a negative error
- * with a message in err. Never runs the loop; a failure may leave handles closing, which the
- * caller's next run of the loop finishes. */
+ * loop. cfg is borrowed for the server's life; its live keys may change (sig_server_reload).
+ * Returns 0 with *out set, or a negative error with a message in err. Never runs the loop; a
+ * failure may leave handles closing, which the caller's next run of the loop finishes. */
 int sig_server_start(sig_server_t **out, struct uv_loop_s *loop, const sig_config_t *cfg, int fd,
                      char *err, size_t errlen);
 
-/* SIGHUP's work on the server: reads the auth key file again (key rotation). What fails
- * is logged and the old state kept; connections go on. */
+/* SIGHUP's work on the server: takes the values of the live keys from its configuration,
+ * which the caller has just changed in place (sig_config_update; call this before the loop
+ * runs again: the server's origin list points into it), and reads the auth key file again
+ * (key rotation). New limits hold for the next request, connection and message; connections
+ * go on. A key file that fails is logged and the old key kept. */
 void sig_server_reload(sig_server_t *s);
 
 /* The start line's words into buf (n bytes): "listening on ADDRESS, open URL", URL the demo

@@ -161,6 +161,7 @@ int sig_workers_run(sig_config_t *cfg, const sig_workers_hooks_t *hooks) {
     } else if (sig == SIGHUP) {
       sig_notify_reloading();
       sig_log_reopen();
+      hooks->reload(cfg, hooks->arg);
       signal_all(w, n, SIGHUP);
       sig_notify_ready(cfg->host);
     }

@@ -14,6 +14,8 @@ typedef struct {
   /* The port is reserved, no worker runs yet: open the log, tell the user. Non-zero: stop
    * (the caller said why). */
   int (*started)(sig_config_t *cfg, void *arg);
+  /* SIGHUP, after the log is reopened and before the signal is passed on to the workers. */
+  void (*reload)(sig_config_t *cfg, void *arg);
   void *arg;
 } sig_workers_hooks_t;
 

@@ -394,6 +394,12 @@ def test_workers_a_second_instance_on_the_port_fails_and_writes_nothing_into_the
                            "Address already in use\n", r.stderr
         time.sleep(0.5)
         assert srv.log() == before, srv.log()[len(before):]
+        # SIGHUP to the supervisor: every worker reads the file again and says what it applied
+        cfg.write_text(cfg.read_text().replace('level = "info"', 'level = "debug"'))
+        srv.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: srv.log().count("reload: applied keys=log.level") == 2, 5), srv.log()[-2000:]
+        time.sleep(0.3)
+        assert srv.log().count("reload: applied keys=log.level") == 2
     finally:
         for s in pool.servers:
             s.stop()

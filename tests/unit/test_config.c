@@ -1213,6 +1213,64 @@ static void test_format_round_trip(void **state) {
   }
 }
 
+typedef struct {
+  char seen[1024];
+} seen_t;
+
+static void record(void *arg, const char *table, const char *key, int live) {
+  seen_t *s = arg;
+  size_t n = strlen(s->seen);
+  snprintf(s->seen + n, sizeof(s->seen) - n, "%s.%s%s ", table, key, live ? "(live)" : "");
+}
+
+/* SIGHUP's merge: every differing key reported in table order with its liveness; the live ones
+ * take the new value (copies), the others keep theirs. */
+static void test_update(void **state) {
+  sig_config_t cur, next;
+  seen_t seen = {""};
+  (void)state;
+  expect_ok(&cur, "[server]\nhost = \"127.0.0.1:1\"\nallowed_origins = [\"https://a\"]\n");
+  expect_ok(&next,
+            "[server]\nhost = \"127.0.0.1:2\"\nrequests_per_ip_burst = 3\nmax_connections = 5\n"
+            "allowed_origins = [\"https://b\", \"https://c\"]\ncors_origin = \"https://d\"\n"
+            "[log]\nlevel = \"debug\"\nformat = \"json\"\nout_file = \"-\"\n"
+            "[auth]\nissuer = \"x\"\n[cluster]\nnode_ttl_s = 3\n");
+  assert_int_equal(sig_config_update(&cur, &next, record, &seen), 10);
+  assert_string_equal(seen.seen,
+                      "server.host server.max_connections server.cors_origin(live) "
+                      "server.requests_per_ip_burst(live) server.allowed_origins(live) "
+                      "log.out_file log.level(live) log.format(live) auth.issuer "
+                      "cluster.node_ttl_s ");
+  /* live: new values, copied */
+  assert_int_equal(cur.requests_per_ip_burst, 3);
+  assert_int_equal(cur.log_level, SIG_LOG_DEBUG);
+  assert_int_equal(cur.log_format, SIG_LOG_JSON);
+  assert_string_equal(cur.cors_origin, "https://d");
+  assert_ptr_not_equal(cur.cors_origin, next.cors_origin);
+  assert_int_equal(cur.allowed_origins.n, 2);
+  assert_string_equal(cur.allowed_origins.items[1], "https://c");
+  assert_ptr_not_equal(cur.allowed_origins.items, next.allowed_origins.items);
+  /* restart: kept */
+  assert_string_equal(cur.host, "127.0.0.1:1");
+  assert_int_equal(cur.host_port, 1);
+  assert_int_equal(cur.max_connections, 10000);
+  assert_string_equal(cur.log_file, "signal-server.log");
+  assert_string_equal(cur.auth_issuer, "");
+  assert_int_equal(cur.cluster_node_ttl_s, 10);
+  sig_config_free(&next);
+  /* the same again: nothing live differs any more; what needs a restart still does */
+  expect_ok(&next,
+            "[server]\nhost = \"127.0.0.1:1\"\nallowed_origins = [\"https://b\", \"https://c\"]\n"
+            "requests_per_ip_burst = 3\ncors_origin = \"https://d\"\n[log]\nlevel = \"debug\"\n"
+            "format = \"json\"\n");
+  seen.seen[0] = '\0';
+  assert_int_equal(sig_config_update(&cur, &next, NULL, NULL), 0);
+  assert_int_equal(sig_config_update(&cur, &next, record, &seen), 0);
+  assert_string_equal(seen.seen, "");
+  sig_config_free(&next);
+  sig_config_free(&cur);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
@@ -1250,6 +1308,7 @@ int main(void) {
       cmocka_unit_test(test_resolve_file_keys),
       cmocka_unit_test(test_check_files),
       cmocka_unit_test(test_format_round_trip),
+      cmocka_unit_test(test_update),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
