@@ -1273,8 +1273,9 @@ int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err,
   resolved[NKEYS] = sig_strdup(cfg->log_dir);
   rc = resolve_one(&resolved[NKEYS], "log.out_dir", base_dir, err, errlen);
   for (size_t i = 0; i < NKEYS && rc == 0; i++) {
+    if (!keys[i].file) continue;
     const char *path = *(char **)field_at(cfg, keys[i].offset);
-    if (!keys[i].file || path == NULL || path[0] == '\0') continue;
+    if (path == NULL || path[0] == '\0') continue;
     snprintf(name, sizeof(name), "%s.%s", keys[i].table, keys[i].name);
     resolved[i] = sig_strdup(path);
     rc = resolve_one(&resolved[i], name, base_dir, err, errlen);
@@ -1296,8 +1297,9 @@ int sig_config_check_files(const sig_config_t *cfg, char *err, size_t errlen) {
   if (err != NULL && errlen > 0) err[0] = '\0';
   for (size_t i = 0; i < NKEYS; i++) {
     const key_desc *k = &keys[i];
+    if (!k->file) continue;
     const char *path = *(char **)field_at((sig_config_t *)cfg, k->offset);
-    if (!k->file || path == NULL || path[0] == '\0' || (k->used != NULL && !k->used(cfg))) continue;
+    if (path == NULL || path[0] == '\0' || (k->used != NULL && !k->used(cfg))) continue;
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
