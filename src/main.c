@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +353,13 @@ static int run(sig_config_t *cfg, const options_t *o, const char *path, int on_d
   memset(&app, 0, sizeof(app));
   app.cfg = cfg;
   app.opt = o;
+  /* SIGTERM, SIGINT and SIGHUP wait until they are handled (a worker starts with them held) */
+  sigset_t held;
+  sigemptyset(&held);
+  sigaddset(&held, SIGTERM);
+  sigaddset(&held, SIGINT);
+  sigaddset(&held, SIGHUP);
+  sigprocmask(SIG_BLOCK, &held, NULL);
   int fd = sig_server_listen(cfg, err, sizeof(err));
   if (fd < 0) {
     fprintf(stderr, "signal-server: %s\n", err);
@@ -373,20 +381,20 @@ static int run(sig_config_t *cfg, const options_t *o, const char *path, int on_d
   if (sig_server_start(&app.server, app.loop, cfg, fd, err, sizeof(err)) != 0) {
     fprintf(stderr, "signal-server: %s\n", err);
     SIG_ERROR("server", "%s", err);
+  } else if (start_signals(&app) != 0) { /* it could not be stopped cleanly: don't run */
+    sig_server_shutdown(app.server, on_stopped_early, &app);
   } else {
-    if (worker < 0) {
+    /* handled from here on: what arrived during start-up is delivered now */
+    sigprocmask(SIG_UNBLOCK, &held, NULL);
+    status = 0;
+    if (worker < 0) { /* said once the signals are handled: a SIGHUP after it is safe */
       sig_server_start_line(cfg, sig_server_address(app.server), line, sizeof(line));
       SIG_INFO("server", "%s version=%s log=%s", line, SIG_VERSION, sig_log_path());
       tell_user(line);
     } else {
       SIG_INFO("server", "worker %d serving on %s", worker, sig_server_address(app.server));
     }
-    if (start_signals(&app) == 0) { /* without signals it could not be stopped cleanly: don't run */
-      status = 0;
-      sig_notify_ready(sig_server_address(app.server));
-    } else {
-      sig_server_shutdown(app.server, on_stopped_early, &app);
-    }
+    sig_notify_ready(sig_server_address(app.server));
   }
   uv_run(app.loop, UV_RUN_DEFAULT); /* serves until stopped; then finishes the close callbacks */
   int rc = uv_loop_close(app.loop);

@@ -77,11 +77,16 @@ static pid_t spawn(sig_config_t *cfg, int index, int reserved, const sigset_t *o
                    const sig_workers_hooks_t *hooks) {
   pid_t pid = fork();
   if (pid != 0) return pid;
-  /* the worker: its own signals, no supervisor state */
+  /* the worker: its own signals, no supervisor state. SIGTERM, SIGINT and SIGHUP stay held
+   * until it handles them (a SIGHUP passed on while it starts must not end it). */
+  sigset_t mask = *old;
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
   close(reserved);
   cfg->worker_index = index;
   signal(SIGCHLD, SIG_DFL);
-  sigprocmask(SIG_SETMASK, old, NULL);
+  sigprocmask(SIG_SETMASK, &mask, NULL);
   unsetenv("NOTIFY_SOCKET"); /* systemd hears from the supervisor */
   exit(hooks->work(cfg, index, hooks->arg));
 }

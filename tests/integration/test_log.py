@@ -145,6 +145,7 @@ def test_log_to_stdout(make_server, ws):
     cb = ws(srv, b)
     ca = ws(srv, a)
     full_exchange(srv, ca, cb)
+    assert wait_for(lambda: "listening on" in srv.stdout_path.read_text(), 3)  # signals handled
     srv.proc.send_signal(signal.SIGHUP)  # reopens nothing: standard output stays
     time.sleep(0.3)
     refused_offer(srv)

@@ -22,7 +22,14 @@ def rewrite(srv, log_level, log_opts=None, **server_opts):
     (srv.workdir / "signal-server.toml").write_text(render_config(f"127.0.0.1:{srv.port}", opts, lopts))
 
 
+def started(srv):
+    """The start line (on standard output whatever the log level) is written once the signals are
+    handled: before it, a SIGHUP would end the process."""
+    assert wait_for(lambda: "listening on" in srv.stdout_path.read_text(), 5), srv.stderr()
+
+
 def hup_and_wait(srv, needle):
+    started(srv)
     srv.proc.send_signal(signal.SIGHUP)
     lines = wait_for(lambda: [ln for ln in srv.log().splitlines() if needle in ln], 5)
     assert lines, srv.log()[-3000:]
@@ -172,6 +179,7 @@ def test_every_key_is_live_or_needs_a_restart_as_documented(make_server, server_
             ln = f"    {m.group(1)} = {value}"
         lines.append(ln)
     cfg.write_text("\n".join(lines) + "\n")
+    started(srv)
     srv.proc.send_signal(signal.SIGHUP)
 
     def reported():  # the JSON lines (log.format changes too, at once)
