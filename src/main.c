@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,20 +26,38 @@
 #define CONFIG_NAME "signal-server.toml"
 
 typedef struct {
+  const char *config; /* --config PATH, or NULL */
+  int check_only;
+  int print;          /* --print-config */
+  int token;          /* the token subcommand */
+  const char *sub;    /* token --sub */
+  long long ttl;      /* token --ttl */
+  const char **calls; /* token --calls (borrowed from argv) */
+  size_t ncalls;
+} options_t;
+
+typedef struct {
   uv_loop_t *loop;
   sig_server_t *server;
+  sig_config_t *cfg;    /* in force; SIGHUP changes its live keys */
+  const options_t *opt; /* where the configuration came from, for SIGHUP */
   uv_signal_t sigterm, sigint, sighup;
 } app_t;
 
+static void reload_config(sig_config_t *cfg, const options_t *o, int quiet);
+
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: signal-server [--config PATH] [--check-config] [--version] [--help]\n"
+          "usage: signal-server [--config PATH] [--check-config] [--print-config] [--version] "
+          "[--help]\n"
           "       signal-server token --sub NAME [--ttl SECONDS] [--calls PATTERN ...] "
           "[--config PATH]\n"
           "  --config PATH    read PATH instead of " CONFIG_NAME
           " beside the executable\n"
-          "  --check-config   validate the configuration (and the files it names) and exit\n"
-          "                   (0 when valid)\n"
+          "  --check-config   check what start-up checks (the file, the files it names, the\n"
+          "                   host resolves, the log can be written) and exit (0 when valid)\n"
+          "  --print-config   print the configuration in effect, every default filled in, as\n"
+          "                   TOML, and exit\n"
           "  --version        print the version and exit\n"
           "  --help           print this text and exit\n"
           "  token            print a token for domain NAME, valid for SECONDS (default 3600),\n"
@@ -92,6 +111,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (signum == SIGHUP) {
     sig_notify_reloading();
     sig_log_reopen();
+    reload_config(app->cfg, app->opt, 0);
     if (app->server != NULL) sig_server_reload(app->server);
     sig_notify_ready(app->server != NULL ? sig_server_address(app->server) : NULL);
     return;
@@ -100,16 +120,6 @@ static void on_signal(uv_signal_t *h, int signum) {
   sig_notify_stopping();
   if (app->server != NULL) sig_server_shutdown(app->server, on_stopped, app);
 }
-
-typedef struct {
-  const char *config; /* --config PATH, or NULL */
-  int check_only;
-  int token;          /* the token subcommand */
-  const char *sub;    /* token --sub */
-  long long ttl;      /* token --ttl */
-  const char **calls; /* token --calls (borrowed from argv) */
-  size_t ncalls;
-} options_t;
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
   va_list ap;
@@ -136,6 +146,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
       o->config = a + 9;
     } else if (!o->token && strcmp(a, "--check-config") == 0) {
       o->check_only = 1;
+    } else if (!o->token && strcmp(a, "--print-config") == 0) {
+      o->print = 1;
     } else if (!o->token && strcmp(a, "--version") == 0) {
       printf("signal-server %s\n", SIG_VERSION);
       return 0;
@@ -199,28 +211,50 @@ static int check_combination(const sig_config_t *cfg) {
   return 0;
 }
 
-/* --check-config: what start-up would check of the files the configuration names. */
-static int check_files(const sig_config_t *cfg) {
-  char err[512];
-  if (check_combination(cfg) != 0) return 1;
+static int check_auth(const sig_config_t *cfg, char *err, size_t errlen) {
   sig_auth_t *auth = NULL;
-  if (sig_auth_new(&auth, cfg, err, sizeof(err)) != 0) {
-    fprintf(stderr, "%s%s%s\n", cfg->path ? cfg->path : "", cfg->path ? ": " : "", err);
-    return 1;
-  }
+  int rc = sig_auth_new(&auth, cfg, err, errlen);
   sig_auth_free(auth);
-  if (sig_server_check(cfg, err, sizeof(err)) != 0) { /* the TLS certificate and key */
+  return rc;
+}
+
+static int check_log(const sig_config_t *cfg, char *err, size_t errlen) {
+  return sig_log_check(cfg->log_dir, cfg->log_file, err, errlen);
+}
+
+/* What start-up needs besides a valid file, in the order it finds out: each returns 0, or a
+ * negative error with the reason in err. A file that a new key names is checked by
+ * sig_config_check_files once its row in sig_config.c says it names a file. */
+static int (*const start_checks[])(const sig_config_t *cfg, char *err, size_t errlen) = {
+    check_auth,             /* [auth] key_file: read, and a usable key */
+    sig_config_check_files, /* every file a key names, where it is used: readable */
+    sig_server_check_host,  /* [server] host resolves (binding is start-up's) */
+    check_log,              /* [log] the folder can be made and the file written */
+};
+
+/* --check-config, and a workers supervisor before it forks: what start-up would check.
+ * Returns 0, or 1 after saying why. */
+static int check_files(const sig_config_t *cfg) {
+  char err[1024];
+  if (check_combination(cfg) != 0) return 1;
+  if (sig_server_check(cfg, err, sizeof(err)) != 0) { /* the TLS pair; its message names the file */
     fprintf(stderr, "%s\n", err);
     return 1;
+  }
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(start_checks); i++) {
+    if (start_checks[i](cfg, err, sizeof(err)) != 0) {
+      fprintf(stderr, "%s%s%s\n", cfg->path ? cfg->path : "", cfg->path ? ": " : "", err);
+      return 1;
+    }
   }
   return 0;
 }
 
 /* Loads the configuration (--config, else the file beside the executable, else the built-in
  * defaults: *on_defaults) and resolves its paths. *path gets the file's path (heap). Returns 0,
- * or -1 after saying why on stderr. */
-static int load_config(const options_t *o, sig_config_t *cfg, char **path, int *on_defaults) {
-  char err[1024];
+ * or -1 with the reason in err. */
+static int load_config(const options_t *o, sig_config_t *cfg, char **path, int *on_defaults,
+                       char *err, size_t errlen) {
   char *base = exe_dir(), *dir;
   int rc = 0;
   *on_defaults = 0;
@@ -232,13 +266,54 @@ static int load_config(const options_t *o, sig_config_t *cfg, char **path, int *
     snprintf(*path, n, "%s/%s", base, CONFIG_NAME);
     *on_defaults = access(*path, F_OK) != 0;
   }
-  if (!*on_defaults && sig_config_load(cfg, *path, err, sizeof(err)) != 0) rc = -1;
+  if (!*on_defaults && sig_config_load(cfg, *path, err, errlen) != 0) rc = -1;
   dir = !*on_defaults ? dir_of(*path) : sig_strdup(base);
-  if (rc == 0 && sig_config_resolve_paths(cfg, dir, err, sizeof(err)) != 0) rc = -1;
-  if (rc != 0) fprintf(stderr, "%s\n", err);
+  if (rc == 0 && sig_config_resolve_paths(cfg, dir, err, errlen) != 0) rc = -1;
   free(dir);
   free(base);
   return rc;
+}
+
+/* The names of the keys that changed on a reload, applied and not. */
+typedef struct {
+  char applied[2048], kept[2048]; /* every key's name fits */
+} changes_t;
+
+static void note_change(void *arg, const char *table, const char *key, int live) {
+  changes_t *c = arg;
+  char *list = live ? c->applied : c->kept;
+  size_t n = strlen(list);
+  snprintf(list + n, sizeof(c->applied) - n, "%s%s.%s", n > 0 ? "," : "", table, key);
+}
+
+/* SIGHUP: the configuration is read again as at start; the keys that may change live take their
+ * new values in cfg (the caller then has the server take them), the others keep theirs and are
+ * named. A file that no longer loads changes nothing. quiet: apply without a word (a workers
+ * supervisor: its workers say it). */
+static void reload_config(sig_config_t *cfg, const options_t *o, int quiet) {
+  char err[1024], *path = NULL;
+  int on_defaults;
+  changes_t c = {"", ""};
+  sig_config_t next;
+  sig_config_init(&next);
+  int rc = load_config(o, &next, &path, &on_defaults, err, sizeof(err));
+  size_t changed = rc == 0 ? sig_config_update(cfg, &next, note_change, &c) : 0;
+  /* the new level and format already for the lines that say so */
+  sig_log_set_level(cfg->log_level);
+  sig_log_set_format(cfg->log_format);
+  if (rc != 0 && !quiet)
+    SIG_EVENT(SIG_LOG_ERROR, "server", NULL,
+              "reload: configuration not applied, keeping the one in force", SIG_KV("error", err));
+  if (rc == 0 && changed == 0 && !quiet)
+    SIG_EVENT(SIG_LOG_INFO, "server", NULL, "reload: configuration read, nothing changed",
+              SIG_KV("path", on_defaults ? "built-in defaults" : path));
+  if (c.applied[0] != '\0' && !quiet)
+    SIG_EVENT(SIG_LOG_INFO, "server", NULL, "reload: applied", SIG_KV("keys", c.applied));
+  if (c.kept[0] != '\0' && !quiet)
+    SIG_EVENT(SIG_LOG_WARN, "server", NULL, "reload: changed, not applied: they need a restart",
+              SIG_KV("keys", c.kept));
+  sig_config_free(&next);
+  free(path);
 }
 
 /* Installs the signal handlers; returns 0, or a negative error with every handle it opened
@@ -261,16 +336,45 @@ static int start_signals(app_t *app) {
   return rc;
 }
 
-/* Opens the log, starts the server and runs the loop until it stops. Returns the exit status. */
-static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
-  char err[1024];
+/* The start line on standard output too, for whoever started the server by hand (`make run`),
+ * unless the log is standard output already. */
+static void tell_user(const char *line) {
+  const char *log = sig_log_path();
+  if (log != NULL && strcmp(log, "-") == 0) return;
+  printf("signal-server: %s (log: %s)\n", line, log != NULL ? log : "standard error");
+  fflush(stdout);
+}
+
+/* Opens the log (after the port is ours: a start that fails to bind must not write into the log
+ * of the instance that holds the port), starts the server and runs the loop until it stops.
+ * worker: the index of a worker process, whose supervisor tells the user; -1 when alone.
+ * Returns the exit status. */
+static int run(sig_config_t *cfg, const options_t *o, const char *path, int on_defaults,
+               int worker) {
+  char err[1024], line[512];
   app_t app;
   int status = 1;
   memset(&app, 0, sizeof(app));
-  if (sig_log_open(cfg->log_dir, cfg->log_file, cfg->log_level, err, sizeof(err)) != 0) {
+  app.cfg = cfg;
+  app.opt = o;
+  /* SIGTERM, SIGINT and SIGHUP wait until they are handled (a worker starts with them held) */
+  sigset_t held;
+  sigemptyset(&held);
+  sigaddset(&held, SIGTERM);
+  sigaddset(&held, SIGINT);
+  sigaddset(&held, SIGHUP);
+  sigprocmask(SIG_BLOCK, &held, NULL);
+  int fd = sig_server_listen(cfg, err, sizeof(err));
+  if (fd < 0) {
     fprintf(stderr, "signal-server: %s\n", err);
     return 1;
   }
+  if (sig_log_open(cfg->log_dir, cfg->log_file, cfg->log_level, err, sizeof(err)) != 0) {
+    fprintf(stderr, "signal-server: %s\n", err);
+    close(fd);
+    return 1;
+  }
+  sig_log_set_format(cfg->log_format);
   if (on_defaults)
     SIG_INFO("server", "no configuration file at %s: running on built-in defaults", path);
   else
@@ -278,18 +382,23 @@ static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
   raise_fd_limit();
   signal(SIGPIPE, SIG_IGN);
   app.loop = uv_default_loop();
-  if (sig_server_start(&app.server, app.loop, cfg, err, sizeof(err)) != 0) {
+  if (sig_server_start(&app.server, app.loop, cfg, fd, err, sizeof(err)) != 0) {
     fprintf(stderr, "signal-server: %s\n", err);
     SIG_ERROR("server", "%s", err);
+  } else if (start_signals(&app) != 0) { /* it could not be stopped cleanly: don't run */
+    sig_server_shutdown(app.server, on_stopped_early, &app);
   } else {
-    SIG_INFO("server", "listening on %s version=%s log=%s", sig_server_address(app.server),
-             SIG_VERSION, sig_log_path());
-    if (start_signals(&app) == 0) { /* without signals it could not be stopped cleanly: don't run */
-      status = 0;
-      sig_notify_ready(sig_server_address(app.server));
+    /* handled from here on: what arrived during start-up is delivered now */
+    sigprocmask(SIG_UNBLOCK, &held, NULL);
+    status = 0;
+    if (worker < 0) { /* said once the signals are handled: a SIGHUP after it is safe */
+      sig_server_start_line(cfg, sig_server_address(app.server), line, sizeof(line));
+      SIG_INFO("server", "%s version=%s log=%s", line, SIG_VERSION, sig_log_path());
+      tell_user(line);
     } else {
-      sig_server_shutdown(app.server, on_stopped_early, &app);
+      SIG_INFO("server", "worker %d serving on %s", worker, sig_server_address(app.server));
     }
+    sig_notify_ready(sig_server_address(app.server));
   }
   uv_run(app.loop, UV_RUN_DEFAULT); /* serves until stopped; then finishes the close callbacks */
   int rc = uv_loop_close(app.loop);
@@ -300,6 +409,7 @@ static int run(const sig_config_t *cfg, const char *path, int on_defaults) {
 }
 
 typedef struct {
+  const options_t *opt;
   const char *path;
   int on_defaults;
 } worker_ctx_t;
@@ -307,22 +417,46 @@ typedef struct {
 /* A worker process: the server, as one process would run it (its own log handle). */
 static int work(sig_config_t *cfg, int index, void *arg) {
   worker_ctx_t *w = arg;
-  (void)index;
   sig_log_close(); /* the supervisor's; the worker opens its own */
-  return run(cfg, w->path, w->on_defaults);
+  return run(cfg, w->opt, w->path, w->on_defaults, index);
+}
+
+/* The supervisor holds the port: its log, and the start line. */
+static int supervisor_started(sig_config_t *cfg, void *arg) {
+  worker_ctx_t *w = arg;
+  char err[1024], address[300], line[512];
+  if (sig_log_open(cfg->log_dir, cfg->log_file, cfg->log_level, err, sizeof(err)) != 0) {
+    fprintf(stderr, "signal-server: %s\n", err);
+    return -1;
+  }
+  sig_log_set_format(cfg->log_format);
+  if (w->on_defaults)
+    SIG_INFO("workers", "no configuration file at %s: running on built-in defaults", w->path);
+  else
+    SIG_INFO("workers", "configuration loaded path=%s", w->path);
+  snprintf(address, sizeof(address), strchr(cfg->host_addr, ':') != NULL ? "[%s]:%d" : "%s:%d",
+           cfg->host_addr, cfg->host_port);
+  sig_server_start_line(cfg, address, line, sizeof(line));
+  SIG_INFO("workers", "%s workers=%" PRId64 " version=%s log=%s", line, cfg->workers, SIG_VERSION,
+           sig_log_path());
+  tell_user(line);
+  return 0;
+}
+
+/* SIGHUP in the supervisor: its own log's level and format, and shutdown_timeout_s. */
+static void supervisor_reload(sig_config_t *cfg, void *arg) {
+  worker_ctx_t *w = arg;
+  reload_config(cfg, w->opt, 1);
 }
 
 /* [server] workers > 1: the supervisor. */
-static int run_workers(sig_config_t *cfg, const char *path, int on_defaults) {
-  char err[1024];
-  worker_ctx_t ctx = {path, on_defaults};
+static int run_workers(sig_config_t *cfg, const options_t *o, const char *path, int on_defaults) {
+  worker_ctx_t ctx = {o, path, on_defaults};
+  sig_workers_hooks_t hooks = {
+      .work = work, .started = supervisor_started, .reload = supervisor_reload, .arg = &ctx};
   if (check_files(cfg) != 0) return 1;
-  if (sig_log_open(cfg->log_dir, cfg->log_file, cfg->log_level, err, sizeof(err)) != 0) {
-    fprintf(stderr, "signal-server: %s\n", err);
-    return 1;
-  }
   raise_fd_limit();
-  int status = sig_workers_run(cfg, work, &ctx);
+  int status = sig_workers_run(cfg, &hooks);
   sig_log_close();
   return status;
 }
@@ -330,24 +464,30 @@ static int run_workers(sig_config_t *cfg, const char *path, int on_defaults) {
 int main(int argc, char **argv) {
   options_t o = {.ttl = 3600};
   sig_config_t cfg;
-  char *path = NULL;
+  char *path = NULL, err[1024];
   int on_defaults, status = parse_args(argc, argv, &o);
   if (status >= 0) {
     free(o.calls);
     return status;
   }
   sig_config_init(&cfg);
-  if (load_config(&o, &cfg, &path, &on_defaults) != 0) {
+  if (load_config(&o, &cfg, &path, &on_defaults, err, sizeof(err)) != 0) {
+    fprintf(stderr, "%s\n", err);
     status = 1;
   } else if (o.token) {
     status = print_token(&o, &cfg);
-  } else if (o.check_only) {
-    status = check_files(&cfg);
-    if (status == 0) printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
+  } else if (o.check_only || o.print) {
+    status = o.check_only ? check_files(&cfg) : 0;
+    if (status == 0 && o.check_only) printf("%s: ok\n", on_defaults ? "built-in defaults" : path);
+    if (status == 0 && o.print) {
+      char *text = sig_config_format(&cfg, NULL);
+      fputs(text, stdout);
+      free(text);
+    }
   } else if (cfg.workers > 1) {
-    status = run_workers(&cfg, path, on_defaults);
+    status = run_workers(&cfg, &o, path, on_defaults);
   } else {
-    status = check_combination(&cfg) != 0 ? 1 : run(&cfg, path, on_defaults);
+    status = check_combination(&cfg) != 0 ? 1 : run(&cfg, &o, path, on_defaults, -1);
   }
   sig_config_free(&cfg);
   free(path);

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sig_addr.h"
@@ -36,6 +38,11 @@ typedef struct {
   const char *def_str;        /* KEY_STRING, KEY_CHOICE */
   const char *const *choices; /* KEY_CHOICE: NULL-terminated, index = enum value */
   check_fn check;             /* KEY_STRING, KEY_LIST (each item), optional */
+  /* KEY_STRING naming a file the server reads: resolved against the config's folder, and when
+   * set and used(cfg) (NULL: always), checked for reading by sig_config_check_files. */
+  bool file;
+  bool (*used)(const sig_config_t *cfg);
+  bool live; /* SIGHUP applies it (LIVE below) */
 } key_desc;
 
 static int check_host(sig_config_t *cfg, const char *s, char *why, size_t whylen);
@@ -57,42 +64,66 @@ static const char *const alg_choices[] = {"HS256", "HS384", "HS512", "RS256", "R
                                           "RS512", "ES256", "ES384", NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 static const char *const tls_version_choices[] = {"1.2", "1.3", NULL};
+static const char *const format_choices[] = {"text", "json", NULL};
 
 /* Choice keys are written through an int lvalue. */
 _Static_assert(sizeof(sig_dup_policy_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_log_level_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(sig_log_format_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_auth_mode_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_auth_alg_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(sig_tls_version_t) == sizeof(int), "enum size");
 
-#define INT_KEY(t, k, field, def, lo, hi)                                            \
+/* A row per key. A key whose row adds LIVE is applied by SIGHUP while the server runs (main.c
+ * re-reads the file; sig_server_reload and the log take the new values); every other key keeps
+ * its value until a restart. */
+#define LIVE .live = true
+
+#define INT_KEY(t, k, field, def, lo, hi, ...)                                       \
   {                                                                                  \
     .table = t, .name = k, .kind = KEY_INT, .offset = offsetof(sig_config_t, field), \
-    .def_int = def, .min = lo, .max = hi                                             \
+    .def_int = def, .min = lo, .max = hi, __VA_ARGS__                                \
   }
-#define STR_KEY(t, k, field, def, chk)                                                  \
+#define STR_KEY(t, k, field, def, chk, ...)                                             \
   {                                                                                     \
     .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
-    .def_str = def, .check = chk                                                        \
+    .def_str = def, .check = chk, __VA_ARGS__                                           \
   }
-#define LIST_KEY(t, k, field, def, chk)                                               \
+#define LIST_KEY(t, k, field, def, chk, ...)                                          \
   {                                                                                   \
     .table = t, .name = k, .kind = KEY_LIST, .offset = offsetof(sig_config_t, field), \
-    .def_str = def, .check = chk                                                      \
+    .def_str = def, .check = chk, __VA_ARGS__                                         \
   }
-#define CHOICE_KEY(t, k, field, def, list)                                              \
+#define FILE_KEY(t, k, field, when, ...)                                                \
+  {                                                                                     \
+    .table = t, .name = k, .kind = KEY_STRING, .offset = offsetof(sig_config_t, field), \
+    .def_str = "", .check = check_path, .file = true, .used = when, __VA_ARGS__         \
+  }
+#define CHOICE_KEY(t, k, field, def, list, ...)                                         \
   {                                                                                     \
     .table = t, .name = k, .kind = KEY_CHOICE, .offset = offsetof(sig_config_t, field), \
-    .def_str = def, .choices = list                                                     \
+    .def_str = def, .choices = list, __VA_ARGS__                                        \
   }
+
+static bool auth_on(const sig_config_t *cfg) {
+  return cfg->auth_mode == SIG_AUTH_JWT;
+}
+
+static bool tls_on(const sig_config_t *cfg) {
+  return cfg->tls != 0;
+}
+
+static bool cluster_on(const sig_config_t *cfg) {
+  return cfg->cluster_redis != NULL && cfg->cluster_redis[0] != '\0';
+}
 
 /* Rows of one table are contiguous: the first row's index stands for the table. */
 static const key_desc keys[] = {
     STR_KEY("server", "host", host, "0.0.0.0:9091", check_host),
     INT_KEY("server", "max_connections", max_connections, 10000, 1, 1000000),
-    INT_KEY("server", "max_header_bytes", max_header_bytes, 8192, 1024, 1048576),
-    INT_KEY("server", "max_body_bytes", max_body_bytes, 65536, 1024, 16777216),
-    INT_KEY("server", "max_message_bytes", max_message_bytes, 65536, 1024, 16777216),
+    INT_KEY("server", "max_header_bytes", max_header_bytes, 8192, 1024, 1048576, LIVE),
+    INT_KEY("server", "max_body_bytes", max_body_bytes, 65536, 1024, 16777216, LIVE),
+    INT_KEY("server", "max_message_bytes", max_message_bytes, 65536, 1024, 16777216, LIVE),
     INT_KEY("server", "max_write_queue_bytes", max_write_queue_bytes, 262144, 65536, 268435456),
     INT_KEY("server", "header_timeout_s", header_timeout_s, 10, 1, 3600),
     INT_KEY("server", "keepalive_timeout_s", keepalive_timeout_s, 60, 1, 86400),
@@ -102,35 +133,36 @@ static const key_desc keys[] = {
     INT_KEY("server", "max_pending_offers", max_pending_offers, 16, 1, 10000),
     INT_KEY("server", "max_exchanges_per_peer", max_exchanges_per_peer, 64, 1, 100000),
     CHOICE_KEY("server", "duplicate", duplicate, "replace", dup_choices),
-    STR_KEY("server", "cors_origin", cors_origin, "*", check_origin),
-    INT_KEY("server", "shutdown_timeout_s", shutdown_timeout_s, 5, 0, 600),
+    STR_KEY("server", "cors_origin", cors_origin, "*", check_origin, LIVE),
+    INT_KEY("server", "shutdown_timeout_s", shutdown_timeout_s, 5, 0, 600, LIVE),
     INT_KEY("server", "first_byte_timeout_s", first_byte_timeout_s, 3, 1, 3600),
     INT_KEY("server", "message_timeout_s", message_timeout_s, 10, 1, 3600),
-    INT_KEY("server", "max_connections_per_ip", max_connections_per_ip, 256, 1, 1000000),
-    INT_KEY("server", "requests_per_ip_per_s", requests_per_ip_per_s, 100, 1, 1000000),
-    INT_KEY("server", "requests_per_ip_burst", requests_per_ip_burst, 200, 1, 1000000),
-    INT_KEY("server", "messages_per_s", messages_per_s, 100, 1, 1000000),
-    INT_KEY("server", "messages_burst", messages_burst, 200, 1, 1000000),
+    INT_KEY("server", "max_connections_per_ip", max_connections_per_ip, 256, 1, 1000000, LIVE),
+    INT_KEY("server", "requests_per_ip_per_s", requests_per_ip_per_s, 100, 1, 1000000, LIVE),
+    INT_KEY("server", "requests_per_ip_burst", requests_per_ip_burst, 200, 1, 1000000, LIVE),
+    INT_KEY("server", "messages_per_s", messages_per_s, 100, 1, 1000000, LIVE),
+    INT_KEY("server", "messages_burst", messages_burst, 200, 1, 1000000, LIVE),
     INT_KEY("server", "max_tracked_ips", max_tracked_ips, 65536, 1024, 10000000),
     LIST_KEY("server", "trusted_proxies", trusted_proxies, NULL, check_cidr),
-    LIST_KEY("server", "allowed_origins", allowed_origins, "*", check_allowed_origin),
+    LIST_KEY("server", "allowed_origins", allowed_origins, "*", check_allowed_origin, LIVE),
     INT_KEY("server", "workers", workers, 1, 1, 256),
     STR_KEY("log", "out_dir", log_dir, "log", check_dir),
     STR_KEY("log", "out_file", log_file, "signal-server.log", check_file),
-    CHOICE_KEY("log", "level", log_level, "info", level_choices),
+    CHOICE_KEY("log", "level", log_level, "info", level_choices, LIVE),
+    CHOICE_KEY("log", "format", log_format, "text", format_choices, LIVE),
     CHOICE_KEY("auth", "mode", auth_mode, "none", mode_choices),
     CHOICE_KEY("auth", "algorithm", auth_alg, "HS256", alg_choices),
-    STR_KEY("auth", "key_file", auth_key_file, "", check_path),
+    FILE_KEY("auth", "key_file", auth_key_file, auth_on),
     STR_KEY("auth", "issuer", auth_issuer, "", check_text),
     STR_KEY("auth", "audience", auth_audience, "", check_text),
     INT_KEY("auth", "leeway_s", auth_leeway_s, 30, 0, 3600),
-    STR_KEY("tls", "cert_file", tls_cert_file, "", check_path),
-    STR_KEY("tls", "key_file", tls_key_file, "", check_path),
+    FILE_KEY("tls", "cert_file", tls_cert_file, tls_on),
+    FILE_KEY("tls", "key_file", tls_key_file, tls_on),
     CHOICE_KEY("tls", "min_version", tls_min_version, "1.2", tls_version_choices),
     STR_KEY("tls", "ciphers", tls_ciphers, "", check_text),
     STR_KEY("metrics", "host", metrics_host, "", check_metrics_host),
     STR_KEY("cluster", "redis", cluster_redis, "", check_redis),
-    STR_KEY("cluster", "redis_password_file", cluster_password_file, "", check_path),
+    FILE_KEY("cluster", "redis_password_file", cluster_password_file, cluster_on),
     STR_KEY("cluster", "node_id", cluster_node_id, "", check_node_id),
     STR_KEY("cluster", "key_prefix", cluster_key_prefix, "sig:", check_key_prefix),
     INT_KEY("cluster", "node_ttl_s", cluster_node_ttl_s, 10, 2, 3600),
@@ -903,12 +935,17 @@ static bool looks_like_address(const char *t, size_t n) {
   return true;
 }
 
+/* HOST:PORT written without quotes (the TOML would read a time, a float or nothing). */
+static int refuse_address(reader *r, const char *t, size_t n, const char *key) {
+  return refuse(r, t, key, "an address must be a quoted string: \"%.*s\"",
+                (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
+}
+
 /* Why a token that starts like a number is not a decimal integer (the one form we read), or NULL.
  * The sign, if any, is at t[0]. */
 static const char *unsupported_number(const char *t, size_t n) {
   const char *s = t + (*t == '+' || *t == '-');
   size_t len = (size_t)(t + n - s);
-  if (looks_like_address(t, n)) return "an address must be a quoted string, e.g. \"0.0.0.0:9091\"";
   if (memchr(t, ':', n) != NULL || (n >= 5 && is_digit(t[0]) && is_digit(t[1]) && is_digit(t[2]) &&
                                     is_digit(t[3]) && t[4] == '-'))
     return "dates and times are not supported";
@@ -928,6 +965,7 @@ static int read_number(reader *r, const char *t, size_t n, value *v, const char 
   bool neg = false, prev_digit = false;
   uint64_t acc = 0, limit;
 
+  if (looks_like_address(t, n)) return refuse_address(r, t, n, key);
   if (why != NULL) return refuse(r, t, key, "%s", why);
   if (*s == '+' || *s == '-') neg = *s++ == '-';
   limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
@@ -953,6 +991,15 @@ static int read_number(reader *r, const char *t, size_t n, value *v, const char 
   return 0;
 }
 
+/* "[" IPv6 characters "]:" digits: an IPv6 address and port, not an array. */
+static bool looks_like_bracketed_address(const char *p, const char *end) {
+  const char *q = p + 1;
+  while (q < end && (sig_hex_value((unsigned char)*q) >= 0 || *q == ':' || *q == '.')) q++;
+  if (q + 2 >= end || q[0] != ']' || q[1] != ':' || !is_digit(q[2])) return false;
+  for (q += 2; q < end && is_digit(*q);) q++;
+  return q == end || *q == ' ' || *q == '\t' || *q == '#' || *q == '\r' || *q == '\n';
+}
+
 static bool is_token(int c) {
   return is_alnum(c) || c == '_' || c == '+' || c == '-' || c == '.' || c == ':';
 }
@@ -966,7 +1013,13 @@ static int read_value(reader *r, value *v, const char *key) {
   switch (*r->p) {
     case '"':
     case '\'': v->type = VAL_STRING; return read_string(r, &v->str, key);
-    case '[': return read_array(r, v, key);
+    case '[':
+      if (looks_like_bracketed_address(r->p, r->end)) {
+        const char *e = r->p;
+        while (e < r->end && (is_token((unsigned char)*e) || *e == '[' || *e == ']')) e++;
+        return refuse_address(r, r->p, (size_t)(e - r->p), key);
+      }
+      return read_array(r, v, key);
     case '{': return refuse(r, t, key, "inline tables are not supported");
     default: break;
   }
@@ -982,6 +1035,7 @@ static int read_value(reader *r, value *v, const char *key) {
   if (is_digit(t[0]) || t[0] == '+' || t[0] == '-') return read_number(r, t, n, v, key);
   if (token_is(t, n, "inf") || token_is(t, n, "nan"))
     return refuse(r, t, key, "floats are not supported");
+  if (looks_like_address(t, n)) return refuse_address(r, t, n, key);
   return refuse(r, t, key, "invalid value '%.*s' (strings must be quoted)",
                 (int)(n < MAX_NAME_IN_MSG ? n : MAX_NAME_IN_MSG), t);
 }
@@ -1240,43 +1294,176 @@ static int resolve_one(char **field, const char *key, const char *base_dir, char
   return 0;
 }
 
-/* The keys that name a file: resolved like out_dir when set. */
-static const struct {
-  size_t offset;
-  const char *key;
-} file_keys[] = {
-    {offsetof(sig_config_t, auth_key_file), "auth.key_file"},
-    {offsetof(sig_config_t, tls_cert_file), "tls.cert_file"},
-    {offsetof(sig_config_t, tls_key_file), "tls.key_file"},
-    {offsetof(sig_config_t, cluster_password_file), "cluster.redis_password_file"},
-};
-
 int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen) {
-  char *log_dir = NULL, *files[SIG_ARRAY_SIZE(file_keys)] = {NULL};
-  int rc;
+  char *resolved[NKEYS + 1] = {NULL}; /* by row; the last one: log.out_dir */
+  char name[80];
+  int rc = 0;
   if (err != NULL && errlen > 0) err[0] = '\0';
   if (cfg->log_dir == NULL || cfg->log_dir[0] == '\0')
     return errorf(err, errlen, "log.out_dir: must not be empty");
-  log_dir = sig_strdup(cfg->log_dir);
-  if ((rc = resolve_one(&log_dir, "log.out_dir", base_dir, err, errlen)) != 0) goto fail;
-  for (size_t i = 0; i < SIG_ARRAY_SIZE(file_keys); i++) {
-    const char *v = *(char **)field_at(cfg, file_keys[i].offset);
-    if (v == NULL || v[0] == '\0') continue;
-    files[i] = sig_strdup(v);
-    if ((rc = resolve_one(&files[i], file_keys[i].key, base_dir, err, errlen)) != 0) goto fail;
+  resolved[NKEYS] = sig_strdup(cfg->log_dir);
+  rc = resolve_one(&resolved[NKEYS], "log.out_dir", base_dir, err, errlen);
+  for (size_t i = 0; i < NKEYS && rc == 0; i++) {
+    if (!keys[i].file) continue;
+    const char *path = *(char **)field_at(cfg, keys[i].offset);
+    if (path == NULL || path[0] == '\0') continue;
+    snprintf(name, sizeof(name), "%s.%s", keys[i].table, keys[i].name);
+    resolved[i] = sig_strdup(path);
+    rc = resolve_one(&resolved[i], name, base_dir, err, errlen);
   }
-  for (size_t i = 0; i < SIG_ARRAY_SIZE(file_keys); i++) {
-    char **slot = field_at(cfg, file_keys[i].offset);
-    if (files[i] == NULL) continue;
-    free(*slot);
-    *slot = files[i];
+  for (size_t i = 0; i <= NKEYS; i++) { /* all or nothing */
+    if (resolved[i] == NULL) continue;
+    char **slot = i < NKEYS ? field_at(cfg, keys[i].offset) : &cfg->log_dir;
+    if (rc == 0) {
+      free(*slot);
+      *slot = resolved[i];
+    } else {
+      free(resolved[i]);
+    }
   }
-  free(cfg->log_dir);
-  cfg->log_dir = log_dir;
-  return 0;
-
-fail:
-  free(log_dir);
-  for (size_t i = 0; i < SIG_ARRAY_SIZE(file_keys); i++) free(files[i]);
   return rc;
+}
+
+int sig_config_check_files(const sig_config_t *cfg, char *err, size_t errlen) {
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_desc *k = &keys[i];
+    if (!k->file) continue;
+    const char *path = *(char **)field_at((sig_config_t *)cfg, k->offset);
+    if (path == NULL || path[0] == '\0' || (k->used != NULL && !k->used(cfg))) continue;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+      return errorf(err, errlen, "%s.%s: cannot read %s: %s", k->table, k->name, path,
+                    strerror(errno));
+    int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    if (dir)
+      return errorf(err, errlen, "%s.%s: cannot read %s: it is a folder, not a file", k->table,
+                    k->name, path);
+  }
+  return 0;
+}
+
+static bool same_value(const key_desc *k, const sig_config_t *a, const sig_config_t *b) {
+  const void *x = field_at((sig_config_t *)a, k->offset),
+             *y = field_at((sig_config_t *)b, k->offset);
+  switch (k->kind) {
+    case KEY_INT: return *(const int64_t *)x == *(const int64_t *)y;
+    case KEY_CHOICE: return *(const int *)x == *(const int *)y;
+    case KEY_STRING: return strcmp(*(char *const *)x, *(char *const *)y) == 0;
+    case KEY_LIST: {
+      const sig_config_list_t *l = x, *m = y;
+      if (l->n != m->n) return false;
+      for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->items[i], m->items[i]) != 0) return false;
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t sig_config_update(sig_config_t *cur, const sig_config_t *next, sig_config_change_fn each,
+                         void *arg) {
+  size_t changed = 0;
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_desc *k = &keys[i];
+    if (same_value(k, cur, next)) continue;
+    changed++;
+    if (each != NULL) each(arg, k->table, k->name, k->live);
+    if (!k->live) continue;
+    void *dst = field_at(cur, k->offset);
+    const void *src = field_at((sig_config_t *)next, k->offset);
+    switch (k->kind) {
+      case KEY_INT: *(int64_t *)dst = *(const int64_t *)src; break;
+      case KEY_CHOICE: *(int *)dst = *(const int *)src; break;
+      case KEY_STRING:
+        free(*(char **)dst);
+        *(char **)dst = sig_strdup(*(char *const *)src);
+        break;
+      case KEY_LIST: {
+        const sig_config_list_t *from = src;
+        sig_config_list_t *to = dst;
+        list_free(to);
+        to->n = from->n;
+        to->items = to->n > 0 ? sig_malloc(to->n * sizeof(*to->items)) : NULL;
+        for (size_t j = 0; j < to->n; j++) to->items[j] = sig_strdup(from->items[j]);
+        break;
+      }
+    }
+  }
+  return changed;
+}
+
+/* A growing text for sig_config_format. */
+typedef struct {
+  char *s;
+  size_t n, cap;
+} text_t;
+
+__attribute__((format(printf, 2, 3))) static void put(text_t *t, const char *fmt, ...) {
+  va_list ap;
+  for (;;) {
+    va_start(ap, fmt);
+    int k = vsnprintf(t->s + t->n, t->cap - t->n, fmt, ap);
+    va_end(ap);
+    if (k < 0) k = 0; /* cannot happen with our formats; write nothing rather than garbage */
+    if ((size_t)k < t->cap - t->n) {
+      t->n += (size_t)k;
+      return;
+    }
+    t->cap = (t->n + (size_t)k + 1) * 2;
+    t->s = sig_realloc(t->s, t->cap);
+  }
+}
+
+/* A basic string, escaped so that the reader reads it back as it is. */
+static void put_string(text_t *t, const char *s) {
+  put(t, "\"");
+  for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+    if (*p == '"' || *p == '\\')
+      put(t, "\\%c", *p);
+    else if (*p < 0x20 || *p == 0x7f)
+      put(t, "\\u%04x", *p);
+    else
+      put(t, "%c", *p);
+  }
+  put(t, "\"");
+}
+
+char *sig_config_format(const sig_config_t *cfg, size_t *len) {
+  text_t t = {sig_malloc(4096), 0, 4096};
+  t.s[0] = '\0';
+  put(&t,
+      "# The configuration in effect: the file's keys, and the default of every other key.\n"
+      "# Paths are absolute. Secrets stay in the files that keys name.\n");
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_desc *k = &keys[i];
+    const void *field = field_at((sig_config_t *)cfg, k->offset);
+    int first = i == 0 || strcmp(keys[i - 1].table, k->table) != 0;
+    if (strcmp(k->table, "tls") == 0 && !cfg->tls) { /* the table's presence turns TLS on */
+      if (first) put(&t, "# [tls] absent: the listener speaks plain HTTP\n");
+      continue;
+    }
+    if (first) put(&t, "[%s]\n", k->table);
+    put(&t, "    %s = ", k->name);
+    switch (k->kind) {
+      case KEY_INT: put(&t, "%" PRId64, *(const int64_t *)field); break;
+      case KEY_STRING: put_string(&t, *(char *const *)field); break;
+      case KEY_CHOICE: put_string(&t, k->choices[*(const int *)field]); break;
+      case KEY_LIST: {
+        const sig_config_list_t *l = field;
+        put(&t, "[");
+        for (size_t j = 0; j < l->n; j++) {
+          if (j > 0) put(&t, ", ");
+          put_string(&t, l->items[j]);
+        }
+        put(&t, "]");
+        break;
+      }
+    }
+    put(&t, "\n");
+  }
+  if (len != NULL) *len = t.n;
+  return t.s;
 }

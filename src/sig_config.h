@@ -28,6 +28,8 @@ typedef enum { SIG_TLS_1_2, SIG_TLS_1_3 } sig_tls_version_t;
 
 /* `[log] level`, least to most severe. */
 typedef enum { SIG_LOG_DEBUG, SIG_LOG_INFO, SIG_LOG_WARN, SIG_LOG_ERROR } sig_log_level_t;
+/* `[log] format`: "key=value" text lines, or one JSON object per line. */
+typedef enum { SIG_LOG_TEXT, SIG_LOG_JSON } sig_log_format_t;
 
 /* A list of strings (an array key): items[0..n), heap-allocated. */
 typedef struct {
@@ -72,9 +74,10 @@ typedef struct {
   char *tls_ciphers; /* "" when unset: OpenSSL's defaults */
   sig_dup_policy_t duplicate;
   char *cors_origin;
-  char *log_dir; /* `[log] out_dir`; absolute after sig_config_resolve_paths */
-  char *log_file;
+  char *log_dir;  /* `[log] out_dir`; absolute after sig_config_resolve_paths */
+  char *log_file; /* "-": standard output (then log_dir is not used) */
   sig_log_level_t log_level;
+  sig_log_format_t log_format;
   char *path; /* config file path used, NULL when running on defaults */
 } sig_config_t;
 
@@ -97,13 +100,34 @@ int sig_config_parse(sig_config_t *cfg, const char *name, const char *text, size
  * "PATH: cannot read: <strerror>". On failure cfg is unchanged. */
 int sig_config_load(sig_config_t *cfg, const char *path, char *err, size_t errlen);
 
-/* Makes cfg->log_dir (and every file a key names: auth.key_file, tls.cert_file, tls.key_file)
- * absolute and tidy (no
- * "//", no "." components). A relative path is taken
+/* Makes cfg->log_dir and every file a key names (auth.key_file, cluster.redis_password_file)
+ * absolute and tidy (no "//", no "." components). A relative path is taken
  * against base_dir: the config file's folder, or the executable's folder when running on defaults.
  * A relative or NULL base_dir is itself taken against the current directory.
  * Returns 0, or SIG_ECONFIG with the reason in err; on failure cfg is unchanged. */
 int sig_config_resolve_paths(sig_config_t *cfg, const char *base_dir, char *err, size_t errlen);
+
+/* Whether every file a key names, where the configuration uses it (auth.key_file with mode
+ * "jwt", cluster.redis_password_file with a redis URL), can be opened for reading: what start-up
+ * reads. Call after sig_config_resolve_paths. Returns 0, or SIG_ECONFIG with
+ * "TABLE.KEY: cannot read PATH: reason" in err. */
+int sig_config_check_files(const sig_config_t *cfg, char *err, size_t errlen);
+
+/* The configuration as TOML that sig_config_parse reads back to the same values: every key of
+ * every table, in the order of docs/CONFIG.md, defaults included. Holds no secret (keys name
+ * files). Returns a malloc'ed NUL-terminated text; *len (when not NULL) gets its length. */
+char *sig_config_format(const sig_config_t *cfg, size_t *len);
+
+/* A key whose value differs (sig_config_update); live: SIGHUP applies it while the server
+ * runs, else it keeps its value until a restart. */
+typedef void (*sig_config_change_fn)(void *arg, const char *table, const char *key, int live);
+
+/* SIGHUP's merge: compares next (a configuration read again, paths resolved) with cur key by
+ * key, in the order of docs/CONFIG.md, and calls each (when not NULL) for every key that
+ * differs. The live keys take next's value in cur (strings and lists copied); the others keep
+ * cur's. next is only read. Returns the number of keys that differ. */
+size_t sig_config_update(sig_config_t *cur, const sig_config_t *next, sig_config_change_fn each,
+                         void *arg);
 
 /* Where Redis is: a TCP address (host without brackets) or a unix socket path, and a
  * database number. */

@@ -24,8 +24,8 @@ int sig_bucket_take(sig_bucket_t *b, uint64_t now_ms, uint32_t rate, uint32_t bu
   } else if (now_ms > b->stamp_ms) {
     uint64_t elapsed = now_ms - b->stamp_ms; /* tokens x 1000 per ms = rate */
     b->milli = elapsed >= cap / (rate ? rate : 1) + 1 ? cap : b->milli + elapsed * rate;
-    if (b->milli > cap) b->milli = cap;
   }
+  if (b->milli > cap) b->milli = cap; /* also when burst was lowered since (SIGHUP) */
   b->stamp_ms = now_ms > 0 ? now_ms : 1;
   if (b->milli >= 1000) {
     b->milli -= 1000;
@@ -55,6 +55,12 @@ sig_limits_t *sig_limits_new(const sig_limits_config_t *cfg) {
   sig_map_init(&l->map);
   sig_list_init(&l->idle);
   return l;
+}
+
+void sig_limits_set(sig_limits_t *l, const sig_limits_config_t *cfg) {
+  size_t max_addrs = l->cfg.max_addrs;
+  l->cfg = *cfg;
+  l->cfg.max_addrs = max_addrs;
 }
 
 static void drop(sig_limits_t *l, entry_t *e) {

@@ -37,6 +37,10 @@ typedef struct {
 sig_limits_t *sig_limits_new(const sig_limits_config_t *cfg);
 /* Accepts NULL. */
 void sig_limits_free(sig_limits_t *l);
+/* New limits from now on (SIGHUP; cfg is copied; max_addrs keeps its value: the table's size
+ * is fixed). Connections already counted stay counted; buckets fuller than a lowered burst
+ * hold the new burst at their next request. */
+void sig_limits_set(sig_limits_t *l, const sig_limits_config_t *cfg);
 
 /* Counts one more connection from a. Returns 0, or SIG_EREFUSED (nothing counted) when a
  * holds max_conns_per_addr already. */

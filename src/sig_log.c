@@ -1,12 +1,14 @@
 /* Log file handling: mkdir -p, append-only writes of whole lines with one
- * write(2) each (so concurrent tails never see half a line), reopen on SIGHUP;
- * escaping of every value; throttling of scoped events in a fixed table (a
- * collision only makes two scopes share a budget). */
+ * write(2) each (so concurrent tails never see half a line), reopen on SIGHUP,
+ * or standard output; text or JSON lines, escaping of every value; throttling of
+ * scoped events in a fixed table (a collision only makes two scopes share a
+ * budget). */
 #include "sig_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +21,12 @@
 #include "sig_util.h"
 
 static int log_fd = -1;
-static char *log_path;
+static char *log_path; /* "-": standard output, which is never closed or reopened */
 static sig_log_level_t log_level = SIG_LOG_INFO;
+static sig_log_format_t log_format = SIG_LOG_TEXT;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+static const char *const json_level_names[] = {"debug", "info", "warn", "error"};
 
 #define LINE_MAX_BYTES 2048
 #define THROTTLE_SLOTS 4096
@@ -61,8 +65,64 @@ static int mkdir_p(const char *dir) {
   return rc;
 }
 
+/* The deepest folder of path that exists, into buf (path itself when it exists). */
+static void existing_ancestor(const char *path, char *buf, size_t n) {
+  struct stat st;
+  snprintf(buf, n, "%s", path);
+  for (;;) {
+    if (stat(buf, &st) == 0 || errno != ENOENT) return;
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL || slash == buf) {
+      snprintf(buf, n, "/");
+      return;
+    }
+    *slash = '\0';
+  }
+}
+
+int sig_log_check(const char *dir, const char *file, char *err, size_t errlen) {
+  char at[PATH_MAX + 1], path[PATH_MAX + NAME_MAX + 2];
+  struct stat st;
+  int e = 0;
+  if (strcmp(file, "-") == 0) return 0;
+  existing_ancestor(dir, at, sizeof(at));
+  if (stat(at, &st) != 0)
+    e = errno;
+  else if (!S_ISDIR(st.st_mode))
+    e = ENOTDIR;
+  else if (strcmp(at, dir) != 0 && faccessat(AT_FDCWD, at, W_OK | X_OK, AT_EACCESS) != 0)
+    e = errno; /* effective ids, as mkdir will use them */
+  if (e != 0) {
+    snprintf(err, errlen, "log.out_dir: cannot create %s: %s", dir, strerror(e));
+    return -e;
+  }
+  if (strcmp(at, dir) != 0) return 0; /* a new file in a new folder */
+  snprintf(path, sizeof(path), "%s/%s", dir, file);
+  int exists = stat(path, &st) == 0;
+  if (exists && S_ISDIR(st.st_mode))
+    e = EISDIR;
+  else if (faccessat(AT_FDCWD, exists ? path : dir, exists ? W_OK : W_OK | X_OK, AT_EACCESS) != 0)
+    e = errno; /* an existing file must be writable, a new one needs a writable folder */
+  if (e != 0) {
+    snprintf(err, errlen, "log: cannot open %s for writing: %s", path, strerror(e));
+    return -e;
+  }
+  return 0;
+}
+
+static int to_stdout(void) {
+  return log_path != NULL && strcmp(log_path, "-") == 0;
+}
+
 int sig_log_open(const char *dir, const char *file, sig_log_level_t level, char *err,
                  size_t errlen) {
+  if (strcmp(file, "-") == 0) {
+    sig_log_close();
+    log_fd = STDOUT_FILENO;
+    log_path = sig_strdup("-");
+    log_level = level;
+    return 0;
+  }
   int rc = mkdir_p(dir);
   if (rc != 0) {
     snprintf(err, errlen, "log.out_dir: cannot create %s: %s", dir, strerror(-rc));
@@ -86,7 +146,7 @@ int sig_log_open(const char *dir, const char *file, sig_log_level_t level, char 
 }
 
 int sig_log_reopen(void) {
-  if (log_path == NULL) return 0;
+  if (log_path == NULL || to_stdout()) return 0;
   int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     int rc = -errno;
@@ -100,10 +160,14 @@ int sig_log_reopen(void) {
 }
 
 void sig_log_close(void) {
-  if (log_fd >= 0) close(log_fd);
+  if (log_fd >= 0 && !to_stdout()) close(log_fd);
   log_fd = -1;
   free(log_path);
   log_path = NULL;
+}
+
+void sig_log_set_format(sig_log_format_t format) {
+  log_format = format;
 }
 
 void sig_log_set_level(sig_log_level_t level) {
@@ -118,15 +182,26 @@ const char *sig_log_path(void) {
   return log_path;
 }
 
-/* "TIMESTAMP LEVEL MODULE " into line; returns its length. */
-static size_t prefix(char *line, sig_log_level_t level, const char *module) {
-  struct timespec ts;
+#define TS_BYTES 64 /* "2024-05-01T12:00:00.123Z", with room the compiler can prove */
+
+static void timestamp(char ts[TS_BYTES]) {
+  struct timespec now;
   struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  int n = snprintf(line, LINE_MAX_BYTES, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %-6s ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   ts.tv_nsec / 1000000, level_names[level], module);
+  clock_gettime(CLOCK_REALTIME, &now);
+  gmtime_r(&now.tv_sec, &tm);
+  snprintf(ts, TS_BYTES, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+}
+
+/* "TIMESTAMP LEVEL MODULE " (text) or '{"ts":…,"level":…,"module":…' (JSON) into line;
+ * returns its length. */
+static size_t prefix(char *line, sig_log_level_t level, const char *module) {
+  char ts[TS_BYTES];
+  timestamp(ts);
+  int n = log_format == SIG_LOG_JSON
+              ? snprintf(line, LINE_MAX_BYTES, "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\"",
+                         ts, json_level_names[level], module)
+              : snprintf(line, LINE_MAX_BYTES, "%s %-5s %-6s ", ts, level_names[level], module);
   return n < 0 ? 0 : (size_t)n;
 }
 
@@ -143,6 +218,36 @@ static void emit(char *line, size_t len) {
   (void)w; /* nowhere better to report a failing log write */
 }
 
+/* JSON: a line has room for its closing: a member that does not fit is left out, and the
+ * object then ends with "truncated":true. */
+#define JSON_END ",\"truncated\":true}"
+#define JSON_ROOM (LINE_MAX_BYTES - 1 - sizeof(JSON_END))
+
+/* ,"key":"escaped value" into line at n; returns the new length, or 0 when s was cut or
+ * did not fit (*cut set). */
+static size_t json_string(char *line, size_t n, const char *key, const char *s, size_t len,
+                          int *cut) {
+  size_t klen = strlen(key), used;
+  if (n + klen + 8 > JSON_ROOM) {
+    *cut = 1;
+    return n;
+  }
+  n += (size_t)snprintf(line + n, JSON_ROOM - n, ",\"%s\":\"", key);
+  n += sig_text_escape_json(line + n, JSON_ROOM - n - 1, s, len, &used);
+  line[n++] = '"';
+  if (used < len) *cut = 1;
+  return n;
+}
+
+static void json_end(char *line, size_t n, int cut) {
+  memcpy(line + n, cut ? JSON_END : "}", cut ? sizeof(JSON_END) - 1 : 1);
+  n += cut ? sizeof(JSON_END) - 1 : 1;
+  line[n++] = '\n';
+  int fd = log_fd >= 0 ? log_fd : STDERR_FILENO;
+  ssize_t w = write(fd, line, n);
+  (void)w;
+}
+
 void sig_log_write(sig_log_level_t level, const char *module, const char *fmt, ...) {
   char line[LINE_MAX_BYTES], text[LINE_MAX_BYTES];
   size_t n = prefix(line, level, module);
@@ -151,6 +256,12 @@ void sig_log_write(sig_log_level_t level, const char *module, const char *fmt, .
   int m = vsnprintf(text, sizeof(text), fmt, ap);
   va_end(ap);
   size_t tlen = m < 0 ? 0 : (size_t)m < sizeof(text) ? (size_t)m : sizeof(text) - 1;
+  if (log_format == SIG_LOG_JSON) {
+    int cut = 0;
+    n = json_string(line, n, "msg", text, tlen, &cut);
+    json_end(line, n, cut);
+    return;
+  }
   n += sig_text_escape(line + n, sizeof(line) - n - 1, text, tlen, SIZE_MAX, 0);
   emit(line, n);
 }
@@ -190,10 +301,49 @@ static size_t put_field(char *out, size_t room, const sig_log_kv_t *kv) {
   return o;
 }
 
+/* A field named like one of the line's own members is written with a '_' after its name. */
+static const char *json_key(const char *key, char *buf, size_t size) {
+  static const char *const own[] = {"ts", "level", "module", "event"};
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(own); i++)
+    if (strcmp(key, own[i]) == 0) {
+      snprintf(buf, size, "%s_", key);
+      return buf;
+    }
+  return key;
+}
+
+static void write_event_json(char *line, size_t n, const char *event, const sig_log_kv_t *kv,
+                             size_t nkv) {
+  int cut = 0;
+  n = json_string(line, n, "event", event, strlen(event), &cut);
+  for (size_t i = 0; i < nkv && !cut; i++) {
+    char kbuf[32];
+    const char *key = json_key(kv[i].key, kbuf, sizeof(kbuf));
+    if (kv[i].s != NULL) {
+      n = json_string(line, n, key, kv[i].s, kv[i].len == SIZE_MAX ? strlen(kv[i].s) : kv[i].len,
+                      &cut);
+      continue;
+    }
+    char num[48];
+    int k = snprintf(num, sizeof(num), ",\"%s\":%" PRId64, key, kv[i].i);
+    if (k < 0 || n + (size_t)k > JSON_ROOM) {
+      cut = 1;
+      break;
+    }
+    memcpy(line + n, num, (size_t)k);
+    n += (size_t)k;
+  }
+  json_end(line, n, cut);
+}
+
 static void write_event(sig_log_level_t level, const char *module, const char *event,
                         const sig_log_kv_t *kv, size_t nkv) {
   char line[LINE_MAX_BYTES];
   size_t n = prefix(line, level, module), room = sizeof(line) - 1;
+  if (log_format == SIG_LOG_JSON) {
+    write_event_json(line, n, event, kv, nkv);
+    return;
+  }
   n += sig_text_escape(line + n, room - n, event, strlen(event), SIZE_MAX, 0);
   for (size_t i = 0; i < nkv && n < room; i++) n += put_field(line + n, room - n, &kv[i]);
   emit(line, n < room ? n : room);

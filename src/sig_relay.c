@@ -525,8 +525,9 @@ void sig_router_node_message(sig_router_t *r, const char *buf, size_t len) {
       p = sig_router_find_local(r, nm.to);
       if (p != NULL && p->reg == nm.reg) {
         void *conn = p->conn;
+        char was[SIG_ROUTER_ADDR_MAX];
         SIG_EVENT(SIG_LOG_INFO, "router", p->domain, "replaced", SIG_KV("domain", p->domain),
-                  SIG_KV("by_node", nm.node));
+                  SIG_KV("peer", sig_router_address(r, conn, was)), SIG_KV("by_node", nm.node));
         p->reg = 0; /* the directory names the new owner already */
         sig_router_unregister(r, p);
         r->t.close(conn, SIG_CLOSE_REPLACED, "replaced");
@@ -576,7 +577,9 @@ static void on_restored(void *arg, int rc) {
   sig_router_peer_t *p = sig_router_find_local(o->r, o->domain);
   if (rc == SIG_EREFUSED && p != NULL && p->reg == o->reg) { /* another node took it meanwhile */
     void *conn = p->conn;
+    char was[SIG_ROUTER_ADDR_MAX];
     SIG_EVENT(SIG_LOG_INFO, "router", p->domain, "replaced", SIG_KV("domain", p->domain),
+              SIG_KV("peer", sig_router_address(o->r, conn, was)),
               SIG_KV("while", "redis was away"));
     p->reg = 0;
     sig_router_unregister(o->r, p);

@@ -29,6 +29,11 @@ static exchange_t *xlink_exchange(sig_list_t *l) {
                        : SIG_LIST_DATA(xl, exchange_t, offer);
 }
 
+const char *sig_router_address(const sig_router_t *r, void *conn, char buf[SIG_ROUTER_ADDR_MAX]) {
+  const char *a = r->t.address != NULL ? r->t.address(conn, buf) : NULL;
+  return a != NULL ? a : "-";
+}
+
 void sig_router_send_local(sig_router_t *r, sig_router_peer_t *p, char *frame, size_t len) {
   r->t.send(p->conn, frame, len);
   free(frame);
@@ -198,13 +203,17 @@ void sig_router_insert(sig_router_t *r, sig_router_peer_t *p) {
 }
 
 /* The checks every registration makes at once: a local duplicate (refused, or closed under
- * the replace policy) and the cap. Returns 0 or the refusal. */
-static int admit(sig_router_t *r, const char *domain, size_t len, sig_refusal_t *why) {
+ * the replace policy; the log line names both connections) and the cap. Returns 0 or the
+ * refusal. */
+static int admit(sig_router_t *r, const char *domain, size_t len, void *conn, sig_refusal_t *why) {
   sig_router_peer_t *old = find_peer_n(r, domain, len);
   if (old != NULL) {
     if (r->l.reject_duplicates) return refuse(why, SIG_CLOSE_TAKEN, "domain taken");
     void *old_conn = old->conn;
-    SIG_EVENT(SIG_LOG_INFO, "router", old->domain, "replaced", SIG_KVN("domain", domain, len));
+    char was[SIG_ROUTER_ADDR_MAX], by[SIG_ROUTER_ADDR_MAX];
+    SIG_EVENT(SIG_LOG_INFO, "router", old->domain, "replaced", SIG_KVN("domain", domain, len),
+              SIG_KV("peer", sig_router_address(r, old_conn, was)),
+              SIG_KV("by", sig_router_address(r, conn, by)));
     sig_router_unregister(r, old);
     r->t.close(old_conn, SIG_CLOSE_REPLACED, "replaced");
   } else if (r->domains.count >= r->l.max_domains) {
@@ -215,7 +224,7 @@ static int admit(sig_router_t *r, const char *domain, size_t len, sig_refusal_t 
 
 int sig_router_register(sig_router_t *r, const char *domain, size_t len, void *conn,
                         sig_acl_t *calls, sig_router_peer_t **out, sig_refusal_t *why) {
-  if (admit(r, domain, len, why) != 0) {
+  if (admit(r, domain, len, conn, why) != 0) {
     sig_acl_free(calls);
     return SIG_EREFUSED;
   }
@@ -230,7 +239,7 @@ int sig_router_register_async(sig_router_t *r, const char *domain, size_t len, v
                               sig_acl_t *calls, sig_router_peer_t **out, sig_refusal_t *why,
                               sig_router_registered_fn done, void *arg, sig_router_wait_t **wait) {
   if (!in_cluster(r)) return sig_router_register(r, domain, len, conn, calls, out, why);
-  if (admit(r, domain, len, why) != 0) {
+  if (admit(r, domain, len, conn, why) != 0) {
     sig_acl_free(calls);
     return SIG_EREFUSED;
   }

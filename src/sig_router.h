@@ -14,6 +14,9 @@
 #include "sig_proto.h"
 
 typedef struct sig_router_s sig_router_t;
+
+/* Room for a client address in a log line. */
+#define SIG_ROUTER_ADDR_MAX 80
 typedef struct sig_router_peer_s sig_router_peer_t;
 
 typedef struct {
@@ -28,6 +31,8 @@ typedef struct {
   /* Monotonic milliseconds. */
   uint64_t (*now_ms)(void *ctx);
   void *ctx;
+  /* conn's client address for log lines ("192.0.2.7:51234") in buf; NULL: not known. */
+  const char *(*address)(void *conn, char buf[SIG_ROUTER_ADDR_MAX]);
 } sig_router_transport_t;
 
 typedef struct {

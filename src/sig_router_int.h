@@ -99,6 +99,8 @@ void sig_router_set_home(sig_router_t *r, exchange_t *x, const char *home);
 sig_router_peer_t *sig_router_stand_in(sig_router_t *r, const char *domain);
 /* Sends a frame (frees it) to local peer p. */
 void sig_router_send_local(sig_router_t *r, sig_router_peer_t *p, char *frame, size_t len);
+/* conn's client address for a log line, "-" when the transport does not know it. */
+const char *sig_router_address(const sig_router_t *r, void *conn, char buf[SIG_ROUTER_ADDR_MAX]);
 void sig_router_send_error(sig_router_t *r, sig_router_peer_t *p, int status, const char *msg,
                            const char *id);
 /* Frees a peer that left the maps (its calls too). */

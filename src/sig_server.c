@@ -3,8 +3,11 @@
  * router to the WebSocket sessions; and it shuts down in order. */
 #include "sig_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "sig_addr.h"
 #include "sig_auth.h"
 #include "sig_cluster.h"
 #include "sig_conn.h"
@@ -131,9 +135,9 @@ static uint64_t connection_cap(const sig_config_t *cfg) {
 
 /* ---- binding */
 
-static int resolve_at(const sig_config_t *cfg, const char *key, const char *host,
-                      const char *addr, int port_num, struct sockaddr_storage *ss,
-                      socklen_t *sslen, char *err, size_t errlen) {
+/* "KEY: cannot resolve HOST: reason" in err on failure. */
+static int resolve_at(const char *key, const char *host, const char *addr, int port_num,
+                      struct sockaddr_storage *ss, socklen_t *sslen, char *err, size_t errlen) {
   struct addrinfo hints, *res = NULL;
   char port[8];
   memset(&hints, 0, sizeof(hints));
@@ -143,8 +147,7 @@ static int resolve_at(const sig_config_t *cfg, const char *key, const char *host
   snprintf(port, sizeof(port), "%d", port_num);
   int rc = getaddrinfo(addr, port, &hints, &res);
   if (rc != 0) {
-    snprintf(err, errlen, "%s%s%s: cannot resolve %s: %s", cfg->path ? cfg->path : "",
-             cfg->path ? ": " : "", key, host, gai_strerror(rc));
+    snprintf(err, errlen, "%s: cannot resolve %s: %s", key, host, gai_strerror(rc));
     return UV_EAI_NONAME;
   }
   memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -155,7 +158,7 @@ static int resolve_at(const sig_config_t *cfg, const char *key, const char *host
 
 static int resolve(const sig_config_t *cfg, struct sockaddr_storage *ss, socklen_t *sslen,
                    char *err, size_t errlen) {
-  return resolve_at(cfg, "server.host", cfg->host, cfg->host_addr, cfg->host_port, ss, sslen, err,
+  return resolve_at("server.host", cfg->host, cfg->host_addr, cfg->host_port, ss, sslen, err,
                     errlen);
 }
 
@@ -191,9 +194,13 @@ static int start_metrics(sig_server_t *s, char *err, size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t sslen = sizeof(ss);
   int port = cfg->metrics_port != 0 ? cfg->metrics_port + cfg->worker_index : 0;
-  int rc = resolve_at(cfg, "metrics.host", cfg->metrics_host, cfg->metrics_addr, port, &ss, &sslen,
-                      err, errlen);
-  if (rc != 0) return rc;
+  char why[512];
+  int rc = resolve_at("metrics.host", cfg->metrics_host, cfg->metrics_addr, port, &ss, &sslen, why,
+                      sizeof(why));
+  if (rc != 0) {
+    snprintf(err, errlen, "%s%s%s", cfg->path ? cfg->path : "", cfg->path ? ": " : "", why);
+    return rc;
+  }
   int fd = listen_on(&ss, sslen, 0);
   if (fd < 0) {
     snprintf(err, errlen, "%s%smetrics.host: cannot listen on %s (port %d): %s",
@@ -234,6 +241,17 @@ static const char *not_ready(void *arg) {
   return NULL;
 }
 
+static sig_limits_config_t limits_config(const sig_server_t *s, const sig_config_t *cfg) {
+  sig_limits_config_t lc = {
+      .max_conns_per_addr = (uint32_t)cfg->max_connections_per_ip,
+      .requests_per_s = (uint32_t)cfg->requests_per_ip_per_s,
+      .requests_burst = (uint32_t)cfg->requests_per_ip_burst,
+      .max_addrs = (size_t)cfg->max_tracked_ips > s->max_conns ? (size_t)cfg->max_tracked_ips
+                                                               : (size_t)s->max_conns + 1,
+  };
+  return lc;
+}
+
 /* allowed_origins, or cors_origin (its older name) when only that is set. */
 static void set_origins(sig_server_t *s, const sig_config_t *cfg) {
   const sig_config_list_t *l = &cfg->allowed_origins;
@@ -242,12 +260,36 @@ static void set_origins(sig_server_t *s, const sig_config_t *cfg) {
     s->cors_alias[0] = cfg->cors_origin;
     s->endpoints.origins = s->cors_alias;
     s->endpoints.norigins = 1;
+    s->endpoints.any_origin = 0;
     return;
   }
+  s->endpoints.any_origin = 0;
   for (size_t i = 0; i < l->n; i++)
     if (strcmp(l->items[i], "*") == 0) s->endpoints.any_origin = 1;
   s->endpoints.origins = (const char *const *)l->items;
   s->endpoints.norigins = l->n;
+}
+
+int sig_server_check_host(const sig_config_t *cfg, char *err, size_t errlen) {
+  struct sockaddr_storage ss;
+  socklen_t sslen = sizeof(ss);
+  return resolve(cfg, &ss, &sslen, err, errlen);
+}
+
+int sig_server_listen(const sig_config_t *cfg, char *err, size_t errlen) {
+  struct sockaddr_storage ss;
+  socklen_t sslen = sizeof(ss);
+  char why[512];
+  int rc = resolve(cfg, &ss, &sslen, why, sizeof(why));
+  if (rc != 0) {
+    snprintf(err, errlen, "%s%s%s", cfg->path ? cfg->path : "", cfg->path ? ": " : "", why);
+    return rc;
+  }
+  int fd = listen_on(&ss, sslen, cfg->workers > 1);
+  if (fd < 0) /* errno's own words: "Address already in use", "Cannot assign requested address" */
+    snprintf(err, errlen, "%s%sserver.host: cannot listen on %s: %s", cfg->path ? cfg->path : "",
+             cfg->path ? ": " : "", cfg->host, strerror(-fd));
+  return fd;
 }
 
 int sig_server_check(const sig_config_t *cfg, char *err, size_t errlen) {
@@ -257,28 +299,17 @@ int sig_server_check(const sig_config_t *cfg, char *err, size_t errlen) {
   return rc;
 }
 
-int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cfg, char *err,
-                     size_t errlen) {
+int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cfg, int fd,
+                     char *err, size_t errlen) {
   struct sockaddr_storage ss;
-  socklen_t sslen = sizeof(ss);
   sig_auth_t *auth = NULL;
   sig_tls_ctx_t *tls = NULL;
   int rc = sig_auth_new(&auth, cfg, err, errlen);
-  if (rc != 0) return rc;
-  rc = resolve(cfg, &ss, &sslen, err, errlen);
   if (rc == 0 && cfg->tls) rc = sig_tls_ctx_new(&tls, cfg, err, errlen);
   if (rc != 0) {
     sig_auth_free(auth);
+    close(fd);
     return rc;
-  }
-  int fd = listen_on(&ss, sslen, cfg->workers > 1);
-  if (fd < 0) {
-    /* errno's own words: "Address already in use", "Cannot assign requested address". */
-    snprintf(err, errlen, "%s%sserver.host: cannot listen on %s: %s", cfg->path ? cfg->path : "",
-             cfg->path ? ": " : "", cfg->host, strerror(-fd));
-    sig_auth_free(auth);
-    sig_tls_ctx_free(tls);
-    return fd;
   }
   sig_server_t *s = sig_calloc(1, sizeof(*s));
   s->loop = loop;
@@ -355,13 +386,7 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   s->sessions = (sig_sessions_t){s->router, (uint64_t)cfg->max_message_bytes,
                                  (uint32_t)cfg->messages_per_s, (uint32_t)cfg->messages_burst};
   s->max_conns = connection_cap(cfg);
-  sig_limits_config_t lc = {
-      .max_conns_per_addr = (uint32_t)cfg->max_connections_per_ip,
-      .requests_per_s = (uint32_t)cfg->requests_per_ip_per_s,
-      .requests_burst = (uint32_t)cfg->requests_per_ip_burst,
-      .max_addrs = (size_t)cfg->max_tracked_ips > s->max_conns ? (size_t)cfg->max_tracked_ips
-                                                               : (size_t)s->max_conns + 1,
-  };
+  sig_limits_config_t lc = limits_config(s, cfg);
   s->limits = sig_limits_new(&lc);
   s->trusted = sig_calloc(cfg->trusted_proxies.n + 1, sizeof(*s->trusted));
   for (size_t i = 0; i < cfg->trusted_proxies.n; i++) {
@@ -390,18 +415,23 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   return 0;
 }
 
-const char *sig_server_address(const sig_server_t *s) {
-  return s->address;
-}
-
 int sig_server_reload(sig_server_t *s) {
-  char err[1024], about[512];
+  char err[512], about[512];
   int rc = 0;
+  const sig_config_t *cfg = s->cfg;
+  /* The live keys (sig_config.c's LIVE rows), as the caller has just set them. max_header_bytes,
+   * max_body_bytes and shutdown_timeout_s are read where they are used. */
+  sig_limits_config_t lc = limits_config(s, cfg);
+  sig_limits_set(s->limits, &lc);
+  s->sessions.max_message_bytes = (uint64_t)cfg->max_message_bytes;
+  s->sessions.messages_per_s = (uint32_t)cfg->messages_per_s;
+  s->sessions.messages_burst = (uint32_t)cfg->messages_burst;
+  set_origins(s, cfg);
   if (sig_auth_reload(s->auth, err, sizeof(err)) != 0) {
     SIG_ERROR("server", "reload: keeping the old key: %s", err);
     rc = SIG_ECONFIG;
   } else if (sig_auth_required(s->auth)) {
-    SIG_INFO("server", "reload: auth key read path=%s", s->cfg->auth_key_file);
+    SIG_INFO("server", "reload: auth key read path=%s", cfg->auth_key_file);
   }
   if (s->tls == NULL) return rc;
   if (sig_tls_ctx_reload(s->tls, err, sizeof(err)) != 0) {
@@ -412,6 +442,50 @@ int sig_server_reload(sig_server_t *s) {
   }
   return rc;
 }
+
+/* A non-loopback address of this machine in the family of a wildcard address ("0.0.0.0" or
+ * "::"), for the start line; "" when there is none. */
+static void an_address(int family, char *buf, size_t n) {
+  struct ifaddrs *ifs, *i;
+  buf[0] = '\0';
+  if (getifaddrs(&ifs) != 0) return;
+  for (i = ifs; i != NULL && buf[0] == '\0'; i = i->ifa_next) {
+    if (i->ifa_addr == NULL || i->ifa_addr->sa_family != family || (i->ifa_flags & IFF_LOOPBACK) ||
+        !(i->ifa_flags & IFF_UP))
+      continue;
+    sig_addr_t a;
+    char text[SIG_ADDR_STR_MAX];
+    sig_addr_from_sockaddr(&a, i->ifa_addr);
+    sig_addr_format(&a, 0, text);
+    if (family == AF_INET6 && strncmp(text, "fe80:", 5) == 0) continue; /* needs a zone id */
+    snprintf(buf, n, family == AF_INET6 ? "[%s]" : "%s", text);
+  }
+  freeifaddrs(ifs);
+}
+
+void sig_server_start_line(const sig_config_t *cfg, const char *address, char *buf, size_t n) {
+  const char *colon = strrchr(address, ':'), *port = colon != NULL ? colon + 1 : "";
+  char here[300], there[80];
+  int v4_any = strcmp(cfg->host_addr, "0.0.0.0") == 0, v6_any = strcmp(cfg->host_addr, "::") == 0;
+  if (v4_any || v6_any) {
+    an_address(v4_any ? AF_INET : AF_INET6, there, sizeof(there));
+    snprintf(buf, n,
+             "listening on %s (every %sinterface), open http://%s:%s/ on this machine, or "
+             "http://%s:%s/ from another",
+             address, v4_any ? "IPv4 " : "", v4_any ? "127.0.0.1" : "[::1]", port,
+             there[0] != '\0' ? there : "THIS-MACHINE", port);
+    return;
+  }
+  /* A host name is what its user typed: the page is at that name. */
+  int named = strchr(cfg->host_addr, ':') == NULL && inet_pton(AF_INET, cfg->host_addr, here) != 1;
+  snprintf(here, sizeof(here), "%s:%s", cfg->host_addr, port);
+  snprintf(buf, n, "listening on %s, open http://%s/", address, named ? here : address);
+}
+
+const char *sig_server_address(const sig_server_t *s) {
+  return s->address;
+}
+
 
 /* ---- shutdown */
 

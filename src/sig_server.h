@@ -11,24 +11,44 @@
 struct uv_loop_s;
 typedef struct sig_server_s sig_server_t;
 
-/* Binds cfg->host and starts accepting on loop. cfg is borrowed for the server's
- * life. Returns 0 with *out set, or a negative error with a message naming the
- * address and the OS error in err. Never runs the loop; a failure may leave handles
- * closing, which the caller's next run of the loop finishes. */
-int sig_server_start(sig_server_t **out, struct uv_loop_s *loop, const sig_config_t *cfg, char *err,
-                     size_t errlen);
+/* Whether cfg->host resolves (a host name to an address), as sig_server_listen will need;
+ * binds nothing. Returns 0, or a negative error with "server.host: cannot resolve …" in err. */
+int sig_server_check_host(const sig_config_t *cfg, char *err, size_t errlen);
 
 /* What --check-config can check beyond the file without binding: the TLS certificate and
  * key (readable, PEM, matching). Returns 0, or SIG_ECONFIG with the message in err. */
 int sig_server_check(const sig_config_t *cfg, char *err, size_t errlen);
 
+/* Resolves and binds cfg->host and listens (sharing the port through SO_REUSEPORT when
+ * cfg->workers > 1). Returns the socket's descriptor, or a negative error with a message
+ * naming the address and the reason in err. Logs nothing: a start that fails here has not
+ * opened its log yet (the port in use may be another instance's, and so may the log). */
+int sig_server_listen(const sig_config_t *cfg, char *err, size_t errlen);
+
+/* Starts accepting on fd (from sig_server_listen; owned from now on, closed on failure) on
+ * loop. cfg is borrowed for the server's life; its live keys may change (sig_server_reload).
+ * Returns 0 with *out set, or a negative error with a message in err. Never runs the loop; a
+ * failure may leave handles closing, which the caller's next run of the loop finishes. */
+int sig_server_start(sig_server_t **out, struct uv_loop_s *loop, const sig_config_t *cfg, int fd,
+                     char *err, size_t errlen);
+
+/* The start line's words into buf (n bytes): "listening on ADDRESS, open URL", URL the demo
+ * page where a person can open it. address is where the server listens ("127.0.0.1:9091",
+ * "[::]:9091", "localhost:9091"); a host name (cfg->host_addr) is kept in the URL. A wildcard
+ * address (every interface) names the loopback address for this machine and, as an example,
+ * one of the machine's own addresses for the others. */
+void sig_server_start_line(const sig_config_t *cfg, const char *address, char *buf, size_t n);
+
 /* The address actually bound, "127.0.0.1:9091" or "[::1]:9091". */
 const char *sig_server_address(const sig_server_t *s);
 
-/* SIGHUP: reads the auth key file and the TLS certificate and key again (new handshakes
- * and tokens use them, open connections keep theirs) and logs the outcome; a failure keeps
- * the old key or pair and logs an ERROR naming the file and the reason. Returns 0, or
- * SIG_ECONFIG when something failed. */
+/* SIGHUP's work on the server: takes the values of the live keys from its configuration,
+ * which the caller has just changed in place (sig_config_update; call this before the loop
+ * runs again: the server's origin list points into it), and reads the auth key file and the
+ * TLS certificate and key again (key rotation). New limits hold for the next request,
+ * connection and message; open connections go on, new handshakes and tokens use the new key
+ * or pair. A failure keeps the old key or pair and logs an ERROR naming the file and the
+ * reason. Returns 0, or SIG_ECONFIG when something failed. */
 int sig_server_reload(sig_server_t *s);
 
 /* Stops accepting, closes every WebSocket with 1001 and lets in-flight requests

@@ -257,7 +257,15 @@ static uint64_t transport_now(void *ctx) {
   return uv_now(ctx);
 }
 
+_Static_assert(SIG_ROUTER_ADDR_MAX >= SIG_CONN_ADDR_MAX, "room for sig_conn_peer");
+
+static const char *transport_address(void *conn, char buf[SIG_ROUTER_ADDR_MAX]) {
+  session_t *s = conn;
+  return sig_conn_peer(s->conn, buf);
+}
+
 sig_router_transport_t sig_sessions_transport(uv_loop_t *loop) {
-  sig_router_transport_t t = {transport_send, transport_close, transport_now, loop};
+  sig_router_transport_t t = {transport_send, transport_close, transport_now, loop,
+                              transport_address};
   return t;
 }

@@ -3,6 +3,7 @@
  * table eight bytes at a time. */
 #include "sig_text.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -154,7 +155,41 @@ static int invisible(uint32_t cp) {
          (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
 }
 
-size_t sig_text_escape(char *out, size_t outsz, const char *s, size_t n, size_t max, char quote) {
+/* One character of s for sig_text_escape (json 0) or sig_text_escape_json (json 1) into piece;
+ * returns its length. k is the character's bytes, cp its code point (0x80 for an invalid byte). */
+static size_t escape_one(char *piece, const unsigned char *p, size_t k, uint32_t cp, char quote,
+                         int json) {
+  static const char hex[] = "0123456789abcdef";
+  size_t plen = 0;
+  if (k == 1 && cp >= 0x20 && cp < 0x7f) {
+    if (quote != 0 && (cp == (uint32_t)(unsigned char)quote || cp == '\\')) piece[plen++] = '\\';
+    piece[plen++] = (char)cp;
+  } else if (cp >= 0xa0 && !invisible(cp)) {
+    memcpy(piece, p, k), plen = k;
+  } else if (json && (k > 1 || cp < 0x80)) { /* a real character: JSON's own escape */
+    piece[plen++] = '\\';
+    switch (cp) {
+      case '\b': piece[plen++] = 'b'; break;
+      case '\t': piece[plen++] = 't'; break;
+      case '\n': piece[plen++] = 'n'; break;
+      case '\f': piece[plen++] = 'f'; break;
+      case '\r': piece[plen++] = 'r'; break;
+      default:
+        piece[plen++] = 'u';
+        for (int shift = 12; shift >= 0; shift -= 4) piece[plen++] = hex[cp >> shift & 15];
+    }
+  } else { /* text: every byte as \xNN; JSON: a byte that is not UTF-8, as the text would show it */
+    for (size_t j = 0; j < k; j++) {
+      piece[plen++] = '\\';
+      if (json) piece[plen++] = '\\';
+      piece[plen++] = 'x', piece[plen++] = hex[p[j] >> 4], piece[plen++] = hex[p[j] & 15];
+    }
+  }
+  return plen;
+}
+
+static size_t escape(char *out, size_t outsz, const char *s, size_t n, size_t max, char quote,
+                     int json, size_t *consumed) {
   const unsigned char *p = (const unsigned char *)s;
   size_t o = 0, chars = 0, i = 0;
   while (i < n) {
@@ -164,28 +199,23 @@ size_t sig_text_escape(char *out, size_t outsz, const char *s, size_t n, size_t 
     if (chars == max) break;
     k = sig_utf8_next(p + i, n - i, &cp);
     if (k == 0) k = 1, cp = 0x80; /* an invalid byte shows as \xNN like a C1 control */
-    if (k == 1 && cp >= 0x20 && cp < 0x7f) {
-      if (quote != 0 && (cp == (uint32_t)(unsigned char)quote || cp == '\\')) {
-        piece[0] = '\\', piece[1] = (char)cp, plen = 2;
-      } else {
-        piece[0] = (char)cp, plen = 1;
-      }
-    } else if (cp >= 0xa0 && !invisible(cp)) {
-      memcpy(piece, p + i, k), plen = k;
-    } else {
-      static const char hex[] = "0123456789abcdef";
-      for (size_t j = plen = 0; j < k; j++) {
-        piece[plen++] = '\\', piece[plen++] = 'x';
-        piece[plen++] = hex[p[i + j] >> 4], piece[plen++] = hex[p[i + j] & 15];
-      }
-    }
+    plen = escape_one(piece, p + i, k, cp, quote, json);
     if (o + plen + 4 > outsz) break; /* keep room for "..." and the NUL */
     memcpy(out + o, piece, plen);
     o += plen, i += k, chars++;
   }
+  if (consumed != NULL) *consumed = i;
   if (i < n && o + 4 <= outsz) memcpy(out + o, "...", 3), o += 3;
   if (outsz == 0) return 0;
   if (o >= outsz) o = outsz - 1;
   out[o] = '\0';
   return o;
+}
+
+size_t sig_text_escape(char *out, size_t outsz, const char *s, size_t n, size_t max, char quote) {
+  return escape(out, outsz, s, n, max, quote, 0, NULL);
+}
+
+size_t sig_text_escape_json(char *out, size_t outsz, const char *s, size_t n, size_t *consumed) {
+  return escape(out, outsz, s, n, SIZE_MAX, '"', 1, consumed);
 }

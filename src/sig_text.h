@@ -49,4 +49,12 @@ uint32_t sig_fnv1a(uint32_t h, const void *data, size_t len);
  * NUL-terminated when outsz > 0. Returns the length written. */
 size_t sig_text_escape(char *out, size_t outsz, const char *s, size_t n, size_t max, char quote);
 
+/* sig_text_escape for the inside of a JSON string (RFC 8259), still safe for a terminal:
+ * '"' and '\\' get a backslash; control characters, U+007F, C1 controls and the hiding
+ * format characters become JSON escapes (\n, \t, \r, \b, \f, else \uXXXX, which a JSON
+ * reader turns back into the character); a byte that is not UTF-8 becomes the text \xNN (the
+ * JSON "\\xNN"). Cut as sig_text_escape cuts, never inside an escape; *consumed (when not
+ * NULL) gets the bytes of s written. */
+size_t sig_text_escape_json(char *out, size_t outsz, const char *s, size_t n, size_t *consumed);
+
 #endif

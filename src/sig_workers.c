@@ -28,7 +28,8 @@ typedef struct {
   uint64_t restart_at; /* ms; 0: none pending */
 } worker_t;
 
-/* A bound socket that keeps the port for every worker (port 0: the one the kernel picks). */
+/* A bound socket that keeps the port for every worker (port 0: the one the kernel picks).
+ * Returns it, or -1 with errno set. */
 static int reserve_port(const sig_config_t *cfg, int *port) {
   struct addrinfo hints, *res = NULL;
   char service[8];
@@ -39,6 +40,20 @@ static int reserve_port(const sig_config_t *cfg, int *port) {
   hints.ai_flags = AI_PASSIVE;
   snprintf(service, sizeof(service), "%d", cfg->host_port);
   if (getaddrinfo(cfg->host_addr, service, &hints, &res) != 0) return -1;
+  /* SO_REUSEPORT would let this bind join the sockets of another instance of the same user
+   * on the port: a socket without it finds out whether anyone listens there. */
+  int probe = cfg->host_port != 0 ? socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+  if (probe >= 0) {
+    int busy = setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+               bind(probe, res->ai_addr, res->ai_addrlen) != 0;
+    int e = errno;
+    close(probe);
+    if (busy) {
+      freeaddrinfo(res);
+      errno = e;
+      return -1;
+    }
+  }
   int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
@@ -59,16 +74,21 @@ static int reserve_port(const sig_config_t *cfg, int *port) {
 }
 
 static pid_t spawn(sig_config_t *cfg, int index, int reserved, const sigset_t *old,
-                   int (*work)(sig_config_t *, int, void *), void *arg) {
+                   const sig_workers_hooks_t *hooks) {
   pid_t pid = fork();
   if (pid != 0) return pid;
-  /* the worker: its own signals, no supervisor state */
+  /* the worker: its own signals, no supervisor state. SIGTERM, SIGINT and SIGHUP stay held
+   * until it handles them (a SIGHUP passed on while it starts must not end it). */
+  sigset_t mask = *old;
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
   close(reserved);
   cfg->worker_index = index;
   signal(SIGCHLD, SIG_DFL);
-  sigprocmask(SIG_SETMASK, old, NULL);
+  sigprocmask(SIG_SETMASK, &mask, NULL);
   unsetenv("NOTIFY_SOCKET"); /* systemd hears from the supervisor */
-  exit(work(cfg, index, arg));
+  exit(hooks->work(cfg, index, hooks->arg));
 }
 
 static int find(const worker_t *w, int n, pid_t pid) {
@@ -98,8 +118,7 @@ static const char *describe(int status, char *buf, size_t n) {
   return buf;
 }
 
-int sig_workers_run(sig_config_t *cfg, int (*work)(sig_config_t *cfg, int index, void *arg),
-                    void *arg) {
+int sig_workers_run(sig_config_t *cfg, const sig_workers_hooks_t *hooks) {
   int n = (int)cfg->workers, port, stopping = 0, status = 0;
   uint64_t stop_deadline = 0;
   char text[64];
@@ -112,17 +131,22 @@ int sig_workers_run(sig_config_t *cfg, int (*work)(sig_config_t *cfg, int index,
   sigprocmask(SIG_BLOCK, &set, &old);
   signal(SIGPIPE, SIG_IGN);
   int reserved = reserve_port(cfg, &port);
-  if (reserved < 0) {
-    fprintf(stderr, "signal-server: server.host: cannot bind %s: %s\n", cfg->host, strerror(errno));
-    SIG_ERROR("workers", "cannot bind host=%s error=\"%s\"", cfg->host, strerror(errno));
+  if (reserved < 0) { /* the log is not open: it may be the log of the instance on the port */
+    fprintf(stderr, "signal-server: %s%sserver.host: cannot listen on %s: %s\n",
+            cfg->path ? cfg->path : "", cfg->path ? ": " : "", cfg->host, strerror(errno));
     sigprocmask(SIG_SETMASK, &old, NULL);
     return 1;
   }
   cfg->host_port = port;
+  if (hooks->started(cfg, hooks->arg) != 0) {
+    close(reserved);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return 1;
+  }
   worker_t *w = sig_calloc((size_t)n, sizeof(*w));
   SIG_INFO("workers", "starting count=%d host=%s port=%d", n, cfg->host_addr, port);
   for (int i = 0; i < n; i++) {
-    w[i].pid = spawn(cfg, i, reserved, &old, work, arg);
+    w[i].pid = spawn(cfg, i, reserved, &old, hooks);
     w[i].started = sig_now_ms();
     SIG_INFO("workers", "worker started index=%d pid=%ld", i, (long)w[i].pid);
   }
@@ -142,6 +166,7 @@ int sig_workers_run(sig_config_t *cfg, int (*work)(sig_config_t *cfg, int index,
     } else if (sig == SIGHUP) {
       sig_notify_reloading();
       sig_log_reopen();
+      hooks->reload(cfg, hooks->arg);
       signal_all(w, n, SIGHUP);
       sig_notify_ready(cfg->host);
     }
@@ -176,7 +201,7 @@ int sig_workers_run(sig_config_t *cfg, int (*work)(sig_config_t *cfg, int index,
     for (int i = 0; i < n; i++)
       if (w[i].pid == 0 && w[i].restart_at != 0 && now >= w[i].restart_at) {
         w[i].restart_at = 0;
-        w[i].pid = spawn(cfg, i, reserved, &old, work, arg);
+        w[i].pid = spawn(cfg, i, reserved, &old, hooks);
         w[i].started = now;
         SIG_INFO("workers", "worker restarted index=%d pid=%ld", i, (long)w[i].pid);
       }

@@ -171,6 +171,10 @@ def test_replace_across_nodes_closes_the_old_owner(cl):
     assert ca.recv_json() == {"ty": "bye", "id": xid, "from": b, "reason": "disconnected"}
     xid2 = cl.post_ok("n2", a, b)
     assert new.recv_json() == expected_offer_push(a, b, xid2)
+    # the old owner's node names the connection it closed, and the node that took the domain
+    was = "127.0.0.1:%d" % old.sock.getsockname()[1]
+    assert wait_until(lambda: f"router replaced domain={b} peer={was} by_node=n3" in cl.nodes["n2"].log(), 3), \
+        cl.nodes["n2"].log()[-2000:]
 
 
 def test_readyz_and_healthz(cl):
@@ -365,3 +369,38 @@ def test_workers_need_the_cluster(server_bin, tmp_path):
                        text=True, timeout=10)
     assert r.returncode == 1
     assert "server.workers: 2 workers need [cluster] redis" in r.stderr, r.stderr
+
+
+def test_workers_a_second_instance_on_the_port_fails_and_writes_nothing_into_the_log(pool, tmp_path_factory):
+    """SO_REUSEPORT would let a second supervisor of the same user join the port: it is refused, and
+    its error stays on its own standard error. The supervisor prints the one start line."""
+    redis = Redis(tmp_path_factory.mktemp("redis"))
+    try:
+        srv = pool.start(workers=2, log_level="info", extra_toml=cluster_toml(redis, "w", new_prefix()))
+        wait_ready(srv)
+        assert srv.stdout_path.read_text() == \
+            f"signal-server: listening on 127.0.0.1:{srv.port}, open http://127.0.0.1:{srv.port}/ " \
+            f"(log: {srv.log_path})\n"
+        log = srv.log()
+        assert len([ln for ln in log.splitlines() if "listening on" in ln]) == 1, log
+        assert wait_until(lambda: srv.log().count("worker 0 serving on") == 1 and
+                          srv.log().count("worker 1 serving on") == 1, 5), srv.log()
+        before = srv.log()
+        cfg = srv.workdir / "signal-server.toml"
+        r = subprocess.run([str(srv.args[0]), "--config", str(cfg)], capture_output=True, text=True,
+                           timeout=10, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1, r
+        assert r.stderr == f"signal-server: {cfg}: server.host: cannot listen on 127.0.0.1:{srv.port}: " \
+                           "Address already in use\n", r.stderr
+        time.sleep(0.5)
+        assert srv.log() == before, srv.log()[len(before):]
+        # SIGHUP to the supervisor: every worker reads the file again and says what it applied
+        cfg.write_text(cfg.read_text().replace('level = "info"', 'level = "debug"'))
+        srv.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: srv.log().count("reload: applied keys=log.level") == 2, 5), srv.log()[-2000:]
+        time.sleep(0.3)
+        assert srv.log().count("reload: applied keys=log.level") == 2
+    finally:
+        for s in pool.servers:
+            s.stop()
+        redis.stop()

@@ -3,7 +3,7 @@
 import time
 
 from helpers import (answer_resp, assert_still_serves, expected_answer_push, expected_offer_push, full_exchange,
-                     post_ok, uniq)
+                     post_ok, uniq, wait_for)
 
 
 def test_replace_closes_old_with_4000(server, ws):
@@ -16,6 +16,19 @@ def test_replace_closes_old_with_4000(server, ws):
     assert new.recv_json() == expected_offer_push(a, b, xid)
     new.send_json({"ty": "answer", "id": xid, "answer_resp": answer_resp(b)})
     assert ca.recv_json() == expected_answer_push(a, b, xid)
+
+
+def test_replace_logs_the_replaced_connections_address(server, ws):
+    """A takeover's log line names the connection it closed, and the one that took the domain."""
+    b = uniq("B")
+    old = ws(server, b)
+    new = ws(server, b)
+    assert old.expect_close() == (4000, "replaced")
+    was = "127.0.0.1:%d" % old.sock.getsockname()[1]
+    by = "127.0.0.1:%d" % new.sock.getsockname()[1]
+    lines = wait_for(lambda: [ln for ln in server.log().splitlines() if f" replaced domain={b} " in ln], 3)
+    assert len(lines) == 1, server.log()[-3000:]
+    assert lines[0].endswith(f" INFO  router replaced domain={b} peer={was} by={by}"), lines[0]
 
 
 def test_replace_ends_old_connections_exchanges(server, ws):

@@ -1,13 +1,18 @@
-"""The log file: ISO-8601 UTC timestamps, levels, domain=..., no SDP below debug level."""
+"""The log file: ISO-8601 UTC timestamps, levels, domain=..., no SDP below debug level; values
+escaped; JSON lines; standard output."""
 
 import base64
 import datetime
+import json
 import re
 import signal
 import time
 
-from helpers import ISO_LINE, LEVEL_WORD, answer_resp, full_exchange, post_ok, uniq, wait_for
-from wsclient import WSClient
+from helpers import (ISO_LINE, LEVEL_WORD, NOT_SDP_MSG, answer_resp, full_exchange, offer_body, post_ok, uniq,
+                     wait_for)
+from wsclient import WSClient, post_offer
+
+NOT_SDP_B64 = base64.b64encode(b"hello world").decode()
 
 
 def log_lines(srv):
@@ -85,3 +90,71 @@ def test_sighup_reopens_log(make_server, ws):
     assert wait_for(lambda: srv.log_path.exists() and f"domain={b}" in srv.log(), 3), \
         f"log not reopened at {srv.log_path}"
     assert f"domain={b}" not in moved.read_text(errors="replace")
+
+
+def refused_offer(srv):
+    """A POST /offer whose offer_sdp is not an SDP: 400, and a log line with the message."""
+    resp = post_offer(srv.port, offer_body(uniq("A"), uniq("B"), sdp=NOT_SDP_B64))
+    assert resp.status == 400, resp
+    assert resp.json()["msg"] == "offer_sdp: " + NOT_SDP_MSG
+
+
+def test_text_values_escaped_issue_example(make_server):
+    """The issue's example: a message holding quotes is one quoted, escaped value."""
+    srv = make_server(log_level="info")
+    refused_offer(srv)
+    lines = wait_for(lambda: [ln for ln in srv.log().splitlines() if "POST /offer status=400" in ln], 3)
+    assert len(lines) == 1, srv.log()[-2000:]
+    assert lines[0].endswith(' msg="offer_sdp: not an SDP (decoded text must start with \\"v=\\")"'), lines[0]
+
+
+def test_json_format(make_server, ws):
+    """[log] format = "json": every line one JSON object with ts, level, module and event or msg,
+    each field a member; the values come back exactly as they were."""
+    srv = make_server(log_level="info", log_opts={"format": "json"})
+    a, b = uniq("A"), uniq("B")
+    cb = ws(srv, b)
+    ca = ws(srv, a)
+    full_exchange(srv, ca, cb)
+    refused_offer(srv)
+    wait_for(lambda: "offer_sdp" in srv.log(), 3)
+    assert srv.stop() == 0
+    text = srv.log()
+    assert text.endswith("\n")
+    objs = [json.loads(ln) for ln in text.splitlines()]  # every line parses alone
+    assert objs, text
+    for o in objs:
+        assert ISO_LINE.match(o["ts"] + " "), o
+        assert o["level"] in ("debug", "info", "warn", "error"), o
+        assert isinstance(o["module"], str) and o["module"], o
+        assert "event" in o or "msg" in o, o  # an event (whose fields may hold a msg), or free text
+    refused = [o for o in objs if o.get("event") == "POST /offer" and o.get("status") == 400]
+    assert len(refused) == 1, objs
+    assert refused[0]["msg"] == "offer_sdp: " + NOT_SDP_MSG
+    assert refused[0]["level"] == "info" and refused[0]["module"] == "http"
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", refused[0]["peer"]), refused[0]
+    assert any(o.get("event") == "registered" and o.get("domain") == b for o in objs), objs
+    assert any("msg" in o and o["msg"].startswith(f"listening on 127.0.0.1:{srv.port}") for o in objs), objs
+    assert not any(ln.startswith("20") for ln in text.splitlines())  # no text line among them
+
+
+def test_log_to_stdout(make_server, ws):
+    """out_file = "-": the log is standard output, and out_dir is neither created nor used."""
+    srv = make_server(log_level="info", log_opts={"out_dir": "never-made", "out_file": "-"})
+    a, b = uniq("A"), uniq("B")
+    cb = ws(srv, b)
+    ca = ws(srv, a)
+    full_exchange(srv, ca, cb)
+    assert wait_for(lambda: "listening on" in srv.stdout_path.read_text(), 3)  # signals handled
+    srv.proc.send_signal(signal.SIGHUP)  # reopens nothing: standard output stays
+    time.sleep(0.3)
+    refused_offer(srv)
+    assert wait_for(lambda: "offer_sdp" in srv.stdout_path.read_text(), 3)
+    assert srv.stop() == 0
+    out = srv.stdout_path.read_text()
+    assert f"domain={b}" in out and f"listening on 127.0.0.1:{srv.port}" in out, out
+    for ln in out.splitlines():
+        assert ISO_LINE.match(ln), ln
+    assert "reopened" not in out
+    assert not (srv.workdir / "never-made").exists()
+    assert srv.stderr() == ""

@@ -1,5 +1,6 @@
 /* Unit tests for sig_config: every error path of the TOML-subset reader, each key's type and range,
- * host forms, the seed's file, atomic failure, path resolution and loading. */
+ * host forms, the seed's file, atomic failure, path resolution and loading; the files keys name
+ * (resolved, checked where used); the printed configuration read back to the same text. */
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,8 +60,8 @@ static const struct {
   const char *table, *name;
 } string_keys[] = {
     {"server", "host"},     {"server", "duplicate"}, {"server", "cors_origin"}, {"log", "out_dir"},
-    {"log", "out_file"},    {"log", "level"},        {"tls", "cert_file"},      {"tls", "key_file"},
-    {"tls", "min_version"}, {"tls", "ciphers"},
+    {"log", "out_file"},    {"log", "level"},        {"log", "format"},         {"tls", "cert_file"},
+    {"tls", "key_file"},    {"tls", "min_version"},  {"tls", "ciphers"},
 };
 
 static int64_t int_field(const sig_config_t *cfg, size_t offset) {
@@ -119,6 +120,7 @@ static void assert_default_values(const sig_config_t *cfg) {
   assert_string_equal(cfg->log_dir, "log");
   assert_string_equal(cfg->log_file, "signal-server.log");
   assert_int_equal(cfg->log_level, SIG_LOG_INFO);
+  assert_int_equal(cfg->log_format, SIG_LOG_TEXT);
 }
 
 static void test_defaults(void **state) {
@@ -452,9 +454,21 @@ static void test_unsupported_constructs(void **state) {
       {"[server]\nmax_connections = 1979-05-27",
        "x.toml:2:19: server.max_connections: dates and times are not supported"},
       {"[server]\nhost = 0.0.0.0:9091",
-       "x.toml:2:8: server.host: an address must be a quoted string, e.g. \"0.0.0.0:9091\""},
+       "x.toml:2:8: server.host: an address must be a quoted string: \"0.0.0.0:9091\""},
       {"[server]\nhost = 127.0.0.1:0",
-       "x.toml:2:8: server.host: an address must be a quoted string, e.g. \"0.0.0.0:9091\""},
+       "x.toml:2:8: server.host: an address must be a quoted string: \"127.0.0.1:0\""},
+      {"[server]\nhost = localhost:9091",
+       "x.toml:2:8: server.host: an address must be a quoted string: \"localhost:9091\""},
+      {"[server]\nhost = signal.example.com:443 # public",
+       "x.toml:2:8: server.host: an address must be a quoted string: \"signal.example.com:443\""},
+      {"[server]\nhost = [::1]:9091",
+       "x.toml:2:8: server.host: an address must be a quoted string: \"[::1]:9091\""},
+      {"[server]\nhost = [::]:0 # any",
+       "x.toml:2:8: server.host: an address must be a quoted string: \"[::]:0\""},
+      {"[server]\nhost = localhost",
+       "x.toml:2:8: server.host: invalid value 'localhost' (strings must be quoted)"},
+      {"[server]\ntrusted_proxies = [::1]",
+       "x.toml:2:20: server.trusted_proxies: arrays may only hold strings"},
       {"[server]\nmax_connections = 07:32:00",
        "x.toml:2:19: server.max_connections: dates and times are not supported"},
       {"[server]\nmax_connections = 1979-05-27T07:32:00Z",
@@ -1104,6 +1118,210 @@ static void test_tls_table(void **state) {
   expect_errs(cases, SIG_ARRAY_SIZE(cases));
 }
 
+/* Every file key is resolved against the base; a failure resolves none of them. */
+static void test_resolve_file_keys(void **state) {
+  sig_config_t cfg;
+  (void)state;
+  expect_ok(&cfg,
+            "[auth]\nkey_file = 'keys/k'\n[cluster]\nredis_password_file = \"/etc/x/../pw\"\n");
+  char err[256];
+  assert_int_equal(sig_config_resolve_paths(&cfg, "/opt/sig", err, sizeof(err)), 0);
+  assert_string_equal(cfg.auth_key_file, "/opt/sig/keys/k");
+  assert_string_equal(cfg.cluster_password_file, "/etc/x/../pw");
+  assert_string_equal(cfg.log_dir, "/opt/sig/log");
+  sig_config_free(&cfg);
+  /* unset file keys stay "" */
+  sig_config_init(&cfg);
+  assert_int_equal(sig_config_resolve_paths(&cfg, "/opt/sig", err, sizeof(err)), 0);
+  assert_string_equal(cfg.auth_key_file, "");
+  assert_string_equal(cfg.cluster_password_file, "");
+  sig_config_free(&cfg);
+}
+
+/* What start-up reads must be readable where it is used: a missing file, a folder; unused ones
+ * are not read. */
+static void test_check_files(void **state) {
+  char dir[] = "/tmp/sig-test-files-XXXXXX", path[96], text[256], err[512], want[512];
+  sig_config_t cfg;
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof(path), "%s/pw", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("secret\n", f);
+  fclose(f);
+
+  /* readable: ok */
+  snprintf(text, sizeof(text),
+           "[cluster]\nredis = \"redis://127.0.0.1\"\nredis_password_file = 'pw'\n");
+  expect_ok(&cfg, text);
+  assert_int_equal(sig_config_resolve_paths(&cfg, dir, err, sizeof(err)), 0);
+  assert_int_equal(sig_config_check_files(&cfg, err, sizeof(err)), 0);
+  sig_config_free(&cfg);
+
+  /* missing: named with its key and path */
+  expect_ok(&cfg, "[cluster]\nredis = \"redis://127.0.0.1\"\nredis_password_file = 'nope'\n");
+  assert_int_equal(sig_config_resolve_paths(&cfg, dir, err, sizeof(err)), 0);
+  assert_int_equal(sig_config_check_files(&cfg, err, sizeof(err)), SIG_ECONFIG);
+  snprintf(want, sizeof(want),
+           "cluster.redis_password_file: cannot read %s/nope: No such file or directory", dir);
+  assert_string_equal(err, want);
+  sig_config_free(&cfg);
+
+  /* a folder */
+  expect_ok(&cfg, "[cluster]\nredis = \"redis://127.0.0.1\"\nredis_password_file = '.'\n");
+  assert_int_equal(sig_config_resolve_paths(&cfg, dir, err, sizeof(err)), 0);
+  assert_int_equal(sig_config_check_files(&cfg, err, sizeof(err)), SIG_ECONFIG);
+  snprintf(want, sizeof(want),
+           "cluster.redis_password_file: cannot read %s: it is a folder, not a file", dir);
+  assert_string_equal(err, want);
+  sig_config_free(&cfg);
+
+  /* not used (no redis, auth mode none): not read */
+  expect_ok(&cfg, "[cluster]\nredis_password_file = 'nope'\n[auth]\nkey_file = 'nope'\n");
+  assert_int_equal(sig_config_resolve_paths(&cfg, dir, err, sizeof(err)), 0);
+  assert_int_equal(sig_config_check_files(&cfg, err, sizeof(err)), 0);
+  sig_config_free(&cfg);
+  /* used: read */
+  expect_ok(&cfg, "[auth]\nmode = \"jwt\"\nkey_file = 'nope'\n");
+  assert_int_equal(sig_config_resolve_paths(&cfg, dir, err, sizeof(err)), 0);
+  assert_int_equal(sig_config_check_files(&cfg, err, sizeof(err)), SIG_ECONFIG);
+  snprintf(want, sizeof(want), "auth.key_file: cannot read %s/nope: No such file or directory",
+           dir);
+  assert_string_equal(err, want);
+  sig_config_free(&cfg);
+  unlink(path);
+  rmdir(dir);
+}
+
+/* --print-config's text: every key, and read back it gives the same text again (and so the
+ * same values). */
+static void test_format_round_trip(void **state) {
+  static const char *const inputs[] = {
+      "",
+      "[server]\nhost = \"[::1]:0\"\nmax_connections = 1_000\nduplicate = \"reject\"\n"
+      "allowed_origins = ['https://a.example', \"https://*.b.example:8443\",]\n"
+      "trusted_proxies = [\"10.0.0.0/8\", '::1']\ncors_origin = \"https://x\\\"y\\\\z\"\n"
+      "workers = 3\n"
+      "[log]\nout_dir = 'C:\\logs \u00e9\u4e2d'\nout_file = \"-\"\nlevel = \"warn\"\nformat = "
+      "\"json\"\n"
+      "[auth]\nmode = \"jwt\"\nalgorithm = \"ES256\"\nkey_file = \"/k/\\\"q\\\".pem\"\n"
+      "issuer = \"iss \\u00e9\"\naudience = \"aud\"\nleeway_s = 0\n"
+      "[cluster]\nredis = \"unix:/run/r.sock?db=2\"\nredis_password_file = \"/pw\"\n"
+      "node_id = \"n-1\"\nkey_prefix = \"p{x}:\"\nnode_ttl_s = 2\nrequest_timeout_ms = 50\n",
+      "[server]\nallowed_origins = []\ntrusted_proxies = []\n",
+      "[tls]\ncert_file = \"/c/full.pem\"\nkey_file = 'k.pem'\nmin_version = \"1.3\"\n",
+  };
+  (void)state;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(inputs); i++) {
+    sig_config_t a, b;
+    char err[512];
+    size_t len, len2;
+    expect_ok(&a, inputs[i]);
+    char *text = sig_config_format(&a, &len);
+    assert_int_equal(strlen(text), len);
+    sig_config_init(&b);
+    if (sig_config_parse(&b, "printed.toml", text, len, err, sizeof(err)) != 0)
+      fail_msg("%s\n%s", err, text);
+    char *again = sig_config_format(&b, &len2);
+    assert_string_equal(again, text);
+    /* every key is there, whatever the input left out */
+    for (size_t k = 0; k < SIG_ARRAY_SIZE(int_keys); k++) {
+      char needle[64];
+      snprintf(needle, sizeof(needle), "\n    %s = ", int_keys[k].name);
+      assert_non_null(strstr(text, needle));
+    }
+    for (const char *t = "[server]\n"; t != NULL; t = strcmp(t, "[server]\n") == 0 ? "[log]\n"
+                                                      : strcmp(t, "[log]\n") == 0  ? "[auth]\n"
+                                                      : strcmp(t, "[auth]\n") == 0 ? "[cluster]\n"
+                                                                                   : NULL)
+      assert_non_null(strstr(text, t));
+    if (i == 1) {
+      assert_non_null(strstr(text, "    host = \"[::1]:0\"\n"));
+      assert_non_null(strstr(
+          text, "    allowed_origins = [\"https://a.example\", \"https://*.b.example:8443\"]\n"));
+      assert_non_null(strstr(text, "    cors_origin = \"https://x\\\"y\\\\z\"\n"));
+      assert_non_null(strstr(text, "    out_dir = \"C:\\\\logs \xc3\xa9\xe4\xb8\xad\"\n"));
+      assert_non_null(strstr(text, "    format = \"json\"\n"));
+      assert_string_equal(b.auth_key_file, "/k/\"q\".pem");
+      assert_string_equal(b.auth_issuer, "iss \xc3\xa9");
+      assert_int_equal(b.auth_alg, SIG_ALG_ES256);
+      assert_int_equal(b.workers, 3);
+      assert_int_equal(b.trusted_proxies.n, 2);
+    }
+    if (i == 0) assert_default_values(&b);
+    /* [tls] is printed only when it is on: its presence is what turns TLS on */
+    assert_int_equal(b.tls, i == 3);
+    assert_int_equal(strstr(text, "\n[tls]\n") != NULL, i == 3);
+    if (i == 3) {
+      assert_non_null(strstr(text, "\n[tls]\n    cert_file = \"/c/full.pem\"\n"));
+      assert_int_equal(b.tls_min_version, SIG_TLS_1_3);
+    }
+    free(text);
+    free(again);
+    sig_config_free(&a);
+    sig_config_free(&b);
+  }
+}
+
+typedef struct {
+  char seen[1024];
+} seen_t;
+
+static void record(void *arg, const char *table, const char *key, int live) {
+  seen_t *s = arg;
+  size_t n = strlen(s->seen);
+  snprintf(s->seen + n, sizeof(s->seen) - n, "%s.%s%s ", table, key, live ? "(live)" : "");
+}
+
+/* SIGHUP's merge: every differing key reported in table order with its liveness; the live ones
+ * take the new value (copies), the others keep theirs. */
+static void test_update(void **state) {
+  sig_config_t cur, next;
+  seen_t seen = {""};
+  (void)state;
+  expect_ok(&cur, "[server]\nhost = \"127.0.0.1:1\"\nallowed_origins = [\"https://a\"]\n");
+  expect_ok(&next,
+            "[server]\nhost = \"127.0.0.1:2\"\nrequests_per_ip_burst = 3\nmax_connections = 5\n"
+            "allowed_origins = [\"https://b\", \"https://c\"]\ncors_origin = \"https://d\"\n"
+            "[log]\nlevel = \"debug\"\nformat = \"json\"\nout_file = \"-\"\n"
+            "[auth]\nissuer = \"x\"\n[cluster]\nnode_ttl_s = 3\n");
+  assert_int_equal(sig_config_update(&cur, &next, record, &seen), 10);
+  assert_string_equal(seen.seen,
+                      "server.host server.max_connections server.cors_origin(live) "
+                      "server.requests_per_ip_burst(live) server.allowed_origins(live) "
+                      "log.out_file log.level(live) log.format(live) auth.issuer "
+                      "cluster.node_ttl_s ");
+  /* live: new values, copied */
+  assert_int_equal(cur.requests_per_ip_burst, 3);
+  assert_int_equal(cur.log_level, SIG_LOG_DEBUG);
+  assert_int_equal(cur.log_format, SIG_LOG_JSON);
+  assert_string_equal(cur.cors_origin, "https://d");
+  assert_ptr_not_equal(cur.cors_origin, next.cors_origin);
+  assert_int_equal(cur.allowed_origins.n, 2);
+  assert_string_equal(cur.allowed_origins.items[1], "https://c");
+  assert_ptr_not_equal(cur.allowed_origins.items, next.allowed_origins.items);
+  /* restart: kept */
+  assert_string_equal(cur.host, "127.0.0.1:1");
+  assert_int_equal(cur.host_port, 1);
+  assert_int_equal(cur.max_connections, 10000);
+  assert_string_equal(cur.log_file, "signal-server.log");
+  assert_string_equal(cur.auth_issuer, "");
+  assert_int_equal(cur.cluster_node_ttl_s, 10);
+  sig_config_free(&next);
+  /* the same again: nothing live differs any more; what needs a restart still does */
+  expect_ok(&next,
+            "[server]\nhost = \"127.0.0.1:1\"\nallowed_origins = [\"https://b\", \"https://c\"]\n"
+            "requests_per_ip_burst = 3\ncors_origin = \"https://d\"\n[log]\nlevel = \"debug\"\n"
+            "format = \"json\"\n");
+  seen.seen[0] = '\0';
+  assert_int_equal(sig_config_update(&cur, &next, NULL, NULL), 0);
+  assert_int_equal(sig_config_update(&cur, &next, record, &seen), 0);
+  assert_string_equal(seen.seen, "");
+  sig_config_free(&next);
+  sig_config_free(&cur);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tls_table),
@@ -1139,6 +1357,10 @@ int main(void) {
       cmocka_unit_test(test_error_buffer_handling),
       cmocka_unit_test(test_load),
       cmocka_unit_test(test_resolve_paths),
+      cmocka_unit_test(test_resolve_file_keys),
+      cmocka_unit_test(test_check_files),
+      cmocka_unit_test(test_format_round_trip),
+      cmocka_unit_test(test_update),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

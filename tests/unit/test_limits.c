@@ -1,6 +1,6 @@
 /* Unit tests for sig_limits: the token bucket (burst, refill, the wait it reports), connection
  * counts per address (IPv6 by /64), and a table that forgets idle addresses and never grows past
- * its bound, with the clock moved by hand. */
+ * its bound, with the clock moved by hand; new limits on a live table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,6 +83,36 @@ static void test_requests(void **state) {
   sig_limits_free(l);
 }
 
+/* New limits on a live table (SIGHUP): a lowered burst holds at once, even in the same
+ * millisecond, a lowered connection cap refuses the next connection and keeps those counted. */
+static void test_set(void **state) {
+  sig_limits_config_t cfg = {3, 1, 100, 1000};
+  sig_limits_t *l = sig_limits_new(&cfg);
+  sig_addr_t a = addr("10.0.0.1");
+  uint32_t retry = 0;
+  (void)state;
+  for (int i = 0; i < 10; i++) assert_int_equal(sig_limits_request(l, &a, 1000, &retry), 0);
+  for (int i = 0; i < 3; i++) assert_int_equal(sig_limits_conn_add(l, &a, 1000), 0);
+  sig_limits_config_t lower = {1, 1, 4, 5}; /* max_addrs is not changed */
+  sig_limits_set(l, &lower);
+  for (int i = 0; i < 4; i++) assert_int_equal(sig_limits_request(l, &a, 1000, &retry), 0);
+  assert_int_equal(sig_limits_request(l, &a, 1000, &retry), SIG_EREFUSED);
+  assert_int_equal(sig_limits_conn_add(l, &a, 1000), SIG_EREFUSED);
+  assert_int_equal(sig_limits_conns(l, &a), 3);
+  for (int i = 0; i < 3; i++) sig_limits_conn_remove(l, &a, 1000);
+  assert_int_equal(sig_limits_conn_add(l, &a, 1000), 0);
+  assert_int_equal(sig_limits_conn_add(l, &a, 1000), SIG_EREFUSED);
+  /* more than five addresses are still tracked: the table keeps its size */
+  for (int i = 0; i < 20; i++) {
+    char ip[32];
+    snprintf(ip, sizeof ip, "192.0.2.%d", i + 1);
+    sig_addr_t b = addr(ip);
+    assert_int_equal(sig_limits_conn_add(l, &b, 1000), 0);
+  }
+  assert_int_equal(sig_limits_addrs(l), 21);
+  sig_limits_free(l);
+}
+
 /* Idle addresses are forgotten once their bucket has refilled; a full table drops the least
  * recently seen idle address, never one that holds a connection. */
 static void test_bounded(void **state) {
@@ -112,9 +142,8 @@ static void test_bounded(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_bucket),
-      cmocka_unit_test(test_connections),
-      cmocka_unit_test(test_requests),
+      cmocka_unit_test(test_bucket),   cmocka_unit_test(test_connections),
+      cmocka_unit_test(test_requests), cmocka_unit_test(test_set),
       cmocka_unit_test(test_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,8 @@
 /* Unit tests for sig_log: the line format, values escaped (controls, invalid UTF-8, C1 and bidi
  * characters, quotes), free text escaped too, and throttling per (event, scope) with the
- * "suppressed" line, through a real log file in a temporary folder. */
+ * "suppressed" line, through a real log file in a temporary folder; JSON lines (escapes, a
+ * field named like a member, a line too long); out_file "-" on standard output. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -117,10 +119,97 @@ static void test_throttled(void **state) {
   free(text);
 }
 
+/* The line after its timestamp ({"ts":"…", or "… "), which must be the 24 characters of
+ * "2024-05-01T12:00:00.123Z". */
+static const char *after_ts(const char *line, int json) {
+  const char *ts = line + (json ? strlen("{\"ts\":\"") : 0);
+  assert_int_equal(ts[4], '-');
+  assert_int_equal(ts[10], 'T');
+  assert_int_equal(ts[23], 'Z');
+  return ts + 24;
+}
+
+static void test_json_lines(void **state) {
+  (void)state;
+  sig_log_set_format(SIG_LOG_JSON);
+  SIG_EVENT(SIG_LOG_INFO, "http", NULL, "request refused",
+            SIG_KV("path", "/a\tb\x0c\xc2\x9b[31m\xff"),
+            SIG_KV("msg", "offer_sdp: not an SDP (decoded text must start with \"v=\")"),
+            SIG_KV("bare", "1.2.3.4:5"), SIG_KV("empty", ""), SIG_KV("null", NULL),
+            SIG_KVI("status", -404),
+            SIG_KV("bidi",
+                   "a\xe2\x80\xae"
+                   "b"),
+            SIG_KVN("cut", "abcdef", 3), SIG_KV("nl", "x\ny"),
+            SIG_KV("event", "a field named like a member"));
+  char *text = take();
+  assert_int_equal(count(text, "\n"), 1);
+  assert_string_equal(after_ts(text, 1),
+                      "\",\"level\":\"info\",\"module\":\"http\",\"event\":\"request refused\","
+                      "\"path\":\"/a\\tb\\f\\u009b[31m\\\\xff\","
+                      "\"msg\":\"offer_sdp: not an SDP (decoded text must start with \\\"v=\\\")\","
+                      "\"bare\":\"1.2.3.4:5\",\"empty\":\"\",\"null\":\"-\",\"status\":-404,"
+                      "\"bidi\":\"a\\u202eb\",\"cut\":\"abc\",\"nl\":\"x\\ny\","
+                      "\"event_\":\"a field named like a member\"}\n");
+  free(text);
+  /* free text: its words in "msg" */
+  SIG_WARN("server", "free text %s", "with \"quotes\"\tand\x1b[2J");
+  text = take();
+  assert_string_equal(after_ts(text, 1),
+                      "\",\"level\":\"warn\",\"module\":\"server\","
+                      "\"msg\":\"free text with \\\"quotes\\\"\\tand\\u001b[2J\"}\n");
+  free(text);
+  /* a line too long: the value is cut at a whole character, the object still ends */
+  char big[6000];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = i % 2 ? '"' : 'x';
+  SIG_EVENT(SIG_LOG_INFO, "http", NULL, "big", SIG_KVN("v", big, sizeof big), SIG_KVI("after", 1));
+  text = take();
+  size_t len = strlen(text);
+  assert_true(len <= 2048);
+  assert_int_equal(count(text, "\n"), 1);
+  assert_non_null(strstr(text, "\"v\":\"x\\\"x\\\""));
+  assert_string_equal(text + len - strlen("...\",\"truncated\":true}\n"),
+                      "...\",\"truncated\":true}\n");
+  assert_null(strstr(text, "\"after\""));
+  free(text);
+  sig_log_set_format(SIG_LOG_TEXT);
+}
+
+/* out_file "-": the lines go to standard output, and reopen and close leave it open. */
+static void test_stdout(void **state) {
+  char err[256], out[96];
+  (void)state;
+  snprintf(out, sizeof out, "%s/stdout.txt", dir);
+  int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), saved = dup(STDOUT_FILENO);
+  assert_true(fd >= 0 && saved >= 0);
+  fflush(stdout);
+  assert_int_equal(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+  assert_int_equal(sig_log_open("/nonexistent/never/made", "-", SIG_LOG_INFO, err, sizeof err), 0);
+  assert_string_equal(sig_log_path(), "-");
+  SIG_INFO("server", "to standard output");
+  assert_int_equal(sig_log_reopen(), 0);
+  sig_log_close();
+  assert_int_equal(write(STDOUT_FILENO, "still open\n", 11), 11);
+  assert_int_equal(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+  close(saved);
+  close(fd);
+  FILE *f = fopen(out, "r");
+  char buf[512] = {0};
+  assert_non_null(f);
+  assert_true(fread(buf, 1, sizeof buf - 1, f) > 0);
+  fclose(f);
+  unlink(out);
+  assert_string_equal(after_ts(buf, 0), " INFO  server to standard output\nstill open\n");
+  assert_null(strstr(buf, "reopened"));
+  assert_int_equal(sig_log_open(dir, "t.log", SIG_LOG_DEBUG, err, sizeof err), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_values_escaped),
       cmocka_unit_test(test_throttled),
+      cmocka_unit_test(test_json_lines),
+      cmocka_unit_test(test_stdout),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

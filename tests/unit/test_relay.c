@@ -393,7 +393,7 @@ static sig_router_limits_t default_limits(void) {
 
 static int setup_with(const sig_router_limits_t *l) {
   static const char *const names[NNODES] = {"n1", "n2"};
-  sig_router_transport_t t = {fake_send, fake_close, fake_now, &clock_ms};
+  sig_router_transport_t t = {fake_send, fake_close, fake_now, &clock_ms, NULL};
   clock_ms = 1000;
   nevents = next_event = ncalls = next_call = 0;
   memset(peers, 0, sizeof peers);

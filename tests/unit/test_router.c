@@ -146,7 +146,7 @@ static sig_router_limits_t default_limits(void) {
 }
 
 static sig_router_t *new_router(const sig_router_limits_t *l) {
-  sig_router_transport_t t = {fake_send, fake_close, fake_now, &clock_ms};
+  sig_router_transport_t t = {fake_send, fake_close, fake_now, &clock_ms, NULL};
   return sig_router_new(&t, l);
 }
 

@@ -155,6 +155,50 @@ static void test_escape(void **state) {
   }
 }
 
+/* The inside of a JSON string (RFC 8259): quotes and backslashes escaped, every control and
+ * hiding character as a JSON escape, bytes that are not UTF-8 as the text \xNN. */
+static void test_escape_json(void **state) {
+  static const struct {
+    const char *in;
+    const char *out;
+  } rows[] = {
+      {"plain text", "plain text"},
+      {"must start with \"v=\") \\ ok", "must start with \\\"v=\\\") \\\\ ok"},
+      {"it's", "it's"},
+      {"\b\t\n\f\r", "\\b\\t\\n\\f\\r"},
+      {"nul-free \x01\x0b\x1b[2J", "nul-free \\u0001\\u000b\\u001b[2J"},
+      {"del \x7f", "del \\u007f"},
+      {"\xc3\xa9t\xc3\xa9 \xe4\xb8\xad", "\xc3\xa9t\xc3\xa9 \xe4\xb8\xad"},
+      {"c1 \xc2\x9b csi", "c1 \\u009b csi"},
+      {"rtl \xe2\x80\xae bom \xef\xbb\xbf", "rtl \\u202e bom \\ufeff"},
+      {"bad \xff\xc3 byte", "bad \\\\xff\\\\xc3 byte"},
+  };
+  char out[128];
+  size_t used;
+  (void)state;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(rows); i++) {
+    size_t n = sig_text_escape_json(out, sizeof out, rows[i].in, strlen(rows[i].in), &used);
+    if (strcmp(out, rows[i].out) != 0) print_error("row %zu: got '%s'\n", i, out);
+    assert_string_equal(out, rows[i].out);
+    assert_int_equal(n, strlen(out));
+    assert_int_equal(used, strlen(rows[i].in));
+  }
+  /* cut at a whole escape: "..." after it, and *consumed says how much went out */
+  for (size_t size = 1; size < 24; size++) {
+    char small[24];
+    memset(small, 'Z', sizeof small);
+    size_t n = sig_text_escape_json(small, size, "a\x01\x01\x01", 4, &used);
+    assert_true(n < size);
+    assert_int_equal(strlen(small), n);
+    static const size_t whole[] = {1, 7, 13, 19}; /* bytes written after 1, 2, 3, 4 characters */
+    size_t expect = 0;
+    for (size_t k = 0; k < 4; k++)
+      if (whole[k] + 4 <= size) expect = k + 1; /* room kept for "..." and the NUL */
+    assert_int_equal(used, expect);
+    if (used < 4 && size >= 4) assert_memory_equal(small + n - 3, "...", 3);
+  }
+}
+
 /* RFC 4648's vectors in the URL alphabet, unpadded; what JWS forbids is refused. */
 static void test_base64url_decode(void **state) {
   static const struct {
@@ -224,6 +268,7 @@ int main(void) {
       cmocka_unit_test(test_skip_matches_reference),
       cmocka_unit_test(test_fnv1a),
       cmocka_unit_test(test_escape),
+      cmocka_unit_test(test_escape_json),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
