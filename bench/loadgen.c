@@ -164,8 +164,7 @@ static struct {
   struct sockaddr_in server, server_b, src;
   int has_b; /* --port-b: the B peers of the pairs register there */
   uint32_t npeers, npairs, window;
-  uint32_t
-      retries; /* --retries: registrations refused as full are opened again, at most this many */
+  uint32_t retries; /* --retries: registrations refused as full connect again, this many */
   uint32_t id_base;
   char prefix[32];
   uint32_t sdp_bytes;
