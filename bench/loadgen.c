@@ -28,6 +28,10 @@
  * unexpected is an error of a named kind (err_names below), and so is an exchange that is
  * not complete when its phase ends. The orchestrator fails the run on any error.
  *
+ * Each phase also reports where an exchange's time goes: the offer's way to B (from its send),
+ * the answer's way back to A (from B's receipt of the offer, which it answers at once) and, for
+ * the seed protocol, the POST /offer reply (from its send).
+ *
  * Exchanges are scheduled open-loop (exchange i at start + i/rate, latency counted from that
  * scheduled time, so a stall of the generator or the server is not hidden) or closed-loop (a
  * fixed number in flight, for the maximum rate). Latencies go into log-linear histograms.
@@ -156,6 +160,7 @@ enum { X_FREE, X_OPEN, X_DONE };
 enum { XF_HTTP = 1, XF_OFFER = 2, XF_ANSWER = 4, XF_TIMEDOUT = 8, XF_FAILED = 16 };
 typedef struct {
   uint64_t seq, sched_ns, sent_ns;
+  uint64_t offer_ns; /* when B had the offer (and sent its answer) */
   uint8_t st, flags;
 } xslot_t;
 
@@ -205,6 +210,7 @@ static struct {
   struct rusage ru0;
   errs_t errs;
   hist_t lat, svc, lag;
+  hist_t leg_offer, leg_answer, reply; /* sent -> B has the offer -> A has the answer; reply */
 } ph;
 static uint64_t next_seq = 1;
 static xslot_t *ring;
@@ -542,6 +548,17 @@ static void finish(xslot_t *x, int ok) {
     }
   }
   check_phase_done();
+}
+
+/* The legs of an exchange, where its time goes: the offer's way to B (from its send), the
+ * answer's way back to A (from B's receipt of the offer, when B answers at once). */
+static void offer_arrived(xslot_t *x) {
+  x->offer_ns = uv_hrtime();
+  hist_add(&ph.leg_offer, x->offer_ns - x->sent_ns);
+}
+
+static void answer_arrived(xslot_t *x) {
+  hist_add(&ph.leg_answer, uv_hrtime() - x->offer_ns);
 }
 
 static void send_failed(uint64_t seq, const char *why) {
@@ -905,10 +922,13 @@ static void on_sig_push(peer_t *p, msg_t *m, int is_offer) {
     finish(x, 0);
     return;
   }
-  if (is_offer)
+  if (is_offer) {
+    offer_arrived(x);
     send_answer(p, seq);
-  else
+  } else {
+    answer_arrived(x);
     step_done(x);
+  }
 }
 
 static void on_sig_text(peer_t *p, const char *s, size_t len) {
@@ -974,10 +994,13 @@ static void on_peerjs_text(peer_t *p, const char *s, size_t len) {
     finish(x, 0);
     return;
   }
-  if (is_offer)
+  if (is_offer) {
+    offer_arrived(x);
     send_answer(p, seq);
-  else
+  } else {
+    answer_arrived(x);
     step_done(x);
+  }
 }
 
 static void on_text(peer_t *p, const char *m, size_t len) {
@@ -1016,10 +1039,13 @@ static void on_floor_message(peer_t *p, const char *m, size_t len) {
     finish(x, 0);
     return;
   }
-  if (is_offer)
+  if (is_offer) {
+    offer_arrived(x);
     send_answer(p, seq);
-  else
+  } else {
+    answer_arrived(x);
     step_done(x);
+  }
 }
 
 static void registered(peer_t *p);
@@ -1189,6 +1215,7 @@ static void on_offer_reply(peer_t *a, int status, const char *body, size_t blen)
     return;
   }
   if (x->seq != seq || x->st != X_OPEN) return; /* failed or timed out: already counted */
+  hist_add(&ph.reply, uv_hrtime() - x->sent_ns);
   x->flags |= XF_HTTP;
   step_done(x);
 }
@@ -1644,6 +1671,12 @@ static void phase_finish(void) {
   hist_print("service_us", &ph.svc);
   putchar(',');
   hist_print("send_lag_us", &ph.lag);
+  putchar(',');
+  hist_print("offer_leg_us", &ph.leg_offer);
+  putchar(',');
+  hist_print("answer_leg_us", &ph.leg_answer);
+  putchar(',');
+  hist_print("reply_us", &ph.reply);
   printf("}\n");
   fflush(stdout);
   /* Run what came meanwhile, until one of the commands starts a phase. */

@@ -1080,7 +1080,9 @@ def bench_cluster(rep):
             log(f"   {which:5} {describe(ph)}\n         CPU: "
                 + ", ".join(f"{k} {v:.0f}%" for k, v in ph["cpu_pct_by"].items())
                 + f"; Redis per exchange: {per['evalsha']:.2f} EVALSHA, {per['publish']:.2f} "
-                f"PUBLISH, {per['total']:.2f} commands in all")
+                f"PUBLISH, {per['total']:.2f} commands in all\n         p50 of the offer's "
+                f"way {ph['offer_leg_us']['p50']:.0f} us, the answer's "
+                f"{ph['answer_leg_us']['p50']:.0f} us, the reply {ph['reply_us']['p50']:.0f} us")
             return ph
 
         res["lat"] = {w: phase(w, CLUSTER_LAT, 5, "1k") for w in order}
@@ -1134,6 +1136,8 @@ def summarize_cluster(runs):
         out[f"p50_{which}"] = [get(r, "lat", which, "latency_us", "p50") for r in runs]
         out[f"p99_{which}"] = [get(r, "lat", which, "latency_us", "p99") for r in runs]
         out[f"max_{which}"] = [get(r, "max", which, "achieved_per_s") for r in runs]
+        for leg in ("offer_leg", "answer_leg", "reply"):
+            out[f"{leg}_{which}"] = [get(r, "lat", which, f"{leg}_us", "p50") for r in runs]
         for proc in ("redis", "n1", "n2", "gen"):
             out[f"cpu_{proc}_{which}"] = [get(r, "max", which, "cpu_pct_by", proc) for r in runs]
             out[f"us_{proc}_{which}"] = [
@@ -1210,6 +1214,11 @@ def cluster_report(data):
 
     row("exchange latency p50 at 1,000/s", "p50", " µs", "p50_ratio")
     row("exchange latency p99 at 1,000/s", "p99", " µs", "p99_ratio")
+    for leg, label in (("offer_leg", "the offer's way, A's send → B has it"),
+                       ("answer_leg", "the answer's way, B has the offer → A has the answer"),
+                       ("reply", "the `POST /offer` reply, A's send → A has it")):
+        L.append(f"| … p50 of {label} | {fmt_range(cs[leg + '_same'], ' µs')} | "
+                 f"{fmt_range(cs[leg + '_cross'], ' µs')} | |")
     row(f"max exchange rate (closed loop, {MAX_WINDOW} in flight, every pair at the "
         f"{EXCHANGE_CAP}-exchange cap)", "max", "/s", "max_ratio")
     for proc, name in (("redis", "Redis"), ("n1", "node 1"), ("n2", "node 2"),
