@@ -208,7 +208,10 @@ def kernel_socket_bytes():
 def git_commit():
     r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                        capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+    # what the benchmarks write themselves (BENCHMARKS.md, bench/results/) is not a change
+    # to the code that measures
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":!BENCHMARKS.md", ":!bench/results"],
                            capture_output=True, text=True).stdout.strip()
     return (r.stdout.strip() or "?") + ("+changes" if dirty else "")
 
