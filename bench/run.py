@@ -1992,6 +1992,7 @@ def hold_summary(hold):
 HOLD_GEN_PEERS = 19_900  # per load generator process (the 20,000-file limit)
 HOLD_WORKERS_GOAL = 79_000  # the issue's target for 4 workers
 WORKER_CONNS = 19_968  # what one worker holds at most: the 20,000-file limit less its reserve
+NETNS_PORTS = (61000, 65535)  # the namespace's own port range, apart from loadgen's 32768-60999
 SAMPLE_S = 30
 
 
@@ -2057,13 +2058,15 @@ def hold_cluster(kind, peers, workers, hold_s, server_cpus, gen_cpus, ramp_budge
             pr = problems_of(ev)
             res["problems"] += [f"load generator {k}: {p}" for p in pr]
             point = {"t": round(time.monotonic() - t0, 1), "peers": registered,
-                     "rss": srv.rss(), "kernel": kernel_socket_bytes(),
+                     "rss": srv.rss(), "workers_alive": len(children_of(srv.pid)),
+                     "kernel": kernel_socket_bytes(),
                      "mem_available": mem_available(), "retries": ev["retries"],
                      "upgrades_per_s": ev["upgrades_per_s"]}
             res["ramp"].append(point)
             log(f"   {registered:,} peers ({k + 1}/{n_gen} generators, {ev['upgrades_per_s']:.0f}"
-                f" upgrades/s, {ev['retries']} retried); server RSS {point['rss'] / 2**20:.0f} "
-                f"MiB; MemAvailable {point['mem_available'] / 2**30:.1f} GiB")
+                f" upgrades/s, {ev['retries']} retried); RSS of the server's "
+                f"{point['workers_alive'] + 1} processes {point['rss'] / 2**20:.0f} MiB; "
+                f"Redis DBSIZE {conn.command('DBSIZE'):,}; MemAvailable {point['mem_available'] / 2**30:.1f} GiB")
             if pr:
                 res["stopped_by"] = f"load generator {k}: {pr[0]}"
                 break
@@ -2221,9 +2224,15 @@ def in_private_netns(args, what):
     bound to chosen ports take the host's whole ephemeral range (a port bound by bind() is not
     free for anyone's connect(), whatever the address), which would make every other process's
     outgoing connections on this machine fail while they last; and no connection tracking
-    table counts them."""
+    table counts them. Inside, the kernel's own choice of ports (connect() without bind: the
+    workers' connections to Redis, and the harness's) is confined to 61000-65535, apart from the
+    32768-60999 that the load generators bind themselves: a worker that reconnects to Redis
+    during a hold finds a port (without this, a port search over a taken range fails with
+    EADDRNOTAVAIL, and costs a full scan of it each time)."""
     if args.in_netns:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        Path("/proc/sys/net/ipv4/ip_local_port_range").write_text(
+            f"{NETNS_PORTS[0]} {NETNS_PORTS[1]}\n")
         return
     unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
     cmd = unshare + [PYTHON, str(Path(__file__).resolve()), *sys.argv[1:], "--in-netns"]
