@@ -13,6 +13,12 @@
  * access_token query parameter (/ws/{domain}?access_token=...). A close from the server is
  * an error of its own kind: refused for the auth codes 4401 and 4403, closed for any other.
  *
+ * With --port-b PORT (sig only), the B peer of each pair registers on a second server, another
+ * node of a cluster, so that every exchange crosses nodes; A, its POST /offer and the idle peers
+ * stay on --port. With --retries N, a peer closed before its 101, or closed with 4503 (full) or
+ * 1013 (try again), connects anew (N times in all, counted): with workers sharing a port, the
+ * kernel may hand a connection to a worker that is full while another has room.
+ *
  * Every delivery is verified, so that a server cannot score by delivering the wrong thing:
  * each exchange carries its own nonce inside its SDP (4,096 characters) and its candidate,
  * and the receiver checks, with a real JSON parse (bjson.c), that it is the addressed peer,
@@ -21,6 +27,10 @@
  * A delivery for an exchange that is not open is a duplicate or an unknown id. Anything
  * unexpected is an error of a named kind (err_names below), and so is an exchange that is
  * not complete when its phase ends. The orchestrator fails the run on any error.
+ *
+ * Each phase also reports where an exchange's time goes: the offer's way to B (from its send),
+ * the answer's way back to A (from B's receipt of the offer, which it answers at once) and, for
+ * the seed protocol, the POST /offer reply (from its send).
  *
  * Exchanges are scheduled open-loop (exchange i at start + i/rate, latency counted from that
  * scheduled time, so a stall of the generator or the server is not hidden) or closed-loop (a
@@ -122,6 +132,7 @@ typedef struct {
   char *frag; /* a fragmented text message being reassembled, or NULL */
   uint32_t flen;
   uint8_t kind, state, in_frag;
+  uint8_t retry; /* refused because the server (or its worker) is full: open it again */
 } conn_t;
 
 struct peer_s {
@@ -149,13 +160,16 @@ enum { X_FREE, X_OPEN, X_DONE };
 enum { XF_HTTP = 1, XF_OFFER = 2, XF_ANSWER = 4, XF_TIMEDOUT = 8, XF_FAILED = 16 };
 typedef struct {
   uint64_t seq, sched_ns, sent_ns;
+  uint64_t offer_ns; /* when B had the offer (and sent its answer) */
   uint8_t st, flags;
 } xslot_t;
 
 static struct {
   target_t target;
-  struct sockaddr_in server, src;
+  struct sockaddr_in server, server_b, src;
+  int has_b; /* --port-b: the B peers of the pairs register there */
   uint32_t npeers, npairs, window;
+  uint32_t retries; /* --retries: registrations refused as full connect again, this many */
   uint32_t id_base;
   char prefix[32];
   uint32_t sdp_bytes;
@@ -180,7 +194,7 @@ static uint64_t open_t0, open_t1;
 static int ready_sent;
 
 /* Connection and error counters for `stats` (the whole life of the process). */
-static uint64_t n_pings, n_pongs, n_drops, n_heartbeats, n_closes, n_late;
+static uint64_t n_pings, n_pongs, n_drops, n_heartbeats, n_closes, n_late, n_retries;
 static errs_t errs_all;
 
 /* The current phase. */
@@ -196,6 +210,7 @@ static struct {
   struct rusage ru0;
   errs_t errs;
   hist_t lat, svc, lag;
+  hist_t leg_offer, leg_answer, reply; /* sent -> B has the offer -> A has the answer; reply */
 } ph;
 static uint64_t next_seq = 1;
 static xslot_t *ring;
@@ -533,6 +548,17 @@ static void finish(xslot_t *x, int ok) {
     }
   }
   check_phase_done();
+}
+
+/* The legs of an exchange, where its time goes: the offer's way to B (from its send), the
+ * answer's way back to A (from B's receipt of the offer, when B answers at once). */
+static void offer_arrived(xslot_t *x) {
+  x->offer_ns = uv_hrtime();
+  hist_add(&ph.leg_offer, x->offer_ns - x->sent_ns);
+}
+
+static void answer_arrived(xslot_t *x) {
+  hist_add(&ph.leg_answer, uv_hrtime() - x->offer_ns);
 }
 
 static void send_failed(uint64_t seq, const char *why) {
@@ -896,10 +922,13 @@ static void on_sig_push(peer_t *p, msg_t *m, int is_offer) {
     finish(x, 0);
     return;
   }
-  if (is_offer)
+  if (is_offer) {
+    offer_arrived(x);
     send_answer(p, seq);
-  else
+  } else {
+    answer_arrived(x);
     step_done(x);
+  }
 }
 
 static void on_sig_text(peer_t *p, const char *s, size_t len) {
@@ -965,10 +994,13 @@ static void on_peerjs_text(peer_t *p, const char *s, size_t len) {
     finish(x, 0);
     return;
   }
-  if (is_offer)
+  if (is_offer) {
+    offer_arrived(x);
     send_answer(p, seq);
-  else
+  } else {
+    answer_arrived(x);
     step_done(x);
+  }
 }
 
 static void on_text(peer_t *p, const char *m, size_t len) {
@@ -1007,10 +1039,13 @@ static void on_floor_message(peer_t *p, const char *m, size_t len) {
     finish(x, 0);
     return;
   }
-  if (is_offer)
+  if (is_offer) {
+    offer_arrived(x);
     send_answer(p, seq);
-  else
+  } else {
+    answer_arrived(x);
     step_done(x);
+  }
 }
 
 static void registered(peer_t *p);
@@ -1034,6 +1069,10 @@ static void deliver_text(conn_t *c, const char *pl, size_t n) {
 static void on_close_frame(conn_t *c, const char *pl, size_t n) {
   char name[48];
   unsigned code = n >= 2 ? (unsigned)((uint8_t)pl[0] << 8 | (uint8_t)pl[1]) : 0;
+  if ((code == 4503 || code == 1013) && n_retries < cfg.retries) { /* full, or try again */
+    c->retry = 1;
+    return;
+  }
   peer_name(c->peer, name, sizeof(name));
   report(code == 4401 || code == 4403 ? ERR_REFUSED : ERR_CLOSED,
          "%s closed by the server with code %u (%s)", name, code,
@@ -1176,6 +1215,7 @@ static void on_offer_reply(peer_t *a, int status, const char *body, size_t blen)
     return;
   }
   if (x->seq != seq || x->st != X_OPEN) return; /* failed or timed out: already counted */
+  hist_add(&ph.reply, uv_hrtime() - x->sent_ns);
   x->flags |= XF_HTTP;
   step_done(x);
 }
@@ -1312,9 +1352,15 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 
 /* ---- connections */
 
+static int conn_open(conn_t *c);
+
 static void on_closed(uv_handle_t *h) {
-  (void)h;
+  conn_t *c = h->data;
   n_closes++;
+  if (c->retry) { /* the handle is free again: the same peer connects anew */
+    c->retry = 0;
+    conn_open(c);
+  }
 }
 
 static void open_one_done(int ok);
@@ -1329,7 +1375,15 @@ static void conn_fail(conn_t *c) {
   free(c->frag);
   c->frag = NULL;
   c->flen = 0;
+  /* A peer closed before its 101 (a full server closes at once): retried, like one refused
+   * with 4503 (full) or 1013 (try again), while the budget lasts. */
+  if (c->kind == CK_PEER && !c->peer->registered && was != CS_NEW && n_retries < cfg.retries)
+    c->retry = 1;
   uv_close((uv_handle_t *)&c->tcp, on_closed);
+  if (c->retry) {
+    n_retries++;
+    return; /* neither a drop nor a failure: on_closed opens it again */
+  }
   if (c->kind == CK_HTTP) {
     if (was == CS_OPEN)
       n_drops++;
@@ -1416,14 +1470,19 @@ static int conn_open(conn_t *c) {
   c->tcp.data = c;
   c->creq.data = c;
   c->state = CS_NEW;
+  c->in_frag = 0;
+  /* --port-b: the B peer of each pair (odd index) registers on the second server */
+  const struct sockaddr_in *to =
+      cfg.has_b && c->kind == CK_PEER && c->peer->idx < 2 * cfg.npairs && (c->peer->idx & 1)
+          ? &cfg.server_b
+          : &cfg.server;
   int rc = open_socket();
   if (rc >= 0) {
     int fd = rc;
     rc = uv_tcp_open(&c->tcp, fd);
     if (rc != 0) close(fd);
   }
-  if (rc == 0)
-    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&cfg.server, on_connect);
+  if (rc == 0) rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)to, on_connect);
   if (rc != 0) {
     static int told;
     if (!told++)
@@ -1439,8 +1498,9 @@ static void print_ready(void) {
   double el = (double)(open_t1 - open_t0) / 1e9;
   printf(
       "{\"event\":\"ready\",\"peers\":%u,\"registered\":%u,\"failed\":%u,\"elapsed_s\":%.3f,"
-      "\"upgrades_per_s\":%.1f,",
-      cfg.npeers, open_ok, open_fail, el, el > 0 ? open_ok / el : 0.0);
+      "\"upgrades_per_s\":%.1f,\"retries\":%llu,",
+      cfg.npeers, open_ok, open_fail, el, el > 0 ? open_ok / el : 0.0,
+      (unsigned long long)n_retries);
   print_errs(&errs_all);
   printf("}\n");
   fflush(stdout);
@@ -1491,6 +1551,7 @@ static void open_one_done(int ok) {
 }
 
 static void registered(peer_t *p) {
+  if (p->registered) return; /* registered again after a retry: counted once */
   p->registered = 1;
   open_one_done(1);
 }
@@ -1610,6 +1671,12 @@ static void phase_finish(void) {
   hist_print("service_us", &ph.svc);
   putchar(',');
   hist_print("send_lag_us", &ph.lag);
+  putchar(',');
+  hist_print("offer_leg_us", &ph.leg_offer);
+  putchar(',');
+  hist_print("answer_leg_us", &ph.leg_answer);
+  putchar(',');
+  hist_print("reply_us", &ph.reply);
   printf("}\n");
   fflush(stdout);
   /* Run what came meanwhile, until one of the commands starts a phase. */
@@ -1685,9 +1752,10 @@ static void print_stats(void) {
   for (uint32_t i = 0; i < cfg.npeers; i++) open += peers[i].ws.state == CS_OPEN;
   printf(
       "{\"event\":\"stats\",\"peers\":%u,\"open\":%u,\"drops\":%llu,\"pings\":%llu,\"pongs\":%llu,"
-      "\"heartbeats\":%llu,\"late\":%llu,",
+      "\"heartbeats\":%llu,\"late\":%llu,\"retries\":%llu,",
       cfg.npeers, open, (unsigned long long)n_drops, (unsigned long long)n_pings,
-      (unsigned long long)n_pongs, (unsigned long long)n_heartbeats, (unsigned long long)n_late);
+      (unsigned long long)n_pongs, (unsigned long long)n_heartbeats, (unsigned long long)n_late,
+      (unsigned long long)n_retries);
   print_errs(&errs_all);
   printf("}\n");
   fflush(stdout);
@@ -1840,17 +1908,21 @@ static void usage(void) {
       "usage: loadgen --target sig|peerjs|floor --port PORT [--host 127.0.0.1] [--src 127.0.0.2]\n"
       "               --peers N [--pairs K] [--prefix NAME] [--id-base N] [--window W]\n"
       "               [--sdp-bytes 4096] [--heartbeat-s 20] [--drain-s 3] [--trace FILE]\n"
-      "               [--tokens FILE]\n"
+      "               [--tokens FILE] [--port-b PORT] [--retries N]\n"
       "The first 2K peers form K offer/answer pairs; the rest are idle. With --tokens (sig\n"
-      "only), peer i (named PREFIX-i) registers with the token on line i of FILE. Commands on "
-      "stdin:\n"
+      "only), peer i (named PREFIX-i) registers with the token on line i of FILE. With\n"
+      "--port-b (sig only), the B peer of each pair registers on that port (another node of a\n"
+      "cluster) and the A peers, their POST /offer and the idle peers on --port. With\n"
+      "--retries N, a registration closed before its 101 or with 4503 (full) or 1013 (try\n"
+      "again) connects anew, N times in all (a worker of a shared port may be full while\n"
+      "another has room). Commands on stdin:\n"
       "rate R D | closed W D [N] | stats | quit\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *src = "127.0.0.1", *tokens_path = NULL;
-  int port = 0;
+  int port = 0, port_b = 0;
   snprintf(cfg.prefix, sizeof(cfg.prefix), "p%d", (int)getpid());
   for (int i = 1; i < argc; i++) {
     const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1867,6 +1939,10 @@ int main(int argc, char **argv) {
         usage();
     } else if (strcmp(k, "--port") == 0)
       port = atoi(v);
+    else if (strcmp(k, "--port-b") == 0)
+      port_b = atoi(v);
+    else if (strcmp(k, "--retries") == 0)
+      cfg.retries = (uint32_t)strtoul(v, NULL, 10);
     else if (strcmp(k, "--host") == 0)
       host = v;
     else if (strcmp(k, "--src") == 0)
@@ -1901,9 +1977,13 @@ int main(int argc, char **argv) {
       usage();
   if (port <= 0 || port > 65535 || cfg.npeers == 0 || cfg.npeers < 2 * cfg.npairs ||
       cfg.window == 0 || cfg.sdp_bytes < 64 || cfg.sdp_bytes > 65536 || cfg.prefix[0] == '\0' ||
-      (tokens_path != NULL && cfg.target != TGT_SIG))
+      (tokens_path != NULL && cfg.target != TGT_SIG) || port_b < 0 || port_b > 65535 ||
+      (port_b != 0 && cfg.target != TGT_SIG))
     usage();
-  if (uv_ip4_addr(host, port, &cfg.server) != 0 || uv_ip4_addr(src, 0, &cfg.src) != 0) usage();
+  if (uv_ip4_addr(host, port, &cfg.server) != 0 || uv_ip4_addr(src, 0, &cfg.src) != 0 ||
+      uv_ip4_addr(host, port_b, &cfg.server_b) != 0)
+    usage();
+  cfg.has_b = port_b != 0;
   /* Traffic stays on this machine. */
   if ((ntohl(cfg.server.sin_addr.s_addr) >> 24) != 127 ||
       (ntohl(cfg.src.sin_addr.s_addr) >> 24) != 127)

@@ -31,6 +31,14 @@ access_token (none with auth off), all still open at the end and counted by the 
 repetition. Tokens are minted before anything is timed, with keys made for this invocation (an
 HMAC secret and a P-256 key pair).
 
+The cluster measurement (issue 13) takes its turn too: one Redis and two signal-server nodes on
+the server core, a driver with A and B on node 1 and one with A on node 1 and B on node 2 (every
+peer checked in Redis's directory to be on its node before anything is timed); both at 1,000/s,
+both brought to the per-peer exchange cap, both at their maximum, with the CPU of Redis, each
+node and the generator and Redis's commandstats around every phase (a cross-node phase without
+one route per exchange fails the run), then a MONITOR tap on the cross-node driver. It writes
+its own section (bench:cluster) and bench/results/cluster.json.
+
 Each figure is the median of the repetitions with its min-max; ratios are computed within each
 repetition (same run) and reported the same way. Any error of the generator (a misrouted,
 altered, duplicated or missing delivery, a bad reply, a dropped connection, a refused
@@ -48,12 +56,24 @@ generated section of BENCHMARKS.md, with only what this invocation measured.
                truncates, duplicates, drops one in a thousand, ...): each broken one must fail the
                run with the error kind it provokes, the real one must pass; and the auth
                measurement's refusal check against a server with auth off must fail
-  --targets    which of sig,go,peerjs,floor,auth to run (all by default); --targets auth runs
-               only the auth measurement
+  --targets    which of sig,go,peerjs,floor,auth,cluster to run (all by default); --targets auth
+               runs only the auth measurement, --targets cluster only the cluster one
   --hold       19,900 idle peers on signal-server for --hold-s seconds (600), pings every 20 s;
                fails if any connection drops or a ping goes unanswered; writes its own dated,
-               commit-stamped result (bench/results/hold.json, the Idle hold section)
+               commit-stamped result (bench/results/hold.json, the Idle hold section);
+               with --hold-workers N: N x 19,900 peers on N workers of one signal-server (a
+               cluster on a local Redis), in a private network namespace; a registration that
+               lands on a full worker connects again (counted); fails on any drop, unanswered
+               ping or peer missing from the directory (bench/results/hold-workers.json; the
+               section only from a 10-minute run)
+  --million-peers N
+               opt-in (make bench-million-peers): toward N peers on N x 1.04 / 19,968 workers,
+               every process on both cores, in a private network namespace; the ramp stops at a
+               memory guard or a time budget, and the result says what stopped it
+               (bench/results/million-peers.json, the section for N >= 1,000,000)
   --tls-only   only the TLS figures (below), which a full run also measures, after the rest
+  --smoke also runs two nodes and one Redis: 2 s of 200 cross-node exchanges/s, every peer
+  checked to be on its node and every exchange to be routed through Redis.
 
 TLS (issue 12), in the same invocation, --reps times: signal-server with [tls] against nginx
 (Debian's) terminating TLS in front of the plain signal-server, both given the same RSA-2048
@@ -88,8 +108,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "lib"))
 
-from sigtest import cpu_seconds, free_port, healthz, proc_stat, rss_bytes  # noqa: E402
+from sigtest import cpu_seconds, free_port, healthz, http_get, proc_stat, rss_bytes  # noqa: E402
 from sigtest import wait_port as port_open  # noqa: E402
+from rediskit import (Monitor, RedisServer, commandstats_delta, children_of,  # noqa: E402
+                      mem_available, socket_fds)
 
 BUILD = ROOT / "build" / "bench"
 LOADGEN = BUILD / "loadgen"
@@ -107,12 +129,14 @@ PYTHON = "/usr/bin/python3"
 
 SERVER_CPU = "1" if (os.cpu_count() or 1) >= 2 else "0"  # the issue's machine has 2 cores
 GEN_CPU = "0"
+ALL_CPUS = f"0-{(os.cpu_count() or 1) - 1}"
 TARGETS = ["sig", "go", "peerjs", "floor"]
 NAMES = {"sig": "signal-server", "go": "Go (gorilla)", "peerjs": "PeerJS", "floor": "floor",
          "auth": "signal-server auth measurement"}
 PROTOCOL = {"sig": "sig", "go": "sig", "peerjs": "peerjs", "floor": "floor"}  # loadgen --target
 GC_TARGETS = {"go", "peerjs"}  # garbage-collected: memory read before and after a forced GC
-MEASURES = TARGETS + ["auth"]  # what --targets may name: the servers, and signal-server's auth
+# what --targets may name: the servers, signal-server's auth, and its cluster (issue 13)
+MEASURES = TARGETS + ["auth", "cluster"]
 AUTH_MODES = ["off", "HS256", "ES256"]  # one signal-server each, in turn, per repetition
 AUTH_NAMES = {"off": "auth off", "HS256": "HS256", "ES256": "ES256"}
 AUTH_GOAL = 0.8  # the issue's target: upgrades/s with HS256 >= 0.8 x auth off
@@ -202,15 +226,24 @@ def kernel_socket_bytes():
 def git_commit():
     r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                        capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+    # what the benchmarks write themselves (BENCHMARKS.md, bench/results/) is not a change
+    # to the code that measures
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":!BENCHMARKS.md", ":!bench/results"],
                            capture_output=True, text=True).stdout.strip()
     return (r.stdout.strip() or "?") + ("+changes" if dirty else "")
 
 
 class Server:
-    def __init__(self, target, tag, ping_s=LIVENESS_S, auth=None, server_toml="", tail_toml=""):
-        """auth (signal-server only): None, or (algorithm, key file) for [auth] mode = "jwt"."""
+    def __init__(self, target, tag, ping_s=LIVENESS_S, auth=None, cluster=None, workers=1,
+                 cpus=SERVER_CPU, server_toml="", tail_toml=""):
+        """auth (signal-server only): None, or (algorithm, key file) for [auth] mode = "jwt".
+        cluster (signal-server only): None, or (Redis URL, node id, key prefix) for [cluster];
+        workers > 1 (with a cluster): that many worker processes share the port, each a node.
+        cpus: the cores it runs on (taskset), one by default. server_toml: more [server] lines;
+        tail_toml: more tables at the end ([tls])."""
         self.target = target
+        self.workers = workers
         self.port = free_port()
         BUILD.mkdir(parents=True, exist_ok=True)
         (BUILD / "log").mkdir(exist_ok=True)
@@ -234,8 +267,9 @@ class Server:
                 "    requests_per_ip_burst = 1000000\n"
                 "    messages_per_s = 1000000\n"
                 "    messages_burst = 1000000\n"
-                + server_toml +
-                "[log]\n"
+                + server_toml
+                + (f"    workers = {workers}\n" if workers > 1 else "")
+                + "[log]\n"
                 f'    out_dir = "{BUILD / "log"}"\n'
                 f'    out_file = "signal-server-{tag}.log"\n'
                 '    level = "warn"\n'
@@ -244,6 +278,11 @@ class Server:
                    '    mode = "jwt"\n'
                    f'    algorithm = "{auth[0]}"\n'
                    f'    key_file = "{auth[1]}"\n')
+                + ("" if cluster is None else
+                   "[cluster]\n"
+                   f'    redis = "{cluster[0]}"\n'
+                   f'    node_id = "{cluster[1]}"\n'
+                   f'    key_prefix = "{cluster[2]}"\n')
                 + tail_toml)
             cmd = [str(SERVER), "--config", str(conf)]
         elif target == "go":
@@ -255,7 +294,7 @@ class Server:
             env = dict(os.environ, NODE_ENV="production")
         else:
             cmd = [str(FLOOR), "--port", str(self.port)]
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + cmd, cwd=ROOT, stdout=out,
+        self.proc = subprocess.Popen(["taskset", "-c", cpus] + cmd, cwd=ROOT, stdout=out,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         children.append(self.proc)
         wait_port(self.port, self.proc)
@@ -268,11 +307,31 @@ class Server:
     def alive(self):
         return self.proc.poll() is None
 
+    def pids(self):
+        """The server's processes: itself, and with workers, the workers it runs now."""
+        return [self.pid] + (children_of(self.pid) if self.workers > 1 else [])
+
     def rss(self):
-        return rss_bytes(self.pid)
+        total = 0
+        for pid in self.pids():
+            try:
+                total += rss_bytes(pid)
+            except (OSError, RuntimeError):  # a worker that just exited
+                pass
+        return total
 
     def cpu(self):
-        return cpu_seconds(self.pid)
+        """CPU seconds of the server; with workers, the supervisor's with every worker's (those
+        it has reaped included)."""
+        if self.workers == 1:
+            return cpu_seconds(self.pid)
+        total = cpu_seconds(self.pid, children=True)
+        for pid in children_of(self.pid):
+            try:
+                total += cpu_seconds(pid)
+            except (OSError, IndexError):
+                pass
+        return total
 
     def collect_garbage(self, timeout=60):
         """Forces a full collection (SIGUSR2: Go's runtime/debug.FreeOSMemory, Node's gc()) and
@@ -285,8 +344,28 @@ class Server:
                 raise RuntimeError(f"{NAMES[self.target]}: no 'gc done' within {timeout} s")
             time.sleep(0.05)
 
-    def stop(self):
-        stop_proc(self.proc, signal.SIGTERM, 10)
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL after timeout; with workers, a worker still running after its
+        supervisor (which passes SIGTERM on) is gone is killed too: they are ours."""
+        workers = children_of(self.pid) if self.workers > 1 and self.alive() else []
+        stop_proc(self.proc, signal.SIGTERM, timeout)
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def kill(self):
+        """At once (the million hold's end): the supervisor first, so that it restarts nobody."""
+        workers = children_of(self.pid) if self.workers > 1 and self.alive() else []
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(10)
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def stop_proc(p, sig=signal.SIGTERM, timeout=5):
@@ -303,14 +382,20 @@ class Gen:
     """One load generator process (bench/loadgen.c), driven over its stdin/stdout."""
 
     def __init__(self, target, port, src, peers, pairs=0, prefix="p", id_base=0, window=256,
-                 drain_s=DRAIN_S, tokens=None):
-        """tokens: a file of one token per peer (peer i is named <prefix>-i), or None."""
-        cmd = ["taskset", "-c", GEN_CPU, str(LOADGEN), "--target", PROTOCOL[target],
+                 drain_s=DRAIN_S, tokens=None, port_b=None, retries=0, cpus=GEN_CPU):
+        """tokens: a file of one token per peer (peer i is named <prefix>-i), or None.
+        port_b: the B peers of the pairs register there (another node). retries: registrations
+        refused as full that may connect again (loadgen --retries)."""
+        cmd = ["taskset", "-c", cpus, str(LOADGEN), "--target", PROTOCOL[target],
                "--port", str(port), "--src", src, "--peers", str(peers), "--pairs", str(pairs),
                "--prefix", prefix, "--id-base", str(id_base), "--window", str(window),
                "--heartbeat-s", str(LIVENESS_S), "--drain-s", str(drain_s)]
         if tokens is not None:
             cmd += ["--tokens", str(tokens)]
+        if port_b is not None:
+            cmd += ["--port-b", str(port_b)]
+        if retries:
+            cmd += ["--retries", str(retries)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         children.append(self.proc)
         self.buf = b""
@@ -371,7 +456,13 @@ def src_addr(target_i, rep, k):
 def cleanup():
     for p in children:
         if p.poll() is None:
+            kids = children_of(p.pid)  # a supervisor's workers: it would restart them
             p.kill()
+            for pid in kids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
                 p.wait(5)
             except subprocess.TimeoutExpired:
@@ -409,16 +500,21 @@ class Budget:
         self.used = 0
 
 
-def run_phase(gen, srv, line, duration, budget=None):
+def run_phase(gen, srv, line, duration, budget=None, meter=None):
     """Runs one phase and adds the server's CPU use (% of its core) and the noise gauge: the CPU
     that other processes on the machine used meanwhile (% of one core). A phase during which they
     used more than NOISY_PCT is run again (at most RETRIES_PER_PHASE times, while the target's
-    budget lasts), and the quietest run is kept."""
+    budget lasts), and the quietest run is kept. meter: readings of its own around the phase
+    (meter.start(), then meter.finish(ph, wall)), e.g. the cluster's."""
     tries = []
     while True:
+        if meter is not None:
+            meter.start()
         cpu0, other0, t0 = srv.cpu(), other_cpu_seconds(), time.monotonic()
         ph = gen.phase(line, duration + DRAIN_S + 60)
         wall = time.monotonic() - t0
+        if meter is not None:
+            meter.finish(ph, wall)
         ph["server_cpu_pct"] = 100 * (srv.cpu() - cpu0) / wall
         ph["gen_cpu_pct"] = 100 * ph["cpu_s"] / max(ph["duration_s"], 1e-9)
         # Clamped: a process that exits takes its CPU time along unless its parent reaps it.
@@ -777,6 +873,409 @@ def bench_auth(rep, keys):
     return res
 
 
+# ---- cluster (issue 13): two nodes and one Redis, exchanges across nodes against the same
+# nodes' exchanges within one of them
+
+
+CLUSTER_PAIRS = PAIRS
+CLUSTER_LAT = "rate 1000 5"
+CLUSTER_MAX = f"closed {MAX_WINDOW} 4"
+CLUSTER_ACCOUNT = "rate 500 2"  # the MONITOR tap's phase: slow, so that the tap cannot lag
+EXCHANGE_CAP = 64  # the server's max_exchanges_per_peer default: past it, the oldest is forgotten
+CLUSTER_GOAL = 3.0  # the issue's target: cross-node p50 and p99 <= 3 x same-node
+NODE_CMDS = ("evalsha", "publish")  # what the nodes send per exchange
+
+
+class Procs:
+    """CPU seconds of a set of processes, as one server for run_phase: the nodes and Redis."""
+
+    def __init__(self, items):
+        self.items = items  # name -> object with cpu()
+
+    def cpu(self):
+        return sum(p.cpu() for p in self.items.values())
+
+
+class RedisCpu:
+    def __init__(self, redis):
+        self.redis = redis
+
+    def cpu(self):
+        return cpu_seconds(self.redis.pid)
+
+
+class ClusterMeter:
+    """Around each cluster phase: CPU seconds of Redis, node 1, node 2 and the load generator
+    (from /proc), and the calls of every Redis command (INFO commandstats, whose counts include
+    the commands that scripts run)."""
+
+    def __init__(self, redis, procs, gen):
+        self.conn = redis.client()
+        self.procs = dict(procs.items) | {"gen": gen}
+        self.cpu0 = None
+
+    def start(self):
+        self.cs0 = self.conn.commandstats()
+        self.cpu0 = {k: self.cpu_of(p) for k, p in self.procs.items()}
+
+    @staticmethod
+    def cpu_of(p):
+        return cpu_seconds(p.proc.pid) if isinstance(p, Gen) else p.cpu()
+
+    def finish(self, ph, wall):
+        ph["cpu_s_by"] = {k: self.cpu_of(p) - self.cpu0[k] for k, p in self.procs.items()}
+        ph["cpu_pct_by"] = {k: 100 * v / wall for k, v in ph["cpu_s_by"].items()}
+        ph["wall_s"] = wall
+        ph["redis_calls"] = commandstats_delta(self.cs0, self.conn.commandstats())
+
+    def close(self):
+        self.conn.close()
+
+
+def ops_per_exchange(ph):
+    """Redis calls per completed exchange in a phase: EVALSHA (sent by the nodes), PUBLISH (sent
+    by the nodes and run by scripts) and every command (scripts' included)."""
+    n = max(ph["completed"], 1)
+    calls = ph["redis_calls"]
+    return {"evalsha": calls.get("evalsha", 0) / n, "publish": calls.get("publish", 0) / n,
+            "total": sum(calls.values()) / n}
+
+
+def directory_owners(conn, prefix, names):
+    """The node that the directory names for each domain (None: not registered)."""
+    out = []
+    for i in range(0, len(names), 500):
+        chunk = names[i:i + 500]
+        vals = conn.command("MGET", *[f"{prefix}d:{n}" for n in chunk])
+        out += [v.split(" ")[0] if v else None for v in vals]
+    return out
+
+
+def placement(conn, prefix, drivers, timeout=30.0):
+    """Waits until every peer of every driver is in the directory, and says where each is not
+    where it should be: drivers is [(name prefix, pairs, node of A, node of B)]. Returns the
+    problems (none: every A on its node, every B on its node)."""
+    want = {}
+    for pfx, pairs, node_a, node_b in drivers:
+        for i in range(2 * pairs):
+            want[f"{pfx}-{i}"] = node_a if i % 2 == 0 else node_b
+    names = sorted(want)
+    deadline = time.monotonic() + timeout
+    while True:
+        owners = dict(zip(names, directory_owners(conn, prefix, names)))
+        missing = [n for n in names if owners[n] is None]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    problems = []
+    if missing:
+        problems.append(f"placement: {len(missing)} of {len(names)} peers not in the directory "
+                        f"after {timeout:.0f} s (first: {missing[0]})")
+    wrong = [n for n in names if owners[n] is not None and owners[n] != want[n]]
+    if wrong:
+        problems.append(f"placement: {len(wrong)} of {len(names)} peers on the wrong node (first: "
+                        f"{wrong[0]} on {owners[wrong[0]]}, expected {want[wrong[0]]})")
+    return problems
+
+
+def crossing_problems(ph, which):
+    """A cross-node phase whose exchanges did not all go through Redis did not cross nodes (one
+    route per offer: an EVALSHA each); a same-node phase that did, did not stay on its node."""
+    per = ops_per_exchange(ph)
+    if which == "cross" and per["evalsha"] < 0.99:
+        return [f"cross-node phase: {per['evalsha']:.2f} EVALSHA per exchange: the exchanges did "
+                "not all cross nodes"]
+    if which == "same" and per["evalsha"] > 0.05:
+        return [f"same-node phase: {per['evalsha']:.2f} EVALSHA per exchange: the exchanges "
+                "went through Redis"]
+    return []
+
+
+class ClusterRig:
+    """Redis and two nodes (node 1, node 2), each a signal-server of its own, on SERVER_CPU like
+    every server of the run; and two drivers of `pairs` pairs on the load generator's core: one
+    with A and B on node 1 ("same"), one with A on node 1 and B on node 2 ("cross")."""
+
+    def __init__(self, tag, pairs, src, b_node="n2"):
+        """b_node: where the cross driver sends its B peers (the self-test sends them to n1: a
+        rig that does not cross, which the checks must catch)."""
+        self.tag = tag
+        self.redis = self.nodes = None
+        self.gens = []
+        self.prefix = f"b{tag}:"
+        self.redis = RedisServer(free_port(), BUILD / "redis", cpus=SERVER_CPU, children=children)
+        self.nodes = {}
+        for n in ("n1", "n2"):
+            self.nodes[n] = Server("sig", f"{tag}-{n}", cluster=(self.redis.url, n, self.prefix))
+        self.wait_ready()
+        self.pfx = {"same": f"{tag}s", "cross": f"{tag}x"}
+        self.drivers = {}
+        self.ready = {}
+        self.primed = {}
+        for k, which in enumerate(("same", "cross")):
+            g = Gen("sig", self.nodes["n1"].port, src(k), 2 * pairs, pairs=pairs,
+                    prefix=self.pfx[which], id_base=(k + 1) * 1_000_000,
+                    port_b=self.nodes[b_node if which == "cross" else "n1"].port)
+            self.gens.append(g)
+            self.drivers[which] = g
+            self.ready[which] = g.ready()
+            # One exchange per pair at once: each A's HTTP connection makes its first request
+            # before first_byte_timeout_s (3 s) and is kept alive from then on (600 s), as an
+            # offering client's would be; verified like every phase.
+            self.primed[which] = g.phase(f"closed {pairs} 30 {pairs}", 30 + DRAIN_S + 60)
+        self.pairs = pairs
+
+    def wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        for n, srv in self.nodes.items():
+            while http_get(srv.port, "/readyz")[0] != 200:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cluster node {n} not ready after {timeout:.0f} s")
+                time.sleep(0.05)
+
+    def placement(self, b_node="n2"):
+        conn = self.redis.client()
+        try:
+            return placement(conn, self.prefix, [(self.pfx["same"], self.pairs, "n1", "n1"),
+                                                 (self.pfx["cross"], self.pairs, "n1", b_node)])
+        finally:
+            conn.close()
+
+    def procs(self):
+        return Procs({"redis": RedisCpu(self.redis), "n1": self.nodes["n1"],
+                      "n2": self.nodes["n2"]})
+
+    def stop(self):
+        for g in self.gens:
+            g.quit()
+        for srv in (self.nodes or {}).values():  # before Redis, so that they leave cleanly
+            srv.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+
+def bench_cluster(rep):
+    """One repetition of the cluster measurement (ClusterRig): both drivers at 1,000/s, then
+    both brought to the per-peer exchange cap (untimed), then both at their maximum (closed
+    loop), then the MONITOR tap on the cross-node driver. The order of same and cross is
+    swapped from one repetition to the next; every phase is verified as every other, and the
+    cross-node phases must each show one route per exchange in Redis."""
+    budget = Budget(RETRY_BUDGET)
+    quiet = wait_quiet(QUIET_WAIT_S)
+    log(f"== cluster: two nodes and one Redis (run {rep + 1}; other processes at {quiet:.0f}% "
+        "of a core)")
+    other0, t0 = other_cpu_seconds(), time.monotonic()
+    ti = len(TARGETS) + len(AUTH_MODES)  # source addresses apart from the others'
+    res = {"rep": rep, "problems": [], "phases": []}
+    rig = None
+    try:
+        rig = ClusterRig(f"c{rep}", CLUSTER_PAIRS, lambda k: src_addr(ti, rep, k))
+        for which, ev in rig.ready.items():
+            res["problems"] += [f"{which} driver: {p}" for p in problems_of(ev)]
+            res["problems"] += [f"{which} driver, first exchange of each pair: {p}"
+                                for p in problems_of(rig.primed[which])]
+        res["problems"] += rig.placement()
+        if res["problems"]:
+            log("   " + "\n   ".join(res["problems"]))
+            return res
+        log(f"   {4 * CLUSTER_PAIRS} peers registered, each on its node (checked in the "
+            "directory)")
+        procs = rig.procs()
+        order = ["same", "cross"] if rep % 2 == 0 else ["cross", "same"]
+        res["order"] = order
+        launched = {"same": 0, "cross": 0}
+
+        def phase(which, line, dur, kind, rerun=True, meter=None):
+            """rerun: a noisy phase may be run again (not the warm-up, nor the tap's phase,
+            whose counts would add up over the tries)."""
+            meter = meter or ClusterMeter(rig.redis, procs, rig.drivers[which])
+            try:
+                ph = run_phase(rig.drivers[which], procs, line, dur, budget if rerun else None,
+                               meter)
+            finally:
+                meter.close()
+            ph["kind"], ph["which"] = kind, which
+            launched[which] += ph["launched"]
+            if kind != "warm":
+                ph["problems"] += crossing_problems(ph, which)
+            res["phases"].append(ph)
+            res["problems"] += [f"{which}-node {kind} phase ({line}): {p}" for p in ph["problems"]]
+            per = ops_per_exchange(ph)
+            log(f"   {which:5} {describe(ph)}\n         CPU: "
+                + ", ".join(f"{k} {v:.0f}%" for k, v in ph["cpu_pct_by"].items())
+                + f"; Redis per exchange: {per['evalsha']:.2f} EVALSHA, {per['publish']:.2f} "
+                f"PUBLISH, {per['total']:.2f} commands in all\n         p50 of the offer's "
+                f"way {ph['offer_leg_us']['p50']:.0f} us, the answer's "
+                f"{ph['answer_leg_us']['p50']:.0f} us, the reply {ph['reply_us']['p50']:.0f} us")
+            return ph
+
+        res["lat"] = {w: phase(w, CLUSTER_LAT, 5, "1k") for w in order}
+        for w in order:  # every pair to the cap, so that the maximum is the steady state
+            n = EXCHANGE_CAP * CLUSTER_PAIRS - launched[w] + 2 * MAX_WINDOW
+            if n > 0:
+                phase(w, f"closed {MAX_WINDOW} 120 {n}", 120, "warm", rerun=False)
+        res["max"] = {w: phase(w, CLUSTER_MAX, 4, "max") for w in order}
+        # Which commands the nodes send and which their scripts run: the MONITOR tap.
+        meter = ClusterMeter(rig.redis, procs, rig.drivers["cross"])
+        mon = Monitor(rig.redis.port, skip_ports=[meter.conn.local_port])
+        mon.start()
+        try:
+            ph = phase("cross", CLUSTER_ACCOUNT, 2, "account", rerun=False, meter=meter)
+        finally:
+            counts = mon.stop()
+        n = max(ph["completed"], 1)
+        res["monitor"] = {"exchanges": ph["completed"],
+                          "per_exchange": {f"{o} {c}": v / n for (o, c), v in counts.items()}}
+        log("   MONITOR, per exchange: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in sorted(res["monitor"]["per_exchange"].items())))
+        for w, g in rig.drivers.items():
+            res["problems"] += [f"{w} driver: {p}" for p in problems_of(g.stats())]
+        for n_, srv in rig.nodes.items():
+            if not srv.alive():
+                res["problems"].append(f"node {n_} exited")
+        res["retries_used"] = budget.used
+        return res
+    finally:
+        res["other_cpu_pct"] = 100 * (other_cpu_seconds() - other0) / (time.monotonic() - t0)
+        if rig is not None:
+            rig.stop()
+
+
+def summarize_cluster(runs):
+    """Per figure, its value in each repetition (None where the repetition did not get there)."""
+    def get(r, *path):
+        try:
+            v = r
+            for k in path:
+                v = v[k]
+            return v
+        except (KeyError, TypeError):
+            return None
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    out = {}
+    for which in ("same", "cross"):
+        out[f"p50_{which}"] = [get(r, "lat", which, "latency_us", "p50") for r in runs]
+        out[f"p99_{which}"] = [get(r, "lat", which, "latency_us", "p99") for r in runs]
+        out[f"max_{which}"] = [get(r, "max", which, "achieved_per_s") for r in runs]
+        for leg in ("offer_leg", "answer_leg", "reply"):
+            out[f"{leg}_{which}"] = [get(r, "lat", which, f"{leg}_us", "p50") for r in runs]
+        for proc in ("redis", "n1", "n2", "gen"):
+            out[f"cpu_{proc}_{which}"] = [get(r, "max", which, "cpu_pct_by", proc) for r in runs]
+            out[f"us_{proc}_{which}"] = [
+                None if get(r, "max", which, "cpu_s_by", proc) is None else
+                1e6 * r["max"][which]["cpu_s_by"][proc] / max(r["max"][which]["completed"], 1)
+                for r in runs]
+        for kind in ("lat", "max"):
+            for op in ("evalsha", "publish", "total"):
+                out[f"ops_{op}_{kind}_{which}"] = [
+                    None if get(r, kind, which, "redis_calls") is None else
+                    ops_per_exchange(r[kind][which])[op] for r in runs]
+    out["p50_ratio"] = [ratio(a, b) for a, b in zip(out["p50_cross"], out["p50_same"])]
+    out["p99_ratio"] = [ratio(a, b) for a, b in zip(out["p99_cross"], out["p99_same"])]
+    out["max_ratio"] = [ratio(a, b) for a, b in zip(out["max_cross"], out["max_same"])]
+    keys = sorted({k for r in runs for k in (get(r, "monitor", "per_exchange") or {})})
+    out["monitor"] = {k: [get(r, "monitor", "per_exchange", k) or 0.0 if get(r, "monitor")
+                          else None for r in runs] for k in keys}
+    out["other_cpu_pct"] = [r.get("other_cpu_pct") for r in runs]
+    return out
+
+
+def cluster_goals(cs, failed):
+    rows = []
+    for what, key in (("cross-node exchange p50 at 1k/s", "p50_ratio"),
+                      ("cross-node exchange p99 at 1k/s", "p99_ratio")):
+        vals = [v for v in cs[key] if v is not None]
+        if not vals:
+            rows.append((what, f"≤ {CLUSTER_GOAL:.0f}× same-node", "not run", "not run"))
+            continue
+        ok = statistics.median(vals) <= CLUSTER_GOAL and not failed
+        rows.append((what, f"≤ {CLUSTER_GOAL:.0f}× same-node", fmt_ratio(vals),
+                     "**met**" if ok else "**missed**"))
+    mx = [v for v in cs["max_cross"] if v is not None]
+    rows.append(("exchanges/s across nodes (2 nodes + Redis on one core)",
+                 "none: reported with where the time goes",
+                 fmt_range(mx, "/s") if mx else "not run", "reported" if mx else "not run"))
+    ops = [v for v in cs["ops_total_max_cross"] if v is not None]
+    rows.append(("Redis operations per cross-node exchange", "none: measured",
+                 fmt_range(ops) + " commands" if ops else "not run",
+                 "reported" if ops else "not run"))
+    return rows
+
+
+def cluster_report(data):
+    """The cluster section of BENCHMARKS.md (bench:cluster), from data["cluster"]."""
+    c = data["cluster"]
+    cs, runs = c["summary"], c["runs"]
+    failed = bool(c["problems"])
+    L = [f"Run of {data['date']} on commit {data['commit']} ({len(runs)} runs"
+         + (", in `make bench`" if data.get("full") else ", `bench/run.py --targets cluster`")
+         + f"). Machine load: other processes used {fmt_range(cs['other_cpu_pct'])}% of one core "
+         f"during the cluster runs (median and range over runs); load average "
+         f"{data['loadavg_start']} at the start, {data['loadavg_end']} at the end.", ""]
+    if failed:
+        L += [f"**The run FAILED** ({len(c['problems'])} problems; figures shown, no target met):",
+              ""] + [f"- {p}" for p in c["problems"][:20]] + [""]
+    else:
+        L += [f"**Verification:** every one of the {c['verified']:,} exchanges was delivered to "
+              "the addressed peer with its exact payload and fields (`POST /offer` replies "
+              "and pushes checked as in the single-node runs); every peer was in the directory on "
+              "the node it was sent to; every cross-node phase showed one route (EVALSHA) per "
+              "exchange in Redis and every same-node phase none; 0 errors, 0 dropped "
+              "connections.", ""]
+    L += ["| figure | target | measured: median (min–max) of runs | status |",
+          "|---|---|---|---|"]
+    L += [f"| {a} | {b} | {m} | {s} |" for a, b, m, s in cluster_goals(cs, failed)]
+    L += ["", "| figure | same node (A and B on node 1) | across nodes (A on node 1, B on node 2) "
+          "| across ÷ same |", "|---|---|---|---|"]
+
+    def row(label, key, unit="", ratio_key=None):
+        rs = fmt_ratio([v for v in cs[ratio_key] if v is not None]) if ratio_key else ""
+        L.append(f"| {label} | {fmt_range(cs[key + '_same'], unit)} | "
+                 f"{fmt_range(cs[key + '_cross'], unit)} | {rs} |")
+
+    row("exchange latency p50 at 1,000/s", "p50", " µs", "p50_ratio")
+    row("exchange latency p99 at 1,000/s", "p99", " µs", "p99_ratio")
+    for leg, label in (("offer_leg", "the offer's way, A's send → B has it"),
+                       ("answer_leg", "the answer's way, B has the offer → A has the answer"),
+                       ("reply", "the `POST /offer` reply, A's send → A has it")):
+        L.append(f"| … p50 of {label} | {fmt_range(cs[leg + '_same'], ' µs')} | "
+                 f"{fmt_range(cs[leg + '_cross'], ' µs')} | |")
+    row(f"max exchange rate (closed loop, {MAX_WINDOW} in flight, every pair at the "
+        f"{EXCHANGE_CAP}-exchange cap)", "max", "/s", "max_ratio")
+    for proc, name in (("redis", "Redis"), ("n1", "node 1"), ("n2", "node 2"),
+                       ("gen", "load generator")):
+        row(f"… CPU of {name} during the max-rate run (% of a core)", f"cpu_{proc}", "%")
+    for proc, name in (("redis", "Redis"), ("n1", "node 1"), ("n2", "node 2")):
+        row(f"… CPU of {name} per exchange", f"us_{proc}", " µs")
+    for kind, label in (("lat", "at 1,000/s (below the cap)"), ("max", "at the max rate (at "
+                                                                       "the cap)")):
+        for op, name in (("evalsha", "EVALSHA"), ("publish", "PUBLISH (nodes' and scripts')"),
+                         ("total", "every command (scripts' included)")):
+            row(f"Redis {name} per exchange, {label}", f"ops_{op}_{kind}", "")
+    L.append("")
+    if cs["monitor"]:
+        parts = []
+        for origin, what in (("node", "sent by the nodes"), ("lua", "run by their scripts")):
+            cmds = sorted(k for k in cs["monitor"] if k.split(" ")[0] == origin)
+            parts.append(f"{what}: " + ", ".join(
+                f"{k.split(' ', 1)[1].upper()} {fmt_range(cs['monitor'][k])}" for k in cmds))
+        L.append(f"Per cross-node exchange, from `MONITOR` on the cross-node driver at "
+                 f"{CLUSTER_ACCOUNT.split()[1]}/s for {CLUSTER_ACCOUNT.split()[2]} s (every pair "
+                 "at the cap; median and range over runs): " + "; ".join(parts) + ". (SET is "
+                 "the nodes' liveness heartbeat and PUBSUB their liveness check, once a second "
+                 "or so whatever the load.)")
+        L.append("")
+    L.append("Every process of the cluster (Redis, node 1, node 2) runs on core "
+             f"{SERVER_CPU}, the load generator on core {GEN_CPU}, as for the single-node "
+             "targets: across nodes, the offer goes A → node 1 → Redis (route script: GET, "
+             "EXISTS, PUBLISH) → node 2 → B; node 2's acknowledgement (PUBLISH) completes "
+             "node 1's `POST /offer` reply; B's answer goes node 2 → PUBLISH → node 1 → A.")
+    return "\n".join(L)
+
+
 def summarize_auth(runs):
     """Per mode, the repetitions' upgrades/s; per auth mode, its rate / the auth-off rate within
     each repetition (None: one of them was not measured, or ÷ 0)."""
@@ -894,9 +1393,10 @@ def fmt_ratio(vals):
     return fmt_range(vals).replace(" (", "× (", 1) if len(set(vals)) > 1 else f"{fmt(vals[0])}×"
 
 
-def goals(s, r, million, failed, auth=None):
+def goals(s, r, million, failed, auth=None, cluster=None):
     """The issues' targets: (figure, target, measured, status). Only what this invocation
-    measured gets a status; the rest reads "not run". auth: data["auth"], or None."""
+    measured gets a status; the rest reads "not run". auth, cluster: data["auth"],
+    data["cluster"], or None."""
     rows = []
     sig = s.get("sig")
 
@@ -920,6 +1420,8 @@ def goals(s, r, million, failed, auth=None):
         ratio=True)
     rows.append(("idle connections held 10 min by one process", "≥ 19,900, none dropped",
                  "not run (`make bench-hold`, below)", "not run"))
+    rows.append(("peers held 10 min by 4 workers (issue 13)", "≥ 79,000, none dropped",
+                 "not run (`make bench-hold-workers`, below)", "not run"))
     add("exchange p50 at 1k/s", "≤ 1.5× floor", r["p50_1k_us"]["floor"], lambda v: v <= 1.5,
         ratio=True)
     add("exchange p99 at 1k/s", "≤ 2× floor", r["p99_1k_us"]["floor"], lambda v: v <= 2,
@@ -952,6 +1454,12 @@ def goals(s, r, million, failed, auth=None):
     rows.append(("WebSocket upgrades/s with ES256 auth (issue 11)", "none: reported as measured",
                  f"{fmt_ratio(es)} auth off; {fmt_range(auth['summary']['ES256'], '/s')}"
                  if es else "not run", "reported" if es else "not run"))
+    if cluster:
+        rows += [(f"{a} (issue 13)", b, m, st) for a, b, m, st in
+                 cluster_goals(cluster["summary"], failed)]
+    else:
+        rows.append(("cross-node exchange latency at 1k/s (issue 13)", "≤ 3× same-node",
+                     "not run (`--targets cluster`)", "not run"))
     return rows
 
 
@@ -1103,7 +1611,8 @@ def write_report(data):
     L.append("")
     L.append("| figure | target | measured: median (min–max) of runs | status |")
     L.append("|---|---|---|---|")
-    for what, target, measured, v in goals(s, r, data.get("million"), failed, data.get("auth")):
+    for what, target, measured, v in goals(s, r, data.get("million"), failed, data.get("auth"),
+                                           data.get("cluster")):
         L.append(f"| {what} | {target} | {measured} | {v} |")
     L.append("")
     present = [t for t in TARGETS if t in s]
@@ -1556,13 +2065,16 @@ def full(args):
     la0 = open("/proc/loadavg").read().split()[0]
     other0 = other_cpu_seconds()
     keys = AuthKeys() if "auth" in measures else None  # this invocation's, made for it
-    runs, auth_runs = [], []
+    runs, auth_runs, cluster_runs = [], [], []
     million = None
     for rep in range(args.reps):
         order = measures[rep % len(measures):] + measures[:rep % len(measures)]  # none always first
         for t in order:
             if t == "auth":
                 auth_runs.append(bench_auth(rep, keys))
+                continue
+            if t == "cluster":
+                cluster_runs.append(bench_cluster(rep))
                 continue
             do_million = t == "sig" and rep == args.reps - 1 and not args.no_million
             res = bench_target(t, TARGETS.index(t), rep, million=do_million)
@@ -1579,6 +2091,13 @@ def full(args):
     elapsed = time.monotonic() - t0
     problems = [f"{NAMES[x['target']]} run {x['rep'] + 1}: {p}" for x in runs for p in x["problems"]]
     problems += [f"auth run {x['rep'] + 1}, {p}" for x in auth_runs for p in x["problems"]]
+    cluster = None
+    if cluster_runs:
+        cluster = {"summary": summarize_cluster(cluster_runs), "runs": cluster_runs,
+                   "problems": [f"cluster run {x['rep'] + 1}: {p}" for x in cluster_runs
+                                for p in x["problems"]],
+                   "verified": sum(p["completed"] for x in cluster_runs for p in x["phases"])}
+        problems += cluster["problems"]
     data = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
         "reps": args.reps, "elapsed_s": elapsed, "machine": machine(),
@@ -1593,15 +2112,21 @@ def full(args):
                               for t in chosen},
         "verified": sum(p["completed"] for x in runs for p in x["phases"]),
         "summary": s, "ratios": r, "million": million, "runs": runs, "auth": auth,
-        "problems": problems,
+        "cluster": cluster, "full": set(measures) == set(MEASURES), "problems": problems,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(data, indent=1))
-    if runs:
-        plots(runs)
-    write_report(data)
+    if runs or auth_runs:  # --targets cluster alone leaves the single-node results as they are
+        (RESULTS / "latest.json").write_text(json.dumps(data, indent=1))
+        if runs:
+            plots(runs)
+        write_report(data)
+    if cluster:
+        (RESULTS / "cluster.json").write_text(json.dumps(
+            {k: data[k] for k in ("date", "commit", "machine", "loadavg_start", "loadavg_end",
+                                  "other_cpu_pct", "cluster")}, indent=1))
+        write_section("cluster", cluster_report(data))
     log(f"bench: done in {elapsed / 60:.1f} min; BENCHMARKS.md, {RESULTS.relative_to(ROOT)}/")
-    for what, target, measured, v in goals(s, r, million, bool(problems), auth):
+    for what, target, measured, v in goals(s, r, million, bool(problems), auth, cluster):
         log(f"   {what}: {measured} (target {target}) {v}".replace("**", ""))
     problems += run_tls(args)
     if problems:
@@ -1641,8 +2166,48 @@ def smoke(args):
             srv.stop()
     ok &= smoke_auth()
     ok &= smoke_tls()
+    ok &= not smoke_cluster()
     if not ok:
         sys.exit("bench-smoke: FAILED")
+
+
+def smoke_cluster(b_node="n2", tag="cs"):
+    """Two nodes and one Redis (ClusterRig, 20 pairs per driver): every peer where it was sent
+    (the directory), then 2 s of 200 exchanges/s across nodes, each verified and each routed
+    through Redis. Returns the problems (none: passed)."""
+    rig = None
+    probs = []
+    ph = None
+    try:
+        rig = ClusterRig(tag, 20, lambda k: f"127.{RUN_TAG}.248.{k + 2 + (b_node != 'n2') * 4}",
+                         b_node=b_node)
+        for which, ev in rig.ready.items():
+            probs += problems_of(ev) + problems_of(rig.primed[which])
+        probs += rig.placement()
+        meter = ClusterMeter(rig.redis, rig.procs(), rig.drivers["cross"])
+        try:
+            ph = run_phase(rig.drivers["cross"], rig.procs(), "rate 200 2", 2, meter=meter)
+        finally:
+            meter.close()
+        probs += ph["problems"] + crossing_problems(ph, "cross")
+        if ph["completed"] != ph["launched"]:
+            probs.append(f"{ph['completed']} of {ph['launched']} exchanges completed")
+        for g in rig.drivers.values():
+            probs += problems_of(g.stats())
+        probs += [f"node {n} exited" for n, srv in rig.nodes.items() if not srv.alive()]
+    finally:
+        if rig is not None:
+            rig.stop()
+    if ph is not None:
+        per, lat = ops_per_exchange(ph), ph["latency_us"]
+        print(f"bench-smoke cluster (2 nodes, 1 Redis): {ph['completed']}/{ph['launched']} "
+              f"cross-node exchanges verified, {ph['errors']} errors, p50 {lat['p50']:.0f} us "
+              f"p99 {lat['p99']:.0f} us, Redis per exchange {per['evalsha']:.2f} EVALSHA "
+              f"{per['publish']:.2f} PUBLISH {per['total']:.2f} in all: "
+              + ("ok" if not probs else "FAILED: " + "; ".join(probs[:5])), flush=True)
+    else:
+        print("bench-smoke cluster: FAILED: " + "; ".join(probs[:5]), flush=True)
+    return probs
 
 
 def smoke_auth():
@@ -1757,6 +2322,16 @@ def self_test(args):
                 print(f"   first {want} error: {ph['first_errors'][want]}", flush=True)
             elif not right:
                 print("   " + "\n   ".join(probs), flush=True)
+        # The cluster checks, against a rig whose "cross-node" B peers are on node 1: they must
+        # fail (the peers are not where they were meant to be; nothing went through Redis).
+        probs = smoke_cluster(b_node="n1", tag="st")
+        right = (any(p.startswith("placement:") for p in probs)
+                 and any("did not all cross nodes" in p for p in probs))
+        bad += not right
+        print("self-test the cluster checks against a rig that does not cross nodes: "
+              + (f"failed ({len(probs)} problems)" if probs else "passed")
+              + " (expected a failure: placement, and no route per exchange): "
+              + ("ok" if right else "WRONG"), flush=True)
         # The check that proves auth is on, against a server with auth off: all cases must fail.
         probs, _ = check_refusals(srv.port, AuthKeys(), "HS256",
                                   lambda i: f"127.{RUN_TAG}.253.{len(SELF_TEST) + 2 + i}", "sn")
@@ -1771,7 +2346,7 @@ def self_test(args):
             print(f"   first: {probs[0]}", flush=True)
     finally:
         srv.stop()
-    print(f"self-test: {len(SELF_TEST) + 1 - bad} of {len(SELF_TEST) + 1} verdicts right in "
+    print(f"self-test: {len(SELF_TEST) + 2 - bad} of {len(SELF_TEST) + 2} verdicts right in "
           f"{time.monotonic() - t0:.0f} s", flush=True)
     if bad:
         sys.exit("self-test: FAILED")
@@ -1841,6 +2416,307 @@ def hold_summary(hold):
     return s
 
 
+# ---- peers held by workers (issue 13): `make bench-hold-workers` (4 workers) and the push toward
+# a million peers (`make bench-million-peers`, in a private network namespace)
+
+
+HOLD_GEN_PEERS = 19_900  # per load generator process (the 20,000-file limit)
+HOLD_WORKERS_GOAL = 79_000  # the issue's target for 4 workers
+WORKER_CONNS = 19_968  # what one worker holds at most: the 20,000-file limit less its reserve
+NETNS_PORTS = (61000, 65535)  # the namespace's own port range, apart from loadgen's 32768-60999
+SAMPLE_S = 30
+
+
+def hold_cluster(kind, peers, workers, hold_s, server_cpus, gen_cpus, ramp_budget_s=None,
+                 mem_guard=0, in_netns=False):
+    """Redis and one signal-server with `workers` worker processes sharing its port, each a
+    node; then ceil(peers / 19,900) load generator processes, one after the other, each holding
+    up to 19,900 idle peers from its own 127.x address (a registration that lands on a full
+    worker connects again: loadgen --retries). The ramp stops early when MemAvailable falls
+    under mem_guard or ramp_budget_s has passed (the reason is recorded). Then every peer is
+    held for hold_s with the server's pings every 20 s. Returns the result (see hold_report)."""
+    t0 = time.monotonic()
+    res = {"kind": kind, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "commit": git_commit(), "machine": machine(), "target_peers": peers,
+           "workers": workers, "hold_s_asked": hold_s, "in_netns": in_netns, "problems": [],
+           "ramp": [], "samples": [], "stopped_by": None,
+           "loadavg_start": open("/proc/loadavg").read().split()[0]}
+    redis = srv = None
+    gens = []
+    other0 = other_cpu_seconds()
+    try:
+        redis = RedisServer(free_port(), BUILD / "redis", cpus=server_cpus, children=children)
+        prefix = f"h{RUN_TAG}:"
+        srv = Server("sig", kind, cluster=(redis.url, "w", prefix), workers=workers,
+                     cpus=server_cpus)
+        conn = redis.client()
+        deadline = time.monotonic() + 30 + workers
+        while conn.count_keys(f"{prefix}n:*") < workers:  # every worker's liveness key
+            if time.monotonic() > deadline or not srv.alive():
+                raise RuntimeError(f"{workers} workers not all up in Redis after "
+                                   f"{30 + workers} s")
+            time.sleep(0.2)
+        log(f"bench-{kind}: {workers} workers up (each a node in Redis)")
+        time.sleep(1)
+        base = {"rss": srv.rss(), "kernel": kernel_socket_bytes(),
+                "redis_mem": redis.used_memory(conn), "mem_available": mem_available()}
+        res["base"] = base
+        n_gen = -(-peers // HOLD_GEN_PEERS)
+        sizes = [peers // n_gen + (k < peers % n_gen) for k in range(n_gen)]
+        registered = 0
+        for k, n in enumerate(sizes):
+            if ramp_budget_s is not None and time.monotonic() - t0 > ramp_budget_s:
+                res["stopped_by"] = f"the ramp's time budget ({ramp_budget_s:.0f} s)"
+                break
+            if mem_guard and mem_available() < mem_guard:
+                res["stopped_by"] = (f"the memory guard: MemAvailable "
+                                     f"{mem_available() / 2**30:.1f} GiB < "
+                                     f"{mem_guard / 2**30:.1f} GiB")
+                break
+            if not srv.alive():
+                res["stopped_by"] = "the server exited"
+                break
+            g = Gen("sig", srv.port, f"127.{RUN_TAG}.{246 - k // 250}.{k % 250 + 2}", n,
+                    prefix=f"{kind[0]}{k}", retries=n, cpus=gen_cpus)
+            gens.append(g)
+            try:
+                ev = g.ready()
+            except RuntimeError as e:
+                res["problems"].append(f"load generator {k}: {e}")
+                res["stopped_by"] = f"load generator {k} failed: {e}"
+                break
+            registered += ev["registered"]
+            pr = problems_of(ev)
+            res["problems"] += [f"load generator {k}: {p}" for p in pr]
+            point = {"t": round(time.monotonic() - t0, 1), "peers": registered,
+                     "rss": srv.rss(), "workers_alive": len(children_of(srv.pid)),
+                     "kernel": kernel_socket_bytes(),
+                     "mem_available": mem_available(), "retries": ev["retries"],
+                     "upgrades_per_s": ev["upgrades_per_s"]}
+            res["ramp"].append(point)
+            log(f"   {registered:,} peers ({k + 1}/{n_gen} generators, {ev['upgrades_per_s']:.0f}"
+                f" upgrades/s, {ev['retries']} retried); RSS of the server's "
+                f"{point['workers_alive'] + 1} processes {point['rss'] / 2**20:.0f} MiB; "
+                f"Redis DBSIZE {conn.command('DBSIZE'):,}; MemAvailable {point['mem_available'] / 2**30:.1f} GiB")
+            if pr:
+                res["stopped_by"] = f"load generator {k}: {pr[0]}"
+                break
+        res["registered"] = registered
+        # Settle: every registration in the directory, every peer open (retries done).
+        deadline = time.monotonic() + 60 + registered / 10_000
+        while True:
+            stats = [g.stats() for g in gens]
+            opened = sum(st["open"] for st in stats)
+            listed = conn.count_keys(f"{prefix}d:*")
+            if (opened == registered and listed == opened) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        res["open_at_start"], res["directory_at_start"] = opened, listed
+        full_point = {"rss": srv.rss(), "kernel": kernel_socket_bytes(),
+                      "redis_mem": redis.used_memory(conn), "mem_available": mem_available(),
+                      "gen_rss": sum(rss_bytes(g.proc.pid) for g in gens)}
+        res["full"] = full_point
+        res["per_worker_sockets"] = sorted(socket_fds(p) for p in children_of(srv.pid))
+        log(f"bench-{kind}: {opened:,} peers open, {listed:,} in the directory; holding "
+            f"{hold_s:.0f} s")
+        start = time.monotonic()
+        cpu0 = srv.cpu()
+        while time.monotonic() - start < hold_s:
+            time.sleep(min(SAMPLE_S, max(0.0, hold_s - (time.monotonic() - start))))
+            stats = [g.stats() for g in gens]
+            smp = {"t": round(time.monotonic() - start), "open": sum(s["open"] for s in stats),
+                   "drops": sum(s["drops"] for s in stats),
+                   "pings": sum(s["pings"] for s in stats),
+                   "pongs": sum(s["pongs"] for s in stats),
+                   "directory": conn.count_keys(f"{prefix}d:*"), "rss": srv.rss(),
+                   "mem_available": mem_available(), "workers_alive": len(children_of(srv.pid))}
+            res["samples"].append(smp)
+            log(f"   {smp['t']} s: {smp['open']:,} open, {smp['directory']:,} in the directory, "
+                f"{smp['drops']} dropped, {smp['pings']:,} pings / {smp['pongs']:,} pongs, "
+                f"MemAvailable {smp['mem_available'] / 2**30:.1f} GiB")
+            if mem_guard and smp["mem_available"] < mem_guard / 2:
+                res["stopped_by"] = (f"the memory guard during the hold (MemAvailable "
+                                     f"{smp['mem_available'] / 2**30:.1f} GiB)")
+                break
+        res["hold_s"] = time.monotonic() - start
+        res["server_cpu_s"] = srv.cpu() - cpu0
+        stats = [g.stats() for g in gens]
+        for k, st in enumerate(stats):
+            res["problems"] += [f"load generator {k}: {p}" for p in problems_of(st)]
+        end = {"open": sum(s["open"] for s in stats), "drops": sum(s["drops"] for s in stats),
+               "pings": sum(s["pings"] for s in stats), "pongs": sum(s["pongs"] for s in stats),
+               "retries": sum(s["retries"] for s in stats),
+               "directory": conn.count_keys(f"{prefix}d:*"), "rss": srv.rss(),
+               "workers_alive": len(children_of(srv.pid))}
+        res["end"] = end
+        conn.close()
+        if end["workers_alive"] != workers:
+            res["problems"].append(f"{workers - end['workers_alive']} workers gone by the end")
+        if not srv.alive():
+            res["problems"].append("the server exited")
+        held = end["open"]
+        res["held"] = held
+        # Per peer: from the first generator's reading to the full one, as the single-node
+        # method does from its warm-up, so that each worker's one-time costs (OpenSSL's first
+        # SHA-1: ~2 MB) are not spread over the peers; from the start with one generator only.
+        ref = res["ramp"][0] if len(res["ramp"]) >= 2 else dict(base, peers=0)
+        grown = full_point["rss"] - ref["rss"], full_point["kernel"] - ref["kernel"]
+        n_mem = opened - ref["peers"]
+        res["memory_from_peers"] = ref["peers"]
+        if held and n_mem > 0:
+            res["user_per_peer"] = grown[0] / n_mem
+            res["kernel_per_peer"] = grown[1] / n_mem / 2
+            res["kernel_both_ends_per_peer"] = grown[1] / n_mem
+            res["redis_per_peer"] = (full_point["redis_mem"] - base["redis_mem"]) / held
+            res["gen_per_peer"] = full_point["gen_rss"] / held
+        res["passed"] = (not res["problems"] and end["drops"] == 0 and end["pings"] > 0
+                         and end["pongs"] == end["pings"] and end["directory"] == held
+                         and held == res["open_at_start"] and res["hold_s"] >= 0.99 * hold_s)
+        return res
+    finally:
+        res["elapsed_s"] = time.monotonic() - t0
+        res["other_cpu_pct"] = 100 * (other_cpu_seconds() - other0) / res["elapsed_s"]
+        res["loadavg_end"] = open("/proc/loadavg").read().split()[0]
+        t1 = time.monotonic()
+        if kind == "million-peers" and srv is not None:
+            srv.kill()  # a million graceful releases would only make the teardown long
+        for g in gens:
+            g.quit()
+        if srv is not None:
+            srv.stop(timeout=60)
+        if redis is not None:
+            redis.stop()
+        res["teardown_s"] = time.monotonic() - t1
+
+
+def fmt_bytes(b):
+    return "—" if b is None else f"{b:,.0f} B"
+
+
+def hold_report(res, how):
+    """The dated, commit-stamped section of a hold with workers (bench:hold-workers or
+    bench:million-peers)."""
+    end = res.get("end", {})
+    held = res.get("held", 0)
+    n_gen = -(-res["target_peers"] // HOLD_GEN_PEERS)
+    L = [f"`{how}` on {res['date']}, commit {res['commit']}: {res['workers']} workers (one "
+         f"signal-server, `workers = {res['workers']}`, each a node of one local Redis), "
+         f"{res['target_peers']:,} idle peers asked for, from {n_gen} load generator processes "
+         f"of ≤ {HOLD_GEN_PEERS:,} peers"
+         + (" inside a private network namespace (`unshare -n`)" if res["in_netns"] else "")
+         + f"; pings every {LIVENESS_S} s. Machine load: other processes used "
+         f"{res['other_cpu_pct']:.0f}% of one core on average; load average "
+         f"{res['loadavg_start']} at the start, {res['loadavg_end']} at the end.", ""]
+    status = "**passed**" if res.get("passed") else "**FAILED**"
+    if res["kind"] == "million-peers":
+        status = "**completed**" if res.get("passed") else "**partial**"
+    L.append(
+        f"- {status}: **{held:,} peers held for {res.get('hold_s', 0):.0f} s** "
+        f"({res.get('open_at_start', 0):,} open when the hold began, "
+        f"{res.get('directory_at_start', 0):,} in the directory; at the end "
+        f"{end.get('open', 0):,} open, {end.get('directory', 0):,} in the directory); "
+        f"{end.get('drops', 0)} dropped; {end.get('pings', 0):,} pings received and "
+        f"{end.get('pongs', 0):,} answered; {end.get('retries', 0):,} registrations landed on "
+        "a full worker and connected again.")
+    if res.get("per_worker_sockets"):
+        ws = res["per_worker_sockets"]
+        L.append(f"- Sockets per worker when the hold began: {ws[0]:,} to {ws[-1]:,} "
+                 f"(median {statistics.median(ws):,.0f}; each also holds its 2 Redis "
+                 "connections and its listener).")
+    if held and "user_per_peer" in res:
+        user, kern = res["user_per_peer"], res["kernel_per_peer"]
+        L.append(
+            f"- Memory per peer (growth from {res['memory_from_peers']:,} peers to "
+            f"{res['open_at_start']:,}): user {fmt_bytes(user)} (the workers' RSS) + kernel "
+            f"{fmt_bytes(kern)} (socket slab caches and TCP buffers, half of both ends) = "
+            f"{fmt_bytes(user + kern)}; beside it, Redis {fmt_bytes(res['redis_per_peer'])} "
+            f"(the directory entry) and the load generators {fmt_bytes(res['gen_per_peer'])}. "
+            f"Workers' RSS {res['base']['rss'] / 2**20:,.0f} → "
+            f"{res['full']['rss'] / 2**20:,.0f} MiB; MemAvailable "
+            f"{res['base']['mem_available'] / 2**30:.1f} → "
+            f"{res['full']['mem_available'] / 2**30:.1f} GiB.")
+    if res.get("ramp"):
+        last = res["ramp"][-1]
+        ups = statistics.median(p["upgrades_per_s"] for p in res["ramp"])
+        L.append(f"- Ramp: {last['peers']:,} registrations in {last['t']:.0f} s (median "
+                 f"{ups:,.0f} upgrades/s per generator); server CPU during the hold "
+                 f"{res.get('server_cpu_s', 0):.1f} s; teardown {res.get('teardown_s', 0):.0f} s.")
+    if res.get("stopped_by"):
+        L.append(f"- Stopped by: {res['stopped_by']}.")
+    if res["problems"]:
+        L.append("- Problems: " + "; ".join(res["problems"][:10]))
+    return "\n".join(L)
+
+
+def in_private_netns(args, what):
+    """Runs this invocation again inside a network namespace of its own (as root `unshare -n`,
+    else `unshare -rn`) and exits with its status; inside (--in-netns), brings its loopback up.
+    Every connection of a hold with workers stays there: tens of thousands of client sockets
+    bound to chosen ports take the host's whole ephemeral range (a port bound by bind() is not
+    free for anyone's connect(), whatever the address), which would make every other process's
+    outgoing connections on this machine fail while they last; and no connection tracking
+    table counts them. Inside, the kernel's own choice of ports (connect() without bind: the
+    workers' connections to Redis, and the harness's) is confined to 61000-65535, apart from the
+    32768-60999 that the load generators bind themselves: a worker that reconnects to Redis
+    during a hold finds a port (without this, a port search over a taken range fails with
+    EADDRNOTAVAIL, and costs a full scan of it each time)."""
+    if args.in_netns:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        Path("/proc/sys/net/ipv4/ip_local_port_range").write_text(
+            f"{NETNS_PORTS[0]} {NETNS_PORTS[1]}\n")
+        return
+    unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
+    cmd = unshare + [PYTHON, str(Path(__file__).resolve()), *sys.argv[1:], "--in-netns"]
+    log(f"{what}: " + " ".join(cmd))
+    child = subprocess.Popen(cmd)
+    signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    sys.exit(child.wait())
+
+
+def hold_workers(args):
+    in_private_netns(args, "bench-hold-workers")
+    workers = args.hold_workers
+    peers = args.hold_peers or workers * HOLD_GEN_PEERS
+    log(f"bench-hold-workers: {peers:,} peers on {workers} workers for {args.hold_s:.0f} s")
+    res = hold_cluster("hold-workers", peers, workers, args.hold_s, SERVER_CPU, GEN_CPU,
+                       in_netns=True)
+    res["goal"] = HOLD_WORKERS_GOAL if workers == 4 else None
+    if res.get("goal") is not None and res.get("held", 0) < res["goal"]:
+        res["passed"] = False
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "hold-workers.json").write_text(json.dumps(res, indent=1))
+    text = hold_report(res, "make bench-hold-workers" if args.hold_s >= 600 else
+                       f"bench/run.py --hold --hold-workers {workers} --hold-s {args.hold_s:.0f}")
+    if args.hold_s >= 600:  # the section is the issue's figure: 10 minutes
+        write_section("hold-workers", text)
+    log(text)
+    if not res.get("passed"):
+        sys.exit("bench-hold-workers: FAILED")
+
+
+def million_peers(args):
+    """Toward a million peers: inside a private network namespace (no connection tracking, no
+    port shared with anyone), as many workers as the peers need, every process on every core."""
+    in_private_netns(args, "bench-million-peers")
+    peers = args.million_peers
+    workers = args.million_workers or -(-int(peers * 1.04) // WORKER_CONNS)
+    budget = args.million_budget_s
+    log(f"bench-million-peers: {peers:,} peers asked for, {workers} workers, hold "
+        f"{args.hold_s:.0f} s, budget {budget:.0f} s, memory guard {args.mem_guard_gib} GiB")
+    ramp_budget = max(60.0, budget - args.hold_s - 120)
+    res = hold_cluster("million-peers", peers, workers, args.hold_s, ALL_CPUS, ALL_CPUS,
+                       ramp_budget_s=ramp_budget, mem_guard=int(args.mem_guard_gib * 2**30),
+                       in_netns=True)
+    if res.get("held", 0) < peers and not res.get("stopped_by"):
+        res["stopped_by"] = "registrations that did not stay (see problems)"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "million-peers.json").write_text(json.dumps(res, indent=1))
+    text = hold_report(res, "make bench-million-peers")
+    if peers >= 1_000_000:  # the section is the issue's figure; smaller tries go to the log
+        write_section("million-peers", text)
+    log(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true")
@@ -1849,6 +2725,19 @@ def main():
     ap.add_argument("--hold-s", type=float, default=600)
     ap.add_argument("--tls-only", action="store_true",
                     help="only the TLS figures (signal-server's TLS against nginx)")
+    ap.add_argument("--hold-workers", type=int, default=1,
+                    help="--hold with N worker processes and a local Redis (N x 19,900 peers)")
+    ap.add_argument("--hold-peers", type=int, default=0,
+                    help="--hold --hold-workers N: peers to hold (default N x 19,900)")
+    ap.add_argument("--million-peers", type=int, default=0, metavar="N",
+                    help="hold N peers (1000000 with make bench-million-peers) on as many workers "
+                    "as they need, inside a private network namespace (opt-in; never in make test)")
+    ap.add_argument("--million-workers", type=int, default=0, help="default: peers x 1.04 / 19,968")
+    ap.add_argument("--million-budget-s", type=float, default=1200,
+                    help="wall time for the ramp and the hold (the ramp stops early to keep it)")
+    ap.add_argument("--mem-guard-gib", type=float, default=3.0,
+                    help="stop the ramp when MemAvailable falls under this")
+    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-million", action="store_true", help="skip the one-million-exchange run")
     ap.add_argument("--targets", default=",".join(MEASURES),
@@ -1868,6 +2757,10 @@ def main():
             smoke(args)
         elif args.self_test:
             self_test(args)
+        elif args.million_peers:
+            million_peers(args)
+        elif args.hold and args.hold_workers > 1:
+            hold_workers(args)
         elif args.hold:
             hold(args)
         elif args.tls_only:
