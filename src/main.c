@@ -132,9 +132,50 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
   return 2;
 }
 
+/* The token subcommand's options at argv[*i] (*i moves past what they take). Returns -1 when
+ * taken, -2 when argv[*i] is not one of them, or the exit status of a usage error. */
+static int parse_token_option(int argc, char **argv, int *i, options_t *o) {
+  const char *a = argv[*i];
+  if (strcmp(a, "--sub") == 0) {
+    if (*i + 1 >= argc) return usage_error("option %s needs a domain", a);
+    o->sub = argv[++*i];
+  } else if (strcmp(a, "--ttl") == 0) {
+    char *end;
+    if (*i + 1 >= argc) return usage_error("option %s needs a number of seconds", a);
+    o->ttl = strtoll(argv[++*i], &end, 10);
+    if (*end != '\0' || o->ttl < 1 || o->ttl > 366LL * 86400)
+      return usage_error("--ttl: expected seconds from 1 to 31622400, got '%s'", argv[*i]);
+  } else if (strcmp(a, "--calls") == 0) {
+    if (*i + 1 >= argc || argv[*i + 1][0] == '-')
+      return usage_error("option %s needs a pattern", a);
+    while (*i + 1 < argc && argv[*i + 1][0] != '-') { /* one or more patterns */
+      o->calls = sig_realloc(o->calls, (o->ncalls + 1) * sizeof(*o->calls));
+      o->calls[o->ncalls++] = argv[++*i];
+    }
+  } else {
+    return -2;
+  }
+  return -1;
+}
+
+/* The server's own options (a is argv[i]), as parse_token_option. */
+static int parse_server_option(const char *a, options_t *o) {
+  if (strcmp(a, "--check-config") == 0) {
+    o->check_only = 1;
+  } else if (strcmp(a, "--print-config") == 0) {
+    o->print = 1;
+  } else if (strcmp(a, "--version") == 0) {
+    printf("signal-server %s\n", SIG_VERSION);
+    return 0;
+  } else {
+    return -2;
+  }
+  return -1;
+}
+
 /* Returns -1 to go on, or the exit status. */
 static int parse_args(int argc, char **argv, options_t *o) {
-  int i = 1;
+  int i = 1, rc;
   if (argc > 1 && strcmp(argv[1], "token") == 0) o->token = 1, i = 2;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -144,32 +185,12 @@ static int parse_args(int argc, char **argv, options_t *o) {
     } else if (strncmp(a, "--config=", 9) == 0) {
       if (a[9] == '\0') return usage_error("option %s needs a path", "--config");
       o->config = a + 9;
-    } else if (!o->token && strcmp(a, "--check-config") == 0) {
-      o->check_only = 1;
-    } else if (!o->token && strcmp(a, "--print-config") == 0) {
-      o->print = 1;
-    } else if (!o->token && strcmp(a, "--version") == 0) {
-      printf("signal-server %s\n", SIG_VERSION);
-      return 0;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       return 0;
-    } else if (o->token && strcmp(a, "--sub") == 0) {
-      if (i + 1 >= argc) return usage_error("option %s needs a domain", a);
-      o->sub = argv[++i];
-    } else if (o->token && strcmp(a, "--ttl") == 0) {
-      char *end;
-      if (i + 1 >= argc) return usage_error("option %s needs a number of seconds", a);
-      o->ttl = strtoll(argv[++i], &end, 10);
-      if (*end != '\0' || o->ttl < 1 || o->ttl > 366LL * 86400)
-        return usage_error("--ttl: expected seconds from 1 to 31622400, got '%s'", argv[i]);
-    } else if (o->token && strcmp(a, "--calls") == 0) {
-      if (i + 1 >= argc || argv[i + 1][0] == '-')
-        return usage_error("option %s needs a pattern", a);
-      while (i + 1 < argc && argv[i + 1][0] != '-') { /* one or more patterns */
-        o->calls = sig_realloc(o->calls, (o->ncalls + 1) * sizeof(*o->calls));
-        o->calls[o->ncalls++] = argv[++i];
-      }
+    } else if ((rc = o->token ? parse_token_option(argc, argv, &i, o)
+                              : parse_server_option(a, o)) != -2) {
+      if (rc != -1) return rc;
     } else {
       return usage_error("unknown option '%s'", a);
     }

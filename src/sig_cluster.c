@@ -284,6 +284,31 @@ static void on_message(sig_cluster_t *c, redisReply *reply) {
   if (c->router != NULL) sig_router_node_message(c->router, payload->str, payload->len);
 }
 
+/* A claim script's reply: 0 won, SIG_EREFUSED taken by another live node, -1 failed. */
+static int claim_result(const redisReply *reply, int failed) {
+  if (failed) return -1;
+  return reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 ? 0 : SIG_EREFUSED;
+}
+
+/* A route script's reply to its waiter: the node's id (1 and a string), a count, or -1. */
+static void route_result(const cmd_t *k, const redisReply *reply, int failed) {
+  if (k->route_done == NULL) return;
+  if (failed)
+    k->route_done(k->arg, -1, NULL);
+  else if (reply->type == REDIS_REPLY_STRING)
+    k->route_done(k->arg, 1, reply->str);
+  else
+    k->route_done(k->arg, reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -1, NULL);
+}
+
+/* The sweep script's reply: the nodes found dead, each gone from the router. */
+static void dead_nodes(sig_cluster_t *c, const redisReply *reply) {
+  if (reply->type != REDIS_REPLY_ARRAY || c->router == NULL) return;
+  for (size_t i = 0; i < reply->elements; i++)
+    if (reply->element[i]->type == REDIS_REPLY_STRING)
+      sig_router_node_gone(c->router, reply->element[i]->str);
+}
+
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
   cmd_t *k = privdata;
   redisReply *reply = r;
@@ -307,31 +332,13 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
       handshake_step(l, failed ? NULL : reply);
       break;
     case K_SUBSCRIBE: break; /* reply == NULL: the link went */
-    case K_CLAIM: {
-      int rc = failed                                                      ? -1
-               : reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 ? 0
-                                                                           : SIG_EREFUSED;
-      k->claim_done(k->arg, rc);
-      break;
-    }
-    case K_ROUTE: {
-      if (k->route_done == NULL) break;
-      if (failed)
-        k->route_done(k->arg, -1, NULL);
-      else if (reply->type == REDIS_REPLY_STRING)
-        k->route_done(k->arg, 1, reply->str);
-      else
-        k->route_done(k->arg, reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -1, NULL);
-      break;
-    }
+    case K_CLAIM: k->claim_done(k->arg, claim_result(reply, failed)); break;
+    case K_ROUTE: route_result(k, reply, failed); break;
     case K_PING: /* the round trip, for /metrics; a quiet link is also checked this way */
       if (!failed) sig_metrics_observe(SIG_H_REDIS_RTT, (double)(uv_hrtime() - k->sent_ns) / 1e9);
       break;
     case K_DEAD:
-      if (!failed && reply->type == REDIS_REPLY_ARRAY && c->router != NULL)
-        for (size_t i = 0; i < reply->elements; i++)
-          if (reply->element[i]->type == REDIS_REPLY_STRING)
-            sig_router_node_gone(c->router, reply->element[i]->str);
+      if (!failed) dead_nodes(c, reply);
       break;
     default: break;
   }

@@ -184,7 +184,8 @@ static const size_t string_fields[] = {
     offsetof(sig_config_t, cluster_redis),
     offsetof(sig_config_t, cluster_password_file),
     offsetof(sig_config_t, cluster_node_id),
-    offsetof(sig_config_t, cluster_key_prefix), offsetof(sig_config_t, metrics_host),
+    offsetof(sig_config_t, cluster_key_prefix),
+    offsetof(sig_config_t, metrics_host),
     offsetof(sig_config_t, metrics_addr),
     offsetof(sig_config_t, tls_cert_file),
     offsetof(sig_config_t, tls_key_file),
@@ -403,29 +404,50 @@ static int check_path(sig_config_t *cfg, const char *s, char *why, size_t whylen
   return 0;
 }
 
+/* A database number: the digits at s up to the end of the text, below 1,000,000; or -1. */
+static int db_number(const char *s) {
+  char *end;
+  errno = 0;
+  long db = is_digit((unsigned char)s[0]) ? strtol(s, &end, 10) : -1;
+  return db < 0 || db >= 1000000 || *end != '\0' || errno != 0 ? -1 : (int)db;
+}
+
+/* "unix:/PATH[?db=N]" (path: what follows "unix:") into out. */
+static int redis_unix_target(const char *path, sig_redis_target_t *out, char *why, size_t whylen) {
+  const char *q = strchr(path, '?');
+  size_t n = q != NULL ? (size_t)(q - path) : strlen(path);
+  if (n == 0 || path[0] != '/')
+    return errorf(why, whylen,
+                  "expected an absolute socket path, e.g. \"unix:/run/redis/redis.sock\"");
+  if (n >= sizeof(out->path))
+    return errorf(why, whylen, "the socket path is longer than %zu bytes", sizeof(out->path) - 1);
+  memcpy(out->path, path, n);
+  if (q != NULL && (strncmp(q, "?db=", 4) != 0 || (out->db = db_number(q + 4)) < 0))
+    return errorf(why, whylen, "expected \"?db=N\" after the socket path");
+  return 0;
+}
+
+/* "HOST[:PORT]" (hlen bytes at host; no port: 6379) into out->host and out->port. */
+static int redis_host_port(const char *host, size_t hlen, sig_redis_target_t *out, char *why,
+                           size_t whylen) {
+  char hostport[300], *addr;
+  int port;
+  if (hlen == 0) return errorf(why, whylen, "missing host after \"redis://\"");
+  if (hlen >= sizeof(hostport) - 6) return errorf(why, whylen, "the host is too long");
+  memcpy(hostport, host, hlen);
+  hostport[hlen] = '\0';
+  const char *close = strrchr(hostport, ']'), *colon = strrchr(hostport, ':');
+  if (colon == NULL || (close != NULL && colon < close)) strcat(hostport, ":6379");
+  if (sig_config_split_host(hostport, &addr, &port, why, whylen) != 0) return SIG_ECONFIG;
+  snprintf(out->host, sizeof(out->host), "%s", addr);
+  free(addr);
+  out->port = port;
+  return port == 0 ? errorf(why, whylen, "port must be 1..65535") : 0;
+}
+
 int sig_config_redis_target(const char *url, sig_redis_target_t *out, char *why, size_t whylen) {
   memset(out, 0, sizeof(*out));
-  if (strncmp(url, "unix:", 5) == 0) {
-    const char *path = url + 5, *q = strchr(path, '?');
-    size_t n = q != NULL ? (size_t)(q - path) : strlen(path);
-    if (n == 0 || path[0] != '/')
-      return errorf(why, whylen,
-                    "expected an absolute socket path, e.g. \"unix:/run/redis/redis.sock\"");
-    if (n >= sizeof(out->path))
-      return errorf(why, whylen, "the socket path is longer than %zu bytes", sizeof(out->path) - 1);
-    memcpy(out->path, path, n);
-    if (q != NULL) {
-      char *end;
-      errno = 0;
-      long db = strncmp(q, "?db=", 4) == 0 && is_digit((unsigned char)q[4])
-                    ? strtol(q + 4, &end, 10)
-                    : -1;
-      if (db < 0 || db >= 1000000 || *end != '\0' || errno != 0)
-        return errorf(why, whylen, "expected \"?db=N\" after the socket path");
-      out->db = (int)db;
-    }
-    return 0;
-  }
+  if (strncmp(url, "unix:", 5) == 0) return redis_unix_target(url + 5, out, why, whylen);
   if (strncmp(url, "redis://", 8) != 0)
     return errorf(why, whylen,
                   "expected \"redis://HOST[:PORT][/DB]\" or \"unix:/PATH[?db=N]\", e.g. "
@@ -435,33 +457,10 @@ int sig_config_redis_target(const char *url, sig_redis_target_t *out, char *why,
     return errorf(why, whylen,
                   "a password does not belong in the URL: put it in cluster.redis_password_file");
   size_t hlen = slash != NULL ? (size_t)(slash - host) : strlen(host);
-  char hostport[300];
-  if (hlen == 0) return errorf(why, whylen, "missing host after \"redis://\"");
-  if (hlen >= sizeof(hostport) - 6) return errorf(why, whylen, "the host is too long");
-  memcpy(hostport, host, hlen);
-  hostport[hlen] = '\0';
-  /* no port: the default one */
-  const char *close = strrchr(hostport, ']'), *colon = strrchr(hostport, ':');
-  if (colon == NULL || (close != NULL && colon < close)) strcat(hostport, ":6379");
-  char *addr;
-  int port;
-  if (sig_config_split_host(hostport, &addr, &port, why, whylen) != 0) return SIG_ECONFIG;
-  if (port == 0) {
-    free(addr);
-    return errorf(why, whylen, "port must be 1..65535");
-  }
-  snprintf(out->host, sizeof(out->host), "%s", addr);
-  free(addr);
-  out->port = port;
-  if (slash != NULL) {
-    char *end;
-    errno = 0;
-    long db = is_digit((unsigned char)slash[1]) ? strtol(slash + 1, &end, 10) : -1;
-    if (db < 0 || db >= 1000000 || *end != '\0' || errno != 0)
-      return errorf(why, whylen,
-                    "expected a database number after '/', e.g. \"redis://127.0.0.1:6379/0\"");
-    out->db = (int)db;
-  }
+  if (redis_host_port(host, hlen, out, why, whylen) != 0) return SIG_ECONFIG;
+  if (slash != NULL && (out->db = db_number(slash + 1)) < 0)
+    return errorf(why, whylen,
+                  "expected a database number after '/', e.g. \"redis://127.0.0.1:6379/0\"");
   return 0;
 }
 

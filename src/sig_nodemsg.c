@@ -92,26 +92,9 @@ static int node_id_valid(const char *s) {
   return 1;
 }
 
-int sig_nodemsg_decode(sig_nodemsg_t *m, const char *buf, size_t len) {
-  sig_json_val_t v[F_COUNT], root;
-  char op[8];
+/* The op's numeric fields (those in need) into m. Returns 0 or SIG_EBADMSG. */
+static int decode_numbers(sig_nodemsg_t *m, const sig_json_val_t *v, unsigned need) {
   uint64_t u;
-  memset(m, 0, sizeof(*m));
-  memset(v, 0, sizeof(v));
-  if (sig_json_scan(buf, len, &schema, v, &root, NULL, 0) != 0 || root.kind != SIG_JSON_OBJECT)
-    return SIG_EBADMSG;
-  if (get_string(&v[F_OP], op, sizeof(op), 0) != 0) return SIG_EBADMSG;
-  m->op = SIG_NODE_COUNT;
-  for (int i = 0; i < SIG_NODE_COUNT; i++)
-    if (strcmp(op, ops[i].name) == 0) m->op = (sig_nodemsg_op_t)i;
-  if (m->op == SIG_NODE_COUNT) return SIG_EBADMSG;
-  unsigned need = ops[m->op].need;
-  for (int f = 0; f < F_COUNT; f++) /* exactly the op's fields (f optional for end) */
-    if (((need >> f) & 1) != (v[f].kind != SIG_JSON_NONE) && f != F_OP &&
-        !(f == F_F && m->op == SIG_NODE_END))
-      return SIG_EBADMSG;
-  if (get_string(&v[F_N], m->node, sizeof(m->node), 0) != 0 || !node_id_valid(m->node))
-    return SIG_EBADMSG;
   if (need & BIT(F_RID) && get_uint(&v[F_RID], &m->rid) != 0) return SIG_EBADMSG;
   if (need & BIT(F_DL)) {
     if (get_uint(&v[F_DL], &u) != 0) return SIG_EBADMSG;
@@ -122,6 +105,12 @@ int sig_nodemsg_decode(sig_nodemsg_t *m, const char *buf, size_t len) {
     if (get_uint(&v[F_ST], &u) != 0 || u < 100 || u > 599) return SIG_EBADMSG;
     m->status = (int)u;
   }
+  return 0;
+}
+
+/* The op's text fields (those in need) into m, each checked as the protocol checks it.
+ * Returns 0 or SIG_EBADMSG. */
+static int decode_strings(sig_nodemsg_t *m, const sig_json_val_t *v, unsigned need) {
   if (need & BIT(F_M) && get_text(&v[F_M], m->msg, sizeof(m->msg)) != 0) return SIG_EBADMSG;
   /* the exchange id: required, except in a reply, where "" means none */
   if (need & BIT(F_X) && (get_string(&v[F_X], m->id, sizeof(m->id), m->op == SIG_NODE_RE) != 0 ||
@@ -135,6 +124,34 @@ int sig_nodemsg_decode(sig_nodemsg_t *m, const char *buf, size_t len) {
         !sig_msg_domain_valid(domains[i], strlen(domains[i])))
       return SIG_EBADMSG;
   }
+  return 0;
+}
+
+/* The op named by v[F_OP] into m->op. Returns 0 or SIG_EBADMSG. */
+static int decode_op(sig_nodemsg_t *m, const sig_json_val_t *v) {
+  char op[8];
+  if (get_string(&v[F_OP], op, sizeof(op), 0) != 0) return SIG_EBADMSG;
+  m->op = SIG_NODE_COUNT;
+  for (int i = 0; i < SIG_NODE_COUNT; i++)
+    if (strcmp(op, ops[i].name) == 0) m->op = (sig_nodemsg_op_t)i;
+  return m->op == SIG_NODE_COUNT ? SIG_EBADMSG : 0;
+}
+
+int sig_nodemsg_decode(sig_nodemsg_t *m, const char *buf, size_t len) {
+  sig_json_val_t v[F_COUNT], root;
+  memset(m, 0, sizeof(*m));
+  memset(v, 0, sizeof(v));
+  if (sig_json_scan(buf, len, &schema, v, &root, NULL, 0) != 0 || root.kind != SIG_JSON_OBJECT)
+    return SIG_EBADMSG;
+  if (decode_op(m, v) != 0) return SIG_EBADMSG;
+  unsigned need = ops[m->op].need;
+  for (int f = 0; f < F_COUNT; f++) /* exactly the op's fields (f optional for end) */
+    if (((need >> f) & 1) != (v[f].kind != SIG_JSON_NONE) && f != F_OP &&
+        !(f == F_F && m->op == SIG_NODE_END))
+      return SIG_EBADMSG;
+  if (get_string(&v[F_N], m->node, sizeof(m->node), 0) != 0 || !node_id_valid(m->node))
+    return SIG_EBADMSG;
+  if (decode_numbers(m, v, need) != 0 || decode_strings(m, v, need) != 0) return SIG_EBADMSG;
   if (v[F_F].kind != SIG_JSON_NONE) {
     if (v[F_F].kind != SIG_JSON_OBJECT) return SIG_EBADMSG;
     m->f = v[F_F].start;

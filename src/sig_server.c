@@ -55,7 +55,7 @@ struct sig_server_s {
   int metrics_on;
   sig_endpoints_t metrics_endpoints;
   uint64_t last_tick_ns; /* for the event loop's lag */
-  sig_tls_ctx_t *tls; /* the listener speaks TLS ([tls] present) */
+  sig_tls_ctx_t *tls;    /* the listener speaks TLS ([tls] present) */
   uv_timer_t shutdown_timer;
   int handles_open;
   sig_conns_t *conns;
@@ -485,7 +485,6 @@ void sig_server_start_line(const sig_config_t *cfg, const char *address, char *b
 const char *sig_server_address(const sig_server_t *s) {
   return s->address;
 }
-
 
 /* ---- shutdown */
 

@@ -118,97 +118,124 @@ static const char *describe(int status, char *buf, size_t n) {
   return buf;
 }
 
-int sig_workers_run(sig_config_t *cfg, const sig_workers_hooks_t *hooks) {
-  int n = (int)cfg->workers, port, stopping = 0, status = 0;
-  uint64_t stop_deadline = 0;
+/* The supervisor's state while its workers run. */
+typedef struct {
+  sig_config_t *cfg;
+  const sig_workers_hooks_t *hooks;
+  worker_t *w;
+  int n, reserved, stopping, status;
+  uint64_t stop_deadline;
+  sigset_t old; /* the mask before the supervisor's, which each worker gets back */
+} supervisor_t;
+
+/* SIGTERM or SIGINT: every worker gets SIGTERM, once; SIGHUP: passed on after the supervisor's
+ * own reload. */
+static void on_signal(supervisor_t *sv, int sig, uint64_t now) {
+  if ((sig == SIGTERM || sig == SIGINT) && !sv->stopping) {
+    SIG_INFO("workers", "received %s: stopping %d workers", strsignal(sig), running(sv->w, sv->n));
+    sig_notify_stopping();
+    sv->stopping = 1;
+    sv->stop_deadline = now + (uint64_t)(sv->cfg->shutdown_timeout_s + STOP_GRACE_S) * 1000;
+    signal_all(sv->w, sv->n, SIGTERM);
+  } else if (sig == SIGHUP) {
+    sig_notify_reloading();
+    sig_log_reopen();
+    sv->hooks->reload(sv->cfg, sv->hooks->arg);
+    signal_all(sv->w, sv->n, SIGHUP);
+    sig_notify_ready(sv->cfg->host);
+  }
+}
+
+/* Every worker that exited: logged, and (unless stopping) due for a restart, later when it
+ * died young. */
+static void reap(supervisor_t *sv, uint64_t now) {
   char text[64];
-  sigset_t set, old;
+  int st;
+  pid_t pid;
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    int i = find(sv->w, sv->n, pid);
+    if (i < 0) continue;
+    worker_t *w = &sv->w[i];
+    w->pid = 0;
+    if (sv->stopping) {
+      if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) sv->status = 1;
+      SIG_INFO("workers", "worker stopped index=%d pid=%ld how=\"%s\"", i, (long)pid,
+               describe(st, text, sizeof(text)));
+      continue;
+    }
+    int young = now - w->started < YOUNG_MS;
+    w->restart_at = now + (young ? RESTART_DELAY_MS : 0);
+    SIG_ERROR("workers", "worker died index=%d pid=%ld how=\"%s\" restart_in_ms=%d", i, (long)pid,
+              describe(st, text, sizeof(text)), young ? RESTART_DELAY_MS : 0);
+  }
+}
+
+/* Stopping: workers still running past the deadline are killed. Otherwise: the workers due for
+ * a restart are started again. */
+static void tend(supervisor_t *sv, uint64_t now) {
+  if (sv->stopping) {
+    if (now > sv->stop_deadline && running(sv->w, sv->n) > 0) {
+      SIG_WARN("workers", "workers still running after the shutdown timeout: killing %d",
+               running(sv->w, sv->n));
+      signal_all(sv->w, sv->n, SIGKILL);
+      sv->status = 1;
+      sv->stop_deadline = UINT64_MAX;
+    }
+    return;
+  }
+  for (int i = 0; i < sv->n; i++) {
+    worker_t *w = &sv->w[i];
+    if (w->pid != 0 || w->restart_at == 0 || now < w->restart_at) continue;
+    w->restart_at = 0;
+    w->pid = spawn(sv->cfg, i, sv->reserved, &sv->old, sv->hooks);
+    w->started = now;
+    SIG_INFO("workers", "worker restarted index=%d pid=%ld", i, (long)w->pid);
+  }
+}
+
+int sig_workers_run(sig_config_t *cfg, const sig_workers_hooks_t *hooks) {
+  supervisor_t sv = {.cfg = cfg, .hooks = hooks, .n = (int)cfg->workers};
+  int port;
+  sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
-  sigprocmask(SIG_BLOCK, &set, &old);
+  sigprocmask(SIG_BLOCK, &set, &sv.old);
   signal(SIGPIPE, SIG_IGN);
-  int reserved = reserve_port(cfg, &port);
-  if (reserved < 0) { /* the log is not open: it may be the log of the instance on the port */
+  sv.reserved = reserve_port(cfg, &port);
+  if (sv.reserved < 0) { /* the log is not open: it may be the log of the instance on the port */
     fprintf(stderr, "signal-server: %s%sserver.host: cannot listen on %s: %s\n",
             cfg->path ? cfg->path : "", cfg->path ? ": " : "", cfg->host, strerror(errno));
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigprocmask(SIG_SETMASK, &sv.old, NULL);
     return 1;
   }
   cfg->host_port = port;
   if (hooks->started(cfg, hooks->arg) != 0) {
-    close(reserved);
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(sv.reserved);
+    sigprocmask(SIG_SETMASK, &sv.old, NULL);
     return 1;
   }
-  worker_t *w = sig_calloc((size_t)n, sizeof(*w));
-  SIG_INFO("workers", "starting count=%d host=%s port=%d", n, cfg->host_addr, port);
-  for (int i = 0; i < n; i++) {
-    w[i].pid = spawn(cfg, i, reserved, &old, hooks);
-    w[i].started = sig_now_ms();
-    SIG_INFO("workers", "worker started index=%d pid=%ld", i, (long)w[i].pid);
+  sv.w = sig_calloc((size_t)sv.n, sizeof(*sv.w));
+  SIG_INFO("workers", "starting count=%d host=%s port=%d", sv.n, cfg->host_addr, port);
+  for (int i = 0; i < sv.n; i++) {
+    sv.w[i].pid = spawn(cfg, i, sv.reserved, &sv.old, hooks);
+    sv.w[i].started = sig_now_ms();
+    SIG_INFO("workers", "worker started index=%d pid=%ld", i, (long)sv.w[i].pid);
   }
   sig_notify_ready(cfg->host);
-  while (running(w, n) > 0 || !stopping) {
+  while (running(sv.w, sv.n) > 0 || !sv.stopping) {
     struct timespec tick = {0, 100 * 1000 * 1000};
     int sig = sigtimedwait(&set, NULL, &tick);
     uint64_t now = sig_now_ms();
-    if (sig == SIGTERM || sig == SIGINT) {
-      if (!stopping) {
-        SIG_INFO("workers", "received %s: stopping %d workers", strsignal(sig), running(w, n));
-        sig_notify_stopping();
-        stopping = 1;
-        stop_deadline = now + (uint64_t)(cfg->shutdown_timeout_s + STOP_GRACE_S) * 1000;
-        signal_all(w, n, SIGTERM);
-      }
-    } else if (sig == SIGHUP) {
-      sig_notify_reloading();
-      sig_log_reopen();
-      hooks->reload(cfg, hooks->arg);
-      signal_all(w, n, SIGHUP);
-      sig_notify_ready(cfg->host);
-    }
-    /* reap every worker that exited */
-    int st;
-    pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-      int i = find(w, n, pid);
-      if (i < 0) continue;
-      w[i].pid = 0;
-      if (stopping) {
-        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) status = 1;
-        SIG_INFO("workers", "worker stopped index=%d pid=%ld how=\"%s\"", i, (long)pid,
-                 describe(st, text, sizeof(text)));
-        continue;
-      }
-      int young = now - w[i].started < YOUNG_MS;
-      w[i].restart_at = now + (young ? RESTART_DELAY_MS : 0);
-      SIG_ERROR("workers", "worker died index=%d pid=%ld how=\"%s\" restart_in_ms=%d", i, (long)pid,
-                describe(st, text, sizeof(text)), young ? RESTART_DELAY_MS : 0);
-    }
-    if (stopping) {
-      if (now > stop_deadline && running(w, n) > 0) {
-        SIG_WARN("workers", "workers still running after the shutdown timeout: killing %d",
-                 running(w, n));
-        signal_all(w, n, SIGKILL);
-        status = 1;
-        stop_deadline = UINT64_MAX;
-      }
-      continue;
-    }
-    for (int i = 0; i < n; i++)
-      if (w[i].pid == 0 && w[i].restart_at != 0 && now >= w[i].restart_at) {
-        w[i].restart_at = 0;
-        w[i].pid = spawn(cfg, i, reserved, &old, hooks);
-        w[i].started = now;
-        SIG_INFO("workers", "worker restarted index=%d pid=%ld", i, (long)w[i].pid);
-      }
+    on_signal(&sv, sig, now);
+    reap(&sv, now);
+    tend(&sv, now);
   }
   SIG_INFO("workers", "stopped");
-  close(reserved);
-  free(w);
-  sigprocmask(SIG_SETMASK, &old, NULL);
-  return status;
+  close(sv.reserved);
+  free(sv.w);
+  sigprocmask(SIG_SETMASK, &sv.old, NULL);
+  return sv.status;
 }

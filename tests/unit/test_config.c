@@ -59,9 +59,9 @@ static const struct {
 static const struct {
   const char *table, *name;
 } string_keys[] = {
-    {"server", "host"},     {"server", "duplicate"}, {"server", "cors_origin"}, {"log", "out_dir"},
-    {"log", "out_file"},    {"log", "level"},        {"log", "format"},         {"tls", "cert_file"},
-    {"tls", "key_file"},    {"tls", "min_version"},  {"tls", "ciphers"},
+    {"server", "host"},  {"server", "duplicate"}, {"server", "cors_origin"}, {"log", "out_dir"},
+    {"log", "out_file"}, {"log", "level"},        {"log", "format"},         {"tls", "cert_file"},
+    {"tls", "key_file"}, {"tls", "min_version"},  {"tls", "ciphers"},
 };
 
 static int64_t int_field(const sig_config_t *cfg, size_t offset) {
