@@ -53,6 +53,14 @@ def test_bad_command_line_fails(server_bin, args):
     assert err.strip(), "no message on stderr"
 
 
+@pytest.mark.parametrize("args", [["--config"], ["--config="], ["--config", ""]])
+def test_config_without_a_path_says_so(server_bin, args):
+    """Issue 14: `--config` without a path used to say "unknown option"."""
+    rc, out, err = run(server_bin, *args)
+    assert rc == 2
+    assert err.startswith("signal-server: option --config needs a path\nusage: signal-server "), err
+
+
 def test_check_config_valid(server_bin, tmp_path):
     cfg = tmp_path / "ok.toml"
     cfg.write_text(render_config(f"127.0.0.1:{free_port()}", DEFAULT_SERVER,
