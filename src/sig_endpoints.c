@@ -287,8 +287,8 @@ static int handle_turn(sig_conn_t *c, const sig_http_request_t *r, int keep_aliv
     sig_http_header_t hint = {"Retry-After", retry};
     snprintf(retry, sizeof(retry), "%" PRIu32, retry_s);
     snprintf(msg, sizeof(msg),
-             "turn: more than %" PRId64 " credentials a second from your address; retry after "
-             "%" PRIu32 " s",
+             "turn: more than %" PRId64
+             " credentials a second from your address; retry after %" PRIu32 " s",
              cfg->turn_requests_per_ip_per_s, retry_s);
     refuse_request(c, r, SIG_STATUS_TOO_MANY, msg, keep_alive, &hint);
     return 0;

@@ -25,7 +25,7 @@ typedef struct {
   sig_router_t *router;
   sig_conns_t *conns;
   const sig_sessions_t *sessions;
-  sig_limits_t *limits;      /* per-address connections and request rate */
+  sig_limits_t *limits;       /* per-address connections and request rate */
   sig_auth_t *auth;           /* tokens (mode "none": nothing is required) */
   sig_turn_t *turn;           /* GET /turn-credentials; NULL: [turn] absent (404) */
   sig_limits_t *turn_limits;  /* its own per-address request rate ([turn] requests_per_ip_*) */
@@ -35,7 +35,7 @@ typedef struct {
   const sig_cidr_t *trusted; /* trusted_proxies, parsed */
   size_t ntrusted;
   int shutting_down; /* set by the server: upgrades and offers are refused (503) */
-  int metrics_only; /* the metrics listener: GET /metrics and nothing else */
+  int metrics_only;  /* the metrics listener: GET /metrics and nothing else */
   /* GET /metrics: the server's gauges now. */
   void (*gauges)(void *arg, sig_metrics_gauges_t *g);
   void *gauges_arg;

@@ -54,8 +54,8 @@ static int read_secret(const char *path, unsigned char **out, size_t *outlen, ch
   else if (n > SECRET_MAX)
     rc = fail(err, errlen, "turn.secret_file: %s holds more than %d bytes", path, SECRET_MAX);
   else if (n == 0)
-    rc = fail(err, errlen,
-              "turn.secret_file: %s is empty (put coturn's static-auth-secret in it)", path);
+    rc = fail(err, errlen, "turn.secret_file: %s is empty (put coturn's static-auth-secret in it)",
+              path);
   if (rc != 0) {
     memset(buf, 0, SECRET_MAX + 2);
     free(buf);
@@ -162,8 +162,9 @@ char *sig_turn_encode(const sig_turn_t *t, const char *domain, int64_t now_s, si
   snprintf(user, sizeof(user), "%" PRId64 ":%s", now_s + t->ttl_s, domain);
   sig_turn_credential(t->secret, t->secret_len, user, cred);
   /* A domain is A-Z a-z 0-9 . _ ~ -: nothing to escape. */
-  put(&out, "{\"code\":0,\"msg\":\"ok\",\"data\":{\"username\":\"%s\",\"credential\":\"%s\","
-            "\"ttl\":%" PRId64 ",\"uris\":",
+  put(&out,
+      "{\"code\":0,\"msg\":\"ok\",\"data\":{\"username\":\"%s\",\"credential\":\"%s\","
+      "\"ttl\":%" PRId64 ",\"uris\":",
       user, cred, t->ttl_s);
   put_uris(&out, t);
   put(&out, ",\"ice_servers\":[{\"urls\":");

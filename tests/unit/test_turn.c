@@ -63,7 +63,8 @@ static void test_credential_vectors(void **state) {
   /* python3 hmac / openssl dgst -sha1 -hmac north-star-secret, then base64 */
   sig_turn_credential((const unsigned char *)"north-star-secret", 17, "1700000600:alice", out);
   assert_string_equal(out, "jRF1g6xhawTqbqmOSXsC7e4IxXg=");
-  sig_turn_credential((const unsigned char *)"north-star-secret", 17, "1700086400:bob.example", out);
+  sig_turn_credential((const unsigned char *)"north-star-secret", 17, "1700086400:bob.example",
+                      out);
   assert_string_equal(out, "8IFF+njnzIx/QoLjYJRWWzcpfek=");
   assert_int_equal(strlen(out), SIG_TURN_CREDENTIAL_SIZE - 1);
 }
@@ -151,8 +152,7 @@ static void test_secret_refused(void **state) {
   assert_string_equal(err, want);
   unlink(path);
   assert_int_equal(sig_turn_new(&t, &cfg, err, sizeof(err)), SIG_ECONFIG);
-  snprintf(want, sizeof(want), "turn.secret_file: cannot read %s: No such file or directory",
-           path);
+  snprintf(want, sizeof(want), "turn.secret_file: cannot read %s: No such file or directory", path);
   assert_string_equal(err, want);
   sig_config_free(&cfg);
   /* [turn] absent: off, nothing read */
