@@ -200,15 +200,19 @@ export class TurnServer {
       `--max-port=${relayPorts + 99}`, '--use-auth-secret', `--static-auth-secret=${this.secret}`,
       `--realm=${this.realm}`, `--log-file=${this.log}`, '--simple-log', '--no-stdout-log', '--verbose',
       `--userdb=${join(this.dir, 'turndb')}`, `--pidfile=${join(this.dir, 'turn.pid')}`];
-    const proc = spawn('turnserver', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    /* its standard error only in a failure's message ("socket: Protocol not supported" otherwise) */
+    const proc = spawn('turnserver', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
+    this.stderr = '';
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (d) => { if (this.stderr.length < 4000) this.stderr += d; });
     let failed = null;
     proc.once('error', (err) => { failed = err; });
     this.exited = new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
     const deadline = Date.now() + 10000;
     while (Date.now() < deadline) {
       if (failed) throw new Error(`cannot start turnserver (apt-get install coturn): ${failed.message}`);
-      if (proc.exitCode !== null) throw new Error(`turnserver exited with ${proc.exitCode}; see ${this.log}`);
+      if (proc.exitCode !== null) throw new Error(`turnserver exited with ${proc.exitCode}: ${this.stderr} (log: ${this.log})`);
       if (await stunPing(this.ip, this.port)) return;
       await sleep(50);
     }
