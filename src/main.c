@@ -20,6 +20,7 @@
 #include "sig_log.h"
 #include "sig_notify.h"
 #include "sig_server.h"
+#include "sig_turn.h"
 #include "sig_util.h"
 #include "sig_workers.h"
 
@@ -239,6 +240,13 @@ static int check_auth(const sig_config_t *cfg, char *err, size_t errlen) {
   return rc;
 }
 
+static int check_turn(const sig_config_t *cfg, char *err, size_t errlen) {
+  sig_turn_t *turn = NULL;
+  int rc = sig_turn_new(&turn, cfg, err, errlen);
+  sig_turn_free(turn);
+  return rc;
+}
+
 static int check_log(const sig_config_t *cfg, char *err, size_t errlen) {
   return sig_log_check(cfg->log_dir, cfg->log_file, err, errlen);
 }
@@ -249,6 +257,7 @@ static int check_log(const sig_config_t *cfg, char *err, size_t errlen) {
 static int (*const start_checks[])(const sig_config_t *cfg, char *err, size_t errlen) = {
     check_auth,             /* [auth] key_file: read, and a usable key */
     sig_config_check_files, /* every file a key names, where it is used: readable */
+    check_turn,             /* [turn] secret_file: read, not empty */
     sig_server_check_host,  /* [server] host resolves (binding is start-up's) */
     check_log,              /* [log] the folder can be made and the file written */
 };

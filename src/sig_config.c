@@ -57,6 +57,7 @@ static int check_redis(sig_config_t *cfg, const char *s, char *why, size_t whyle
 static int check_node_id(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_key_prefix(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 static int check_metrics_host(sig_config_t *cfg, const char *s, char *why, size_t whylen);
+static int check_turn_uri(sig_config_t *cfg, const char *s, char *why, size_t whylen);
 
 static const char *const dup_choices[] = {"replace", "reject", NULL};
 static const char *const mode_choices[] = {"none", "jwt", NULL};
@@ -113,6 +114,10 @@ static bool tls_on(const sig_config_t *cfg) {
   return cfg->tls != 0;
 }
 
+static bool turn_on(const sig_config_t *cfg) {
+  return cfg->turn != 0;
+}
+
 static bool cluster_on(const sig_config_t *cfg) {
   return cfg->cluster_redis != NULL && cfg->cluster_redis[0] != '\0';
 }
@@ -167,6 +172,11 @@ static const key_desc keys[] = {
     STR_KEY("cluster", "key_prefix", cluster_key_prefix, "sig:", check_key_prefix),
     INT_KEY("cluster", "node_ttl_s", cluster_node_ttl_s, 10, 2, 3600),
     INT_KEY("cluster", "request_timeout_ms", cluster_request_timeout_ms, 2000, 50, 60000),
+    FILE_KEY("turn", "secret_file", turn_secret_file, turn_on),
+    LIST_KEY("turn", "uris", turn_uris, NULL, check_turn_uri),
+    INT_KEY("turn", "ttl_s", turn_ttl_s, 86400, 60, 604800),
+    INT_KEY("turn", "requests_per_ip_per_s", turn_requests_per_ip_per_s, 1, 1, 1000, LIVE),
+    INT_KEY("turn", "requests_per_ip_burst", turn_requests_per_ip_burst, 10, 1, 10000, LIVE),
 };
 #define NKEYS SIG_ARRAY_SIZE(keys)
 
@@ -190,6 +200,7 @@ static const size_t string_fields[] = {
     offsetof(sig_config_t, tls_cert_file),
     offsetof(sig_config_t, tls_key_file),
     offsetof(sig_config_t, tls_ciphers),
+    offsetof(sig_config_t, turn_secret_file),
 };
 
 static void list_free(sig_config_list_t *l) {
@@ -201,7 +212,8 @@ static void list_free(sig_config_list_t *l) {
 
 /* Every list in sig_config_t, for copy and free. */
 static const size_t list_fields[] = {offsetof(sig_config_t, trusted_proxies),
-                                     offsetof(sig_config_t, allowed_origins)};
+                                     offsetof(sig_config_t, allowed_origins),
+                                     offsetof(sig_config_t, turn_uris)};
 
 static void *field_at(sig_config_t *cfg, size_t offset) {
   return (char *)cfg + offset;
@@ -363,6 +375,26 @@ static int check_metrics_host(sig_config_t *cfg, const char *s, char *why, size_
   free(cfg->metrics_addr);
   cfg->metrics_addr = addr;
   cfg->metrics_port = port;
+  return 0;
+}
+
+/* A URI a browser takes in RTCIceServer.urls (RFC 7065, RFC 7064): "turn:", "turns:" or "stun:"
+ * and a host; printable ASCII without spaces, quotes or backslashes (it goes into JSON as is). */
+static int check_turn_uri(sig_config_t *cfg, const char *s, char *why, size_t whylen) {
+  static const char *const schemes[] = {"turn:", "turns:", "stun:"};
+  size_t n = strlen(s), scheme = 0;
+  (void)cfg;
+  for (size_t i = 0; i < SIG_ARRAY_SIZE(schemes) && scheme == 0; i++)
+    if (strncmp(s, schemes[i], strlen(schemes[i])) == 0) scheme = strlen(schemes[i]);
+  if (scheme == 0)
+    return errorf(why, whylen,
+                  "must start with \"turn:\", \"turns:\" or \"stun:\", e.g. "
+                  "\"turn:turn.example.com:3478?transport=udp\"");
+  if (n == scheme) return errorf(why, whylen, "missing host after \"%.*s\"", (int)scheme, s);
+  if (n > 256) return errorf(why, whylen, "longer than 256 characters");
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f || s[i] == '"' || s[i] == '\\')
+      return errorf(why, whylen, "printable ASCII without spaces, quotes or backslashes");
   return 0;
 }
 
@@ -1131,6 +1163,22 @@ static int check_tls(reader *r, sig_config_t *cfg) {
   return 0;
 }
 
+/* A [turn] table turns GET /turn-credentials on, so it must name the secret and a URI. */
+static int check_turn(reader *r, sig_config_t *cfg) {
+  int t = find_table("turn", 4);
+  if (r->table_line[t] == 0) return 0;
+  cfg->turn = 1;
+  r->line = r->table_line[t];
+  r->line_start = r->table_bol[t];
+  if (cfg->turn_secret_file[0] == '\0')
+    return refuse(r, r->table_at[t], "turn.secret_file",
+                  "required in [turn] (the file holding coturn's static-auth-secret)");
+  if (cfg->turn_uris.n == 0)
+    return refuse(r, r->table_at[t], "turn.uris",
+                  "required in [turn] (at least one, e.g. [\"turn:turn.example.com:3478\"])");
+  return 0;
+}
+
 static int read_document(reader *r, sig_config_t *cfg) {
   while (r->p < r->end) {
     int rc;
@@ -1144,7 +1192,8 @@ static int read_document(reader *r, sig_config_t *cfg) {
     if (rc != 0) return rc;
     next_line(r);
   }
-  return check_tls(r, cfg);
+  int rc = check_tls(r, cfg);
+  return rc != 0 ? rc : check_turn(r, cfg);
 }
 
 int sig_config_parse(sig_config_t *cfg, const char *name, const char *text, size_t len, char *err,
@@ -1442,6 +1491,10 @@ char *sig_config_format(const sig_config_t *cfg, size_t *len) {
     int first = i == 0 || strcmp(keys[i - 1].table, k->table) != 0;
     if (strcmp(k->table, "tls") == 0 && !cfg->tls) { /* the table's presence turns TLS on */
       if (first) put(&t, "# [tls] absent: the listener speaks plain HTTP\n");
+      continue;
+    }
+    if (strcmp(k->table, "turn") == 0 && !cfg->turn) { /* likewise GET /turn-credentials */
+      if (first) put(&t, "# [turn] absent: GET /turn-credentials answers 404\n");
       continue;
     }
     if (first) put(&t, "[%s]\n", k->table);

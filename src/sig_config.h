@@ -72,6 +72,12 @@ typedef struct {
   char *tls_cert_file, *tls_key_file; /* absolute after sig_config_resolve_paths */
   sig_tls_version_t tls_min_version;
   char *tls_ciphers; /* "" when unset: OpenSSL's defaults */
+  /* [turn]: when the table is present (turn = 1), GET /turn-credentials hands out TURN REST
+   * credentials (docs/CONFIG.md) */
+  int turn;
+  char *turn_secret_file;      /* absolute after sig_config_resolve_paths */
+  sig_config_list_t turn_uris; /* turn:, turns: or stun: URIs; at least one when on */
+  int64_t turn_ttl_s, turn_requests_per_ip_per_s, turn_requests_per_ip_burst;
   sig_dup_policy_t duplicate;
   char *cors_origin;
   char *log_dir;  /* `[log] out_dir`; absolute after sig_config_resolve_paths */
@@ -100,7 +106,8 @@ int sig_config_parse(sig_config_t *cfg, const char *name, const char *text, size
  * "PATH: cannot read: <strerror>". On failure cfg is unchanged. */
 int sig_config_load(sig_config_t *cfg, const char *path, char *err, size_t errlen);
 
-/* Makes cfg->log_dir and every file a key names (auth.key_file, cluster.redis_password_file)
+/* Makes cfg->log_dir and every file a key names (auth.key_file, cluster.redis_password_file,
+ * tls.cert_file, tls.key_file, turn.secret_file)
  * absolute and tidy (no "//", no "." components). A relative path is taken
  * against base_dir: the config file's folder, or the executable's folder when running on defaults.
  * A relative or NULL base_dir is itself taken against the current directory.

@@ -271,6 +271,71 @@ static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_ali
   return 0;
 }
 
+/* GET /turn-credentials: TURN REST credentials for the caller's domain (docs/PROTOCOL.md). With
+ * auth the domain is the token's sub; without, ?domain= names it. Its own per-address bucket
+ * bounds how fast one address mints them. */
+static int handle_turn(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
+  stage_t *st = sig_conn_data(c);
+  const sig_config_t *cfg = st->ep->cfg;
+  char domain[SIG_MSG_DOMAIN_MAX + 2], msg[SIG_REFUSAL_MAX], retry[16];
+  uint32_t retry_s;
+  if (st->ep->turn == NULL) {
+    refuse_request(c, r, SIG_STATUS_NOT_FOUND, "turn: not configured", keep_alive, NULL);
+    return 0;
+  }
+  if (sig_limits_request(st->ep->turn_limits, sig_conn_client(c), sig_now_ms(), &retry_s) != 0) {
+    sig_http_header_t hint = {"Retry-After", retry};
+    snprintf(retry, sizeof(retry), "%" PRIu32, retry_s);
+    snprintf(msg, sizeof(msg),
+             "turn: more than %" PRId64
+             " credentials a second from your address; retry after %" PRIu32 " s",
+             cfg->turn_requests_per_ip_per_s, retry_s);
+    refuse_request(c, r, SIG_STATUS_TOO_MANY, msg, keep_alive, &hint);
+    return 0;
+  }
+  long dlen = sig_http_query_param(r->query, "domain", domain, sizeof(domain));
+  if (dlen != -1 && !(dlen > 0 && sig_msg_domain_valid(domain, (size_t)dlen))) {
+    snprintf(msg, sizeof(msg), "domain: must be 1-%d characters of A-Z a-z 0-9 . _ ~ -",
+             SIG_MSG_DOMAIN_MAX);
+    refuse_request(c, r, SIG_STATUS_BAD_REQUEST, msg, keep_alive, NULL);
+    return 0;
+  }
+  if (sig_auth_required(st->ep->auth)) {
+    sig_auth_claims_t claims = {.calls = NULL};
+    sig_auth_result_t res = authorize(c, r, &claims);
+    if (res != SIG_AUTH_OK) {
+      refuse_unauthorized(c, r, res, keep_alive);
+      return 0;
+    }
+    sig_acl_free(claims.calls);
+    if (dlen != -1 && strcmp(domain, claims.sub) != 0) {
+      snprintf(msg, sizeof(msg), "domain: your token is not for '%s'", domain);
+      refuse_request(c, r, SIG_STATUS_FORBIDDEN, msg, keep_alive, NULL);
+      return 0;
+    }
+    snprintf(domain, sizeof(domain), "%s", claims.sub);
+  } else if (dlen == -1) {
+    refuse_request(c, r, SIG_STATUS_BAD_REQUEST, "domain: required (?domain=NAME)", keep_alive,
+                   NULL);
+    return 0;
+  }
+  size_t len;
+  char *body = sig_turn_encode(st->ep->turn, domain, (int64_t)time(NULL), &len);
+  SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "GET /turn-credentials",
+            SIG_KVI("status", SIG_STATUS_OK), SIG_KV("domain", domain),
+            SIG_KV("peer", SIG_CONN_PEER(c)));
+  sig_http_response_t resp = {.status = SIG_STATUS_OK,
+                              .content_type = "application/json",
+                              .body = body,
+                              .body_len = len,
+                              .keep_alive = keep_alive,
+                              .extra = {{"Cache-Control", "no-store"}}};
+  send_response(c, &resp);
+  memset(body, 0, len); /* it holds a credential */
+  free(body);
+  return 0;
+}
+
 static int refuse_upgrade(sig_conn_t *c, const sig_refusal_t *why, const sig_http_header_t *hint) {
   SIG_EVENT(SIG_LOG_INFO, "http", SIG_CONN_IP(c), "upgrade refused", SIG_KVI("status", why->code),
             SIG_KV("peer", SIG_CONN_PEER(c)), SIG_KV("msg", why->msg));
@@ -357,6 +422,8 @@ static const route_t routes[] = {
     {"/offer", 0, SIG_HTTP_POST, "POST, OPTIONS", "/offer", UPGRADE_REFUSE, handle_offer},
     {"/healthz", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", "/healthz", UPGRADE_REFUSE, handle_health},
     {"/readyz", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", "/readyz", UPGRADE_REFUSE, handle_ready},
+    {"/turn-credentials", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", "/turn-credentials",
+     UPGRADE_REFUSE, handle_turn},
 };
 
 /* The files of web/ (sig_assets), after the routes. */

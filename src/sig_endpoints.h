@@ -1,5 +1,6 @@
 /* The HTTP side of a connection: requests parsed by sig_http, answered by the
- * route table (GET /ws/{domain}, POST /offer, GET /healthz, the files of web/),
+ * route table (GET /ws/{domain}, POST /offer, GET /healthz, GET /readyz,
+ * GET /turn-credentials, the files of web/),
  * with CORS and preflight; an accepted upgrade hands the connection to a
  * WebSocket session. Policies (auth, limits) are consulted here, never inside
  * the parsers. */
@@ -16,6 +17,7 @@
 #include "sig_metrics.h"
 #include "sig_router.h"
 #include "sig_session.h"
+#include "sig_turn.h"
 
 /* What every endpoint shares: plain data owned by the server, borrowed here. */
 typedef struct {
@@ -23,15 +25,17 @@ typedef struct {
   sig_router_t *router;
   sig_conns_t *conns;
   const sig_sessions_t *sessions;
-  sig_limits_t *limits;      /* per-address connections and request rate */
+  sig_limits_t *limits;       /* per-address connections and request rate */
   sig_auth_t *auth;           /* tokens (mode "none": nothing is required) */
+  sig_turn_t *turn;           /* GET /turn-credentials; NULL: [turn] absent (404) */
+  sig_limits_t *turn_limits;  /* its own per-address request rate ([turn] requests_per_ip_*) */
   int any_origin;             /* allowed_origins is "*" */
   const char *const *origins; /* else the allowed origins (patterns) */
   size_t norigins;
   const sig_cidr_t *trusted; /* trusted_proxies, parsed */
   size_t ntrusted;
   int shutting_down; /* set by the server: upgrades and offers are refused (503) */
-  int metrics_only; /* the metrics listener: GET /metrics and nothing else */
+  int metrics_only;  /* the metrics listener: GET /metrics and nothing else */
   /* GET /metrics: the server's gauges now. */
   void (*gauges)(void *arg, sig_metrics_gauges_t *g);
   void *gauges_arg;

@@ -27,6 +27,7 @@
 #include "sig_router.h"
 #include "sig_session.h"
 #include "sig_tls.h"
+#include "sig_turn.h"
 #include "sig_util.h"
 
 #define CLOSE_LINGER_MS 2000
@@ -49,6 +50,8 @@ struct sig_server_s {
   sig_limits_t *limits;
   sig_cidr_t *trusted;
   sig_auth_t *auth;
+  sig_turn_t *turn;          /* [turn] present */
+  sig_limits_t *turn_limits; /* GET /turn-credentials per address */
   const char *cors_alias[1]; /* allowed_origins when only cors_origin is set */
   uv_tcp_t listener;
   uv_tcp_t metrics_listener; /* [metrics] host, when set */
@@ -119,6 +122,7 @@ static void on_tick(void *arg) {
   s->last_tick_ns = now;
   sig_router_tick(s->router);
   sig_limits_sweep(s->limits, sig_now_ms());
+  if (s->turn_limits != NULL) sig_limits_sweep(s->turn_limits, sig_now_ms());
   sig_log_flush_suppressed();
 }
 
@@ -252,6 +256,15 @@ static sig_limits_config_t limits_config(const sig_server_t *s, const sig_config
   return lc;
 }
 
+/* GET /turn-credentials' own bucket per address (no connection limit of its own). */
+static sig_limits_config_t turn_limits_config(const sig_server_t *s, const sig_config_t *cfg) {
+  sig_limits_config_t lc = limits_config(s, cfg);
+  lc.max_conns_per_addr = UINT32_MAX;
+  lc.requests_per_s = (uint32_t)cfg->turn_requests_per_ip_per_s;
+  lc.requests_burst = (uint32_t)cfg->turn_requests_per_ip_burst;
+  return lc;
+}
+
 /* allowed_origins, or cors_origin (its older name) when only that is set. */
 static void set_origins(sig_server_t *s, const sig_config_t *cfg) {
   const sig_config_list_t *l = &cfg->allowed_origins;
@@ -304,9 +317,12 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   struct sockaddr_storage ss;
   sig_auth_t *auth = NULL;
   sig_tls_ctx_t *tls = NULL;
+  sig_turn_t *turn = NULL;
   int rc = sig_auth_new(&auth, cfg, err, errlen);
   if (rc == 0 && cfg->tls) rc = sig_tls_ctx_new(&tls, cfg, err, errlen);
+  if (rc == 0) rc = sig_turn_new(&turn, cfg, err, errlen);
   if (rc != 0) {
+    sig_tls_ctx_free(tls);
     sig_auth_free(auth);
     close(fd);
     return rc;
@@ -316,6 +332,7 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   s->cfg = cfg;
   s->auth = auth;
   s->tls = tls;
+  s->turn = turn;
   /* uv_tcp_init (no socket yet) and uv_timer_init only fill in the handle. */
   SIG_MUST(uv_tcp_init(loop, &s->listener));
   s->listener.data = s;
@@ -388,6 +405,10 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
   s->max_conns = connection_cap(cfg);
   sig_limits_config_t lc = limits_config(s, cfg);
   s->limits = sig_limits_new(&lc);
+  if (s->turn != NULL) {
+    sig_limits_config_t tc = turn_limits_config(s, cfg);
+    s->turn_limits = sig_limits_new(&tc);
+  }
   s->trusted = sig_calloc(cfg->trusted_proxies.n + 1, sizeof(*s->trusted));
   for (size_t i = 0; i < cfg->trusted_proxies.n; i++) {
     const char *why;
@@ -401,6 +422,8 @@ int sig_server_start(sig_server_t **out, uv_loop_t *loop, const sig_config_t *cf
                                    .trusted = s->trusted,
                                    .ntrusted = cfg->trusted_proxies.n,
                                    .auth = s->auth,
+                                   .turn = s->turn,
+                                   .turn_limits = s->turn_limits,
                                    .not_ready = not_ready,
                                    .ready_arg = s,
                                    .gauges = gauges,
@@ -423,6 +446,10 @@ int sig_server_reload(sig_server_t *s) {
    * max_body_bytes and shutdown_timeout_s are read where they are used. */
   sig_limits_config_t lc = limits_config(s, cfg);
   sig_limits_set(s->limits, &lc);
+  if (s->turn_limits != NULL) {
+    sig_limits_config_t tc = turn_limits_config(s, cfg);
+    sig_limits_set(s->turn_limits, &tc);
+  }
   s->sessions.max_message_bytes = (uint64_t)cfg->max_message_bytes;
   s->sessions.messages_per_s = (uint32_t)cfg->messages_per_s;
   s->sessions.messages_burst = (uint32_t)cfg->messages_burst;
@@ -432,6 +459,12 @@ int sig_server_reload(sig_server_t *s) {
     rc = SIG_ECONFIG;
   } else if (sig_auth_required(s->auth)) {
     SIG_INFO("server", "reload: auth key read path=%s", cfg->auth_key_file);
+  }
+  if (sig_turn_reload(s->turn, err, sizeof(err)) != 0) {
+    SIG_ERROR("server", "reload: keeping the old TURN secret: %s", err);
+    rc = SIG_ECONFIG;
+  } else if (s->turn != NULL) {
+    SIG_INFO("server", "reload: turn secret read path=%s", sig_turn_secret_file(s->turn));
   }
   if (s->tls == NULL) return rc;
   if (sig_tls_ctx_reload(s->tls, err, sizeof(err)) != 0) {
@@ -545,6 +578,10 @@ void sig_server_free(sig_server_t *s) {
   s->limits = NULL;
   sig_auth_free(s->auth);
   s->auth = NULL;
+  sig_turn_free(s->turn);
+  s->turn = NULL;
+  sig_limits_free(s->turn_limits);
+  s->turn_limits = NULL;
   free(s->trusted);
   s->trusted = NULL;
   sig_conns_free(s->conns);

@@ -44,11 +44,11 @@ const char *sig_server_address(const sig_server_t *s);
 
 /* SIGHUP's work on the server: takes the values of the live keys from its configuration,
  * which the caller has just changed in place (sig_config_update; call this before the loop
- * runs again: the server's origin list points into it), and reads the auth key file and the
- * TLS certificate and key again (key rotation). New limits hold for the next request,
- * connection and message; open connections go on, new handshakes and tokens use the new key
- * or pair. A failure keeps the old key or pair and logs an ERROR naming the file and the
- * reason. Returns 0, or SIG_ECONFIG when something failed. */
+ * runs again: the server's origin list points into it), and reads the auth key file, the
+ * TLS certificate and key and the TURN secret file again (key rotation). New limits hold for
+ * the next request, connection and message; open connections go on, new handshakes, tokens and
+ * TURN credentials use the new key, pair or secret. A failure keeps the old one and logs an
+ * ERROR naming the file and the reason. Returns 0, or SIG_ECONFIG when something failed. */
 int sig_server_reload(sig_server_t *s);
 
 /* Stops accepting, closes every WebSocket with 1001 and lets in-flight requests

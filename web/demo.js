@@ -138,7 +138,9 @@ function show(c) {
 function goOnline(domain, token) {
   sessionStorage.setItem('signal-demo-domain', domain);
   ui.note.hidden = true;
-  client = new SignalClient({ domain, token });
+  /* ?relay=1: TURN relays only (the server's /turn-credentials must offer a TURN server) */
+  const relay = new URLSearchParams(location.search).get('relay') === '1';
+  client = new SignalClient({ domain, token, iceTransportPolicy: relay ? 'relay' : 'all' });
   client.addEventListener('open', (e) => { log(e.reconnected ? 'online again (re-registered)' : `online as ${domain}`); showConn(); refresh(); });
   client.addEventListener('close', (e) => {
     log(`server connection closed: ${e.code}${e.reason ? ` ${e.reason}` : ''}`);

@@ -44,6 +44,12 @@ export const CLOSE = Object.freeze({
  * @property {string} [url] the server's base URL, `http(s)://` or `ws(s)://`, may end in a path prefix
  *   (`https://example.com/signal/`). Default: the page's origin.
  * @property {RTCIceServer[]} [iceServers] STUN/TURN servers for every RTCPeerConnection. Default `[]`.
+ * @property {boolean} [turn] ask the server for TURN credentials (`GET /turn-credentials`) before each
+ *   call and add its `ice_servers` to `iceServers` (true, the default). A server without TURN (404)
+ *   is remembered and not asked again; other failures are reported as `error` and the call goes on
+ *   without TURN. Credentials are reused until shortly before they expire.
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy] `"all"` (the default) or `"relay"`: only
+ *   relayed (TURN) candidates, e.g. to test a TURN server or to hide addresses.
  * @property {boolean} [trickle] offer with trickle ICE over the WebSocket (true, the default) or with
  *   the seed's flow: wait for ICE gathering, then `POST /offer` (false).
  * @property {number} [gatherTimeout] ms to wait for ICE gathering in the non-trickle flow before
@@ -168,7 +174,13 @@ export class SignalClient extends EventTarget {
     ws.protocol = secure ? 'wss:' : 'ws:';
     /** @readonly URL of `POST /offer`. */ this.offerUrl = new URL('offer', http).href;
     /** @readonly URL of `GET /ws/{domain}`. */ this.wsUrl = new URL('ws/' + o.domain, ws).href;
+    /** @readonly URL of `GET /turn-credentials`. */
+    this.turnUrl = new URL(`turn-credentials?domain=${encodeURIComponent(o.domain)}`, http).href;
     this.iceServers = o.iceServers ?? [];
+    this.turn = o.turn ?? true;
+    this.iceTransportPolicy = o.iceTransportPolicy ?? 'all';
+    this._turnServers = null; /* the last ice_servers, until _turnUntil (ms); false: the server has none */
+    this._turnUntil = 0;
     this.trickle = o.trickle ?? true;
     this.gatherTimeout = o.gatherTimeout ?? 5000;
     this.reconnect = o.reconnect === false ? false : { minDelay: 500, maxDelay: 30000, ...o.reconnect };
@@ -218,6 +230,39 @@ export class SignalClient extends EventTarget {
       this._open();
     }
     return p;
+  }
+
+  /**
+   * The RTCConfiguration of a new call: iceServers, with the server's TURN credentials when it
+   * has them (fetched when missing or about to expire), and iceTransportPolicy.
+   * @returns {Promise<RTCConfiguration>}
+   */
+  async _rtcConfig() {
+    const config = { iceServers: [...this.iceServers], iceTransportPolicy: this.iceTransportPolicy };
+    if (!this.turn || this._turnServers === false) return config;
+    if (!this._turnServers || Date.now() >= this._turnUntil) {
+      try {
+        const headers = {};
+        if (this._token) headers.Authorization = `Bearer ${this._token}`; /* the connection's token */
+        const res = await this._fetch(this.turnUrl, { headers, cache: 'no-store' });
+        if (res.status === 404) {
+          this._turnServers = false; /* no [turn] at the server: go on without, quietly */
+          return config;
+        }
+        const body = await res.json().catch(() => null);
+        if (!res.ok || !body || body.code !== 0 || !body.data || !Array.isArray(body.data.ice_servers))
+          throw new SignalError(body && body.msg ? body.msg : `HTTP ${res.status}`, res.status);
+        this._turnServers = body.data.ice_servers;
+        /* renewed after 90% of their life, so a call never starts with credentials about to expire */
+        this._turnUntil = Date.now() + Math.max(0, Number(body.data.ttl) || 0) * 900;
+      } catch (err) {
+        this._turnServers = null;
+        this.dispatchEvent(event('error', { error: new SignalError(`GET /turn-credentials: ${err && err.message ? err.message : err}`, err && err.status ? err.status : 0) }));
+        return config;
+      }
+    }
+    config.iceServers.push(...this._turnServers);
+    return config;
   }
 
   /** Hangs up every call, closes the WebSocket with 1000 and stops re-registering. */
@@ -435,7 +480,9 @@ export class Call extends EventTarget {
     if (options.trickle === false) this.trickle = false;
     this._setState('connecting');
     try {
-      const pc = this._createPc(options);
+      const config = await this._client._rtcConfig();
+      if (this.state === 'closed') return;
+      const pc = this._createPc(options, config);
       await pc.setRemoteDescription({ type: 'offer', sdp: decodeSdp(this._remoteOffer.offer_sdp) });
       if (options.stream) for (const t of options.stream.getTracks()) pc.addTrack(t, options.stream);
       await this._addPending();
@@ -470,8 +517,8 @@ export class Call extends EventTarget {
     };
   }
 
-  _createPc(options) {
-    const pc = new this._client._RTCPeerConnection({ iceServers: this._client.iceServers });
+  _createPc(options, config) {
+    const pc = new this._client._RTCPeerConnection(config);
     this.pc = pc;
     pc.onicecandidate = (e) => {
       if (!e.candidate || !e.candidate.candidate) return;
@@ -495,7 +542,9 @@ export class Call extends EventTarget {
   async _offer(options) {
     const client = this._client;
     if (client.state !== 'open') throw new SignalError(`not registered (client is ${client.state})`, 0, this.id);
-    const pc = this._createPc(options);
+    const config = await client._rtcConfig();
+    if (this.state === 'closed') return;
+    const pc = this._createPc(options, config);
     if (options.stream) for (const t of options.stream.getTracks()) pc.addTrack(t, options.stream);
     const label = options.dataChannel ?? 'data';
     if (label !== false) this._addChannel(pc.createDataChannel(label, options.dataChannelInit));

@@ -4,6 +4,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -65,7 +66,7 @@ export class Server {
     return s;
   }
 
-  constructor(port, { auth = false, tls = null } = {}) {
+  constructor(port, { auth = false, tls = null, turn = null } = {}) {
     this.port = port;
     this.tls = tls;
     this.url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}/`;
@@ -82,9 +83,13 @@ export class Server {
       'level = "debug"',
       ...(auth ? ['[auth]', 'mode = "jwt"', 'algorithm = "HS256"', 'key_file = "secret.key"'] : []),
       ...(tls ? ['[tls]', `cert_file = "${tls.cert}"`, `key_file = "${tls.key}"`] : []),
+      ...(turn ? ['[turn]', 'secret_file = "turn.secret"', `uris = [${turn.uris.map((u) => `"${u}"`).join(', ')}]`,
+        `ttl_s = ${turn.ttl ?? 600}`] : []),
       '',
     ].join('\n'));
     if (auth) writeFileSync(join(this.dir, 'secret.key'), randomBytes(48), { mode: 0o600 });
+    /* as `echo` writes it: the server trims the line ending */
+    if (turn) writeFileSync(join(this.dir, 'turn.secret'), `${turn.secret}\n`, { mode: 0o600 });
     this.proc = null;
   }
 
@@ -153,6 +158,88 @@ export class Server {
   }
 }
 
+/** A STUN Binding request to ip:port over UDP; resolves true when a Binding success comes back. */
+function stunPing(ip, port, timeoutMs = 500) {
+  return new Promise((res) => {
+    const sock = createSocket('udp4');
+    const msg = Buffer.alloc(20);
+    msg.writeUInt16BE(0x0001, 0); /* Binding request, no attributes */
+    msg.writeUInt32BE(0x2112a442, 4);
+    randomBytes(12).copy(msg, 8);
+    const done = (ok) => { clearTimeout(timer); sock.close(); res(ok); };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on('message', (m) => done(m.length >= 20 && m.readUInt16BE(0) === 0x0101 && m.subarray(8, 20).equals(msg.subarray(8, 20))));
+    sock.on('error', () => done(false));
+    sock.send(msg, port, ip);
+  });
+}
+
+/**
+ * Debian's coturn (`turnserver`) with TURN REST authentication (use-auth-secret and this
+ * static-auth-secret), on ip (the namespace's veth address) and a free port, relaying on ip, no
+ * TLS/DTLS, no CLI, its log and database in a folder of its own. stop() kills it by its pid.
+ */
+export class TurnServer {
+  static async start({ secret, ip = '10.200.0.1', realm = 'signal-server.test' }) {
+    const t = new TurnServer(await freePort(), secret, ip, realm);
+    await t.start();
+    return t;
+  }
+
+  constructor(port, secret, ip, realm) {
+    Object.assign(this, { port, secret, ip, realm });
+    this.dir = mkdtempSync(join(tmpdir(), 'sig-e2e-turn-'));
+    this.log = join(this.dir, 'turn.log');
+    this.uri = `turn:${ip}:${port}?transport=udp`;
+  }
+
+  async start() {
+    const relayPorts = 40000 + Math.floor(Math.random() * 200) * 100;
+    const args = ['-n', '--no-cli', '--no-tls', '--no-dtls', `--listening-ip=${this.ip}`,
+      `--listening-port=${this.port}`, `--relay-ip=${this.ip}`, `--min-port=${relayPorts}`,
+      `--max-port=${relayPorts + 99}`, '--use-auth-secret', `--static-auth-secret=${this.secret}`,
+      `--realm=${this.realm}`, `--log-file=${this.log}`, '--simple-log', '--no-stdout-log', '--verbose',
+      `--userdb=${join(this.dir, 'turndb')}`, `--pidfile=${join(this.dir, 'turn.pid')}`];
+    /* its standard error only in a failure's message ("socket: Protocol not supported" otherwise) */
+    const proc = spawn('turnserver', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = proc;
+    this.stderr = '';
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (d) => { if (this.stderr.length < 4000) this.stderr += d; });
+    let failed = null;
+    proc.once('error', (err) => { failed = err; });
+    this.exited = new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
+    const deadline = Date.now() + 10000;
+    while (Date.now() < deadline) {
+      if (failed) throw new Error(`cannot start turnserver (apt-get install coturn): ${failed.message}`);
+      if (proc.exitCode !== null) throw new Error(`turnserver exited with ${proc.exitCode}: ${this.stderr} (log: ${this.log})`);
+      if (await stunPing(this.ip, this.port)) return;
+      await sleep(50);
+    }
+    throw new Error(`turnserver did not answer STUN on ${this.ip}:${this.port} within 10 s`);
+  }
+
+  /** What it logged so far. */
+  logText() {
+    try { return readFileSync(this.log, 'utf8'); } catch { return ''; }
+  }
+
+  /** SIGTERM to its pid (SIGKILL after 5 s); resolves to the exit status. */
+  async stop() {
+    if (!this.proc || this.proc.pid === undefined) return null;
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return this.exited;
+    process.kill(this.proc.pid, 'SIGTERM');
+    const timer = setTimeout(() => process.kill(this.proc.pid, 'SIGKILL'), 5000);
+    const status = await this.exited;
+    clearTimeout(timer);
+    return status;
+  }
+
+  cleanup() {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
 /** Debian's Chromium, headless, quiet offline, with a fake camera that needs no prompt. */
 export function launchBrowser(extraArgs = []) {
   return chromium.launch({
@@ -189,10 +276,12 @@ export class Tab {
     page.on('pageerror', (err) => this.errors.push(String(err)));
     /* Chromium's own console errors count too (a missing asset, say), except the refused
        WebSocket connections of re-registration attempts while the server is down and the
-       refusals of POST /offer, which the page reports itself. */
+       refusals of POST /offer, which the page reports itself, and a 404 of GET /turn-credentials. */
     page.on('console', (m) => {
       if (m.type() !== 'error') return;
       if (/^WebSocket connection to .* failed/.test(m.text()) || /\/offer$/.test(m.location().url)) return;
+      /* a server without [turn] answers GET /turn-credentials 404, which the client expects */
+      if (/\/turn-credentials\?/.test(m.location().url) && /404/.test(m.text())) return;
       this.errors.push(`console: ${m.text()} (${m.location().url})`);
     });
     page.on('request', (r) => {

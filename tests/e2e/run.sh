@@ -26,4 +26,4 @@ fi
 
 # --test-timeout bounds the whole file (each test in it has a minute).
 exec node --experimental-websocket --disable-warning=ExperimentalWarning \
-  --test --test-reporter=tap --test-concurrency=1 --test-timeout=300000 "$@" e2e.test.mjs tls.test.mjs
+  --test --test-reporter=tap --test-concurrency=1 --test-timeout=300000 "$@" e2e.test.mjs tls.test.mjs turn.test.mjs

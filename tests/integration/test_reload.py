@@ -140,6 +140,7 @@ OTHER = {
     "auth.mode": '"jwt"', "auth.algorithm": '"HS384"', "auth.key_file": '"k.key"', "auth.issuer": '"i"',
     "auth.audience": '"a"', "cluster.redis": '"redis://127.0.0.1:1"', "cluster.redis_password_file": '"pw"',
     "cluster.node_id": '"n1"', "cluster.key_prefix": '"p:"', "metrics.host": '"127.0.0.1:1"',
+    "turn.secret_file": '"t2.secret"', "turn.uris": '["stun:other.example"]',
 }
 
 
@@ -154,10 +155,12 @@ def documented_live_keys():
     return keys
 
 
-def test_every_key_is_live_or_needs_a_restart_as_documented(make_server, server_bin):
+def test_every_key_is_live_or_needs_a_restart_as_documented(make_server, server_bin, tmp_path):
     """Every key changed at once: the reload applies exactly the keys CONFIG.md lists as live, and names
-    every other one as needing a restart."""
-    srv = make_server(log_level="info")
+    every other one as needing a restart. [turn] is on, so that its keys are printed too."""
+    (tmp_path / "turn.secret").write_text("s3cret\n")
+    srv = make_server(log_level="info", extra_toml=f'[turn]\n    secret_file = "{tmp_path / "turn.secret"}"\n'
+                      '    uris = ["turn:turn.example:3478"]\n')
     cfg = srv.workdir / "signal-server.toml"
     printed = subprocess.run([str(server_bin), "--print-config", "--config", str(cfg)], capture_output=True,
                              text=True, timeout=10, check=True).stdout

@@ -1118,6 +1118,77 @@ static void test_tls_table(void **state) {
   expect_errs(cases, SIG_ARRAY_SIZE(cases));
 }
 
+/* [turn]: off unless the table is there; then secret_file and at least one URI are required (the
+ * message points at the header); each URI is turn:, turns: or stun:; the secret file resolves
+ * like the others and is checked for reading only when [turn] is on. */
+static void test_turn_table(void **state) {
+  sig_config_t cfg;
+  char err[512] = "";
+  (void)state;
+  sig_config_init(&cfg);
+  assert_int_equal(cfg.turn, 0);
+  assert_string_equal(cfg.turn_secret_file, "");
+  assert_int_equal(cfg.turn_uris.n, 0);
+  assert_int_equal(cfg.turn_ttl_s, 86400);
+  assert_int_equal(cfg.turn_requests_per_ip_per_s, 1);
+  assert_int_equal(cfg.turn_requests_per_ip_burst, 10);
+  sig_config_free(&cfg);
+
+  expect_ok(&cfg,
+            "[turn]\n    secret_file = \"turn.secret\"\n"
+            "    uris = [\"turn:turn.example.com:3478?transport=udp\", 'turns:t.example:5349', "
+            "\"stun:[2001:db8::1]:3478\"]\n    ttl_s = 60\n    requests_per_ip_per_s = 5\n"
+            "    requests_per_ip_burst = 20\n");
+  assert_int_equal(cfg.turn, 1);
+  assert_int_equal(cfg.turn_uris.n, 3);
+  assert_string_equal(cfg.turn_uris.items[1], "turns:t.example:5349");
+  assert_int_equal(cfg.turn_ttl_s, 60);
+  assert_int_equal(cfg.turn_requests_per_ip_per_s, 5);
+  assert_int_equal(cfg.turn_requests_per_ip_burst, 20);
+  if (sig_config_resolve_paths(&cfg, "/nonexistent-sig", err, sizeof(err)) != 0)
+    fail_msg("%s", err);
+  assert_string_equal(cfg.turn_secret_file, "/nonexistent-sig/turn.secret");
+  assert_int_equal(sig_config_check_files(&cfg, err, sizeof(err)), SIG_ECONFIG);
+  assert_string_equal(
+      err, "turn.secret_file: cannot read /nonexistent-sig/turn.secret: No such file or directory");
+  cfg.turn = 0; /* not used: not checked */
+  assert_int_equal(sig_config_check_files(&cfg, err, sizeof(err)), 0);
+  sig_config_free(&cfg);
+
+  static const err_case cases[] = {
+      {"[turn]\n",
+       "x.toml:1:1: turn.secret_file: required in [turn] (the file holding coturn's "
+       "static-auth-secret)"},
+      {"[log]\n  level = \"info\"\n  [turn]\n  uris = [\"turn:a\"]\n",
+       "x.toml:3:3: turn.secret_file: required in [turn] (the file holding coturn's "
+       "static-auth-secret)"},
+      {"[turn]\nsecret_file = \"s\"\n",
+       "x.toml:1:1: turn.uris: required in [turn] (at least one, e.g. "
+       "[\"turn:turn.example.com:3478\"])"},
+      {"[turn]\nsecret_file = \"s\"\nuris = []\n",
+       "x.toml:1:1: turn.uris: required in [turn] (at least one, e.g. "
+       "[\"turn:turn.example.com:3478\"])"},
+      {"[turn]\nuris = [\"http://turn.example.com\"]\n",
+       "x.toml:2:8: turn.uris: must start with \"turn:\", \"turns:\" or \"stun:\", e.g. "
+       "\"turn:turn.example.com:3478?transport=udp\" (item 1)"},
+      {"[turn]\nuris = [\"turn:a\", \"stun:\"]\n",
+       "x.toml:2:8: turn.uris: missing host after \"stun:\" (item 2)"},
+      {"[turn]\nuris = [\"turn:a b\"]\n",
+       "x.toml:2:8: turn.uris: printable ASCII without spaces, quotes or backslashes (item 1)"},
+      {"[turn]\nuris = [\"turn:a\\\"b\"]\n",
+       "x.toml:2:8: turn.uris: printable ASCII without spaces, quotes or backslashes (item 1)"},
+      {"[turn]\nuris = \"turn:a\"\n",
+       "x.toml:2:8: turn.uris: expected an array of strings, got a string"},
+      {"[turn]\nttl_s = 59\n", "x.toml:2:9: turn.ttl_s: must be between 60 and 604800, got 59"},
+      {"[turn]\nttl_s = 604801\n",
+       "x.toml:2:9: turn.ttl_s: must be between 60 and 604800, got 604801"},
+      {"[turn]\nrequests_per_ip_per_s = 0\n",
+       "x.toml:2:25: turn.requests_per_ip_per_s: must be between 1 and 1000, got 0"},
+      {"[turn]\nsecret = \"x\"\n", "x.toml:2:1: turn.secret: unknown key"},
+  };
+  expect_errs(cases, SIG_ARRAY_SIZE(cases));
+}
+
 /* Every file key is resolved against the base; a failure resolves none of them. */
 static void test_resolve_file_keys(void **state) {
   sig_config_t cfg;
@@ -1210,7 +1281,9 @@ static void test_format_round_trip(void **state) {
       "[cluster]\nredis = \"unix:/run/r.sock?db=2\"\nredis_password_file = \"/pw\"\n"
       "node_id = \"n-1\"\nkey_prefix = \"p{x}:\"\nnode_ttl_s = 2\nrequest_timeout_ms = 50\n",
       "[server]\nallowed_origins = []\ntrusted_proxies = []\n",
-      "[tls]\ncert_file = \"/c/full.pem\"\nkey_file = 'k.pem'\nmin_version = \"1.3\"\n",
+      "[tls]\ncert_file = \"/c/full.pem\"\nkey_file = 'k.pem'\nmin_version = \"1.3\"\n",      "[turn]\nsecret_file = \"/etc/signal-server/turn.secret\"\n"
+      "uris = [\"turn:t.example:3478?transport=udp\", \"stun:t.example\"]\nttl_s = 3600\n"
+      "requests_per_ip_burst = 3\n",
   };
   (void)state;
   for (size_t i = 0; i < SIG_ARRAY_SIZE(inputs); i++) {
@@ -1256,6 +1329,19 @@ static void test_format_round_trip(void **state) {
     if (i == 3) {
       assert_non_null(strstr(text, "\n[tls]\n    cert_file = \"/c/full.pem\"\n"));
       assert_int_equal(b.tls_min_version, SIG_TLS_1_3);
+    }
+    /* [turn] likewise: printed only when on */
+    assert_int_equal(b.turn, i == 4);
+    assert_int_equal(strstr(text, "\n[turn]\n") != NULL, i == 4);
+    if (i == 4) {
+      assert_non_null(strstr(text,
+                             "\n[turn]\n    secret_file = \"/etc/signal-server/turn.secret\"\n"
+                             "    uris = [\"turn:t.example:3478?transport=udp\", "
+                             "\"stun:t.example\"]\n    ttl_s = 3600\n"
+                             "    requests_per_ip_per_s = 1\n    requests_per_ip_burst = 3\n"));
+      assert_int_equal(b.turn_uris.n, 2);
+    } else {
+      assert_non_null(strstr(text, "# [turn] absent: GET /turn-credentials answers 404\n"));
     }
     free(text);
     free(again);
@@ -1325,6 +1411,7 @@ static void test_update(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tls_table),
+      cmocka_unit_test(test_turn_table),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_free_accepts_null_zeroed_and_twice),
       cmocka_unit_test(test_blank_and_comment_only),

@@ -1,0 +1,176 @@
+/* The secret is kept as read (less its line ending) and wiped when replaced or freed; the
+ * credential is computed per request with libcrypto's one-shot HMAC. */
+#include "sig_turn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sig_util.h"
+
+/* coturn reads static-auth-secret into a buffer of its own; a longer secret is no secret of
+ * ours. */
+#define SECRET_MAX 512
+
+struct sig_turn_s {
+  char *secret_file;
+  unsigned char *secret;
+  size_t secret_len;
+  int64_t ttl_s;
+  char **uris;
+  size_t nuris;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...) {
+  va_list ap;
+  if (err == NULL || errlen == 0) return SIG_ECONFIG;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return SIG_ECONFIG;
+}
+
+/* Reads the secret file: its bytes less a trailing line ending ("\n", "\r\n", or several:
+ * `echo` and editors add them; coturn's configuration line has none). */
+static int read_secret(const char *path, unsigned char **out, size_t *outlen, char *err,
+                       size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return fail(err, errlen, "turn.secret_file: cannot read %s: %s", path, strerror(errno));
+  unsigned char *buf = sig_malloc(SECRET_MAX + 2);
+  size_t n = fread(buf, 1, SECRET_MAX + 2, f);
+  int bad = ferror(f);
+  fclose(f);
+  while (n > 0 && n <= SECRET_MAX + 1 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+  int rc = 0;
+  if (bad)
+    rc = fail(err, errlen, "turn.secret_file: cannot read %s", path);
+  else if (n > SECRET_MAX)
+    rc = fail(err, errlen, "turn.secret_file: %s holds more than %d bytes", path, SECRET_MAX);
+  else if (n == 0)
+    rc = fail(err, errlen, "turn.secret_file: %s is empty (put coturn's static-auth-secret in it)",
+              path);
+  if (rc != 0) {
+    memset(buf, 0, SECRET_MAX + 2);
+    free(buf);
+    return rc;
+  }
+  *out = buf;
+  *outlen = n;
+  return 0;
+}
+
+int sig_turn_new(sig_turn_t **out, const sig_config_t *cfg, char *err, size_t errlen) {
+  *out = NULL;
+  if (!cfg->turn) return 0;
+  sig_turn_t *t = sig_calloc(1, sizeof(*t));
+  t->secret_file = sig_strdup(cfg->turn_secret_file);
+  t->ttl_s = cfg->turn_ttl_s;
+  t->nuris = cfg->turn_uris.n;
+  t->uris = sig_calloc(t->nuris + 1, sizeof(*t->uris));
+  for (size_t i = 0; i < t->nuris; i++) t->uris[i] = sig_strdup(cfg->turn_uris.items[i]);
+  int rc = read_secret(t->secret_file, &t->secret, &t->secret_len, err, errlen);
+  if (rc != 0) {
+    sig_turn_free(t);
+    return rc;
+  }
+  *out = t;
+  return 0;
+}
+
+void sig_turn_free(sig_turn_t *t) {
+  if (t == NULL) return;
+  if (t->secret != NULL) memset(t->secret, 0, t->secret_len);
+  free(t->secret);
+  free(t->secret_file);
+  for (size_t i = 0; i < t->nuris; i++) free(t->uris[i]);
+  free(t->uris);
+  free(t);
+}
+
+int sig_turn_reload(sig_turn_t *t, char *err, size_t errlen) {
+  unsigned char *secret;
+  size_t len;
+  if (t == NULL) return 0;
+  int rc = read_secret(t->secret_file, &secret, &len, err, errlen);
+  if (rc != 0) return rc;
+  memset(t->secret, 0, t->secret_len);
+  free(t->secret);
+  t->secret = secret;
+  t->secret_len = len;
+  return 0;
+}
+
+const char *sig_turn_secret_file(const sig_turn_t *t) {
+  return t != NULL ? t->secret_file : "";
+}
+
+void sig_turn_credential(const unsigned char *secret, size_t len, const char *username,
+                         char out[SIG_TURN_CREDENTIAL_SIZE]) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int maclen = 0;
+  /* HMAC fails only on a missing digest or out of memory: neither is a request's fault. */
+  if (HMAC(EVP_sha1(), secret, (int)len, (const unsigned char *)username, strlen(username), mac,
+           &maclen) == NULL ||
+      maclen != 20) {
+    fprintf(stderr, "%s:%d: HMAC-SHA1 failed\n", __FILE__, __LINE__);
+    abort();
+  }
+  EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen); /* 28 characters and the NUL */
+  memset(mac, 0, sizeof(mac));
+}
+
+/* A growing text. */
+typedef struct {
+  char *s;
+  size_t n, cap;
+} text_t;
+
+__attribute__((format(printf, 2, 3))) static void put(text_t *t, const char *fmt, ...) {
+  va_list ap;
+  for (;;) {
+    va_start(ap, fmt);
+    int k = vsnprintf(t->s + t->n, t->cap - t->n, fmt, ap);
+    va_end(ap);
+    if (k < 0) k = 0;
+    if ((size_t)k < t->cap - t->n) {
+      t->n += (size_t)k;
+      return;
+    }
+    t->cap = (t->n + (size_t)k + 1) * 2;
+    t->s = sig_realloc(t->s, t->cap);
+  }
+}
+
+/* The URIs as a JSON array; they need no escaping (turn.uris refuses quotes, backslashes and
+ * control characters). */
+static void put_uris(text_t *out, const sig_turn_t *t) {
+  put(out, "[");
+  for (size_t i = 0; i < t->nuris; i++) put(out, "%s\"%s\"", i > 0 ? "," : "", t->uris[i]);
+  put(out, "]");
+}
+
+char *sig_turn_encode(const sig_turn_t *t, const char *domain, int64_t now_s, size_t *len) {
+  char user[32 + 256], cred[SIG_TURN_CREDENTIAL_SIZE];
+  text_t out = {sig_malloc(512), 0, 512};
+  snprintf(user, sizeof(user), "%" PRId64 ":%s", now_s + t->ttl_s, domain);
+  sig_turn_credential(t->secret, t->secret_len, user, cred);
+  /* A domain is A-Z a-z 0-9 . _ ~ -: nothing to escape. */
+  put(&out,
+      "{\"code\":0,\"msg\":\"ok\",\"data\":{\"username\":\"%s\",\"credential\":\"%s\","
+      "\"ttl\":%" PRId64 ",\"uris\":",
+      user, cred, t->ttl_s);
+  put_uris(&out, t);
+  put(&out, ",\"ice_servers\":[{\"urls\":");
+  put_uris(&out, t);
+  put(&out, ",\"username\":\"%s\",\"credential\":\"%s\"}]}}", user, cred);
+  memset(cred, 0, sizeof(cred));
+  *len = out.n;
+  return out.s;
+}
