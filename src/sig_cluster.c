@@ -31,6 +31,7 @@
 #define CHECK_MS 100     /* stalls and reconnections */
 #define LIVENESS_MS 1000 /* nodes we have exchanges with */
 #define SHUTDOWN_MS 1000
+#define SWEEP_BUDGET "4096" /* directory entries one sweep call may remove */
 #define PASSWORD_MAX 512
 
 /* ---- the scripts */
@@ -98,24 +99,33 @@ static const char dead_lua[] =
     "end\n"
     "return out\n";
 
-/* ARGV prefix: every node of the registry whose liveness key has expired leaves it, and the
- * directory entries it still held go (P s:NODE lists them). Returns those nodes. */
+/* ARGV prefix, budget: the nodes of the registry whose liveness key has expired lose the
+ * directory entries they still held (P s:NODE lists them), at most budget of them in one call so
+ * that no call holds Redis for long (a call of 20 dead nodes' 400,000 entries took seconds, and
+ * every other client got BUSY meanwhile); a node with none left leaves the registry. Returns
+ * {1 when the budget ran out (more to do) else 0, the nodes that left...}. */
 static const char sweep_lua[] =
-    "local p, gone = ARGV[1], {}\n"
+    "local p, budget, out = ARGV[1], tonumber(ARGV[2]), {0}\n"
     "for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do\n"
+    "  if budget <= 0 then out[1] = 1 break end\n"
     "  if redis.call('EXISTS', p .. 'n:' .. n) == 0 then\n"
-    "    for _, dom in ipairs(redis.call('SMEMBERS', p .. 's:' .. n)) do\n"
+    "    local doms = redis.call('SPOP', p .. 's:' .. n, budget)\n"
+    "    budget = budget - #doms\n"
+    "    for _, dom in ipairs(doms) do\n"
     "      local cur = redis.call('GET', p .. 'd:' .. dom)\n"
     "      if cur and string.sub(cur, 1, #n + 1) == n .. ' ' then\n"
     "        redis.call('DEL', p .. 'd:' .. dom)\n"
     "      end\n"
     "    end\n"
-    "    redis.call('DEL', p .. 's:' .. n)\n"
-    "    redis.call('SREM', p .. 'nodes', n)\n"
-    "    gone[#gone + 1] = n\n"
+    "    if redis.call('SCARD', p .. 's:' .. n) == 0 then\n"
+    "      redis.call('SREM', p .. 'nodes', n)\n"
+    "      out[#out + 1] = n\n"
+    "    else\n"
+    "      out[1] = 1\n"
+    "    end\n"
     "  end\n"
     "end\n"
-    "return gone\n";
+    "return out\n";
 
 enum { S_CLAIM, S_RELEASE, S_ROUTE, S_DEAD, S_SWEEP, S_COUNT };
 static const char *const scripts[S_COUNT] = {claim_lua, release_lua, route_lua, dead_lua,
@@ -123,7 +133,18 @@ static const char *const scripts[S_COUNT] = {claim_lua, release_lua, route_lua, 
 
 /* ---- state */
 
-enum { K_HANDSHAKE, K_SCRIPT, K_SUBSCRIBE, K_CLAIM, K_ROUTE, K_DEAD, K_PING, K_PLAIN };
+enum {
+  K_HANDSHAKE,
+  K_SCRIPT,
+  K_SUBSCRIBE,
+  K_CLAIM,
+  K_ROUTE,
+  K_DEAD,
+  K_SWEEP,
+  K_BEAT,
+  K_PING,
+  K_PLAIN
+};
 
 typedef struct link_s link_t;
 
@@ -145,6 +166,7 @@ struct link_s {
   int ready;
   int handshake_left;  /* replies the handshake still waits for */
   uint64_t started_ms; /* when the connection was begun */
+  uint64_t replied_ms; /* the last reply or message: a link that answers is not stalled */
   sig_list_t outstanding;
   cmd_t *subscription; /* lives while subscribed: every message comes through it */
 };
@@ -157,6 +179,7 @@ struct sig_cluster_s {
   uv_timer_t check, heartbeat, liveness, retry;
   int handles_open;
   int up, was_up, shutting_down, freeing;
+  int beats; /* heartbeats answered since up */
   uint64_t backoff_ms, up_since;
   char shas[S_COUNT][41];
   char password[PASSWORD_MAX + 1];
@@ -240,11 +263,15 @@ static void plain(sig_cluster_t *c, int argc, const char **argv) {
   send_argv(&c->cmd, new_cmd(&c->cmd, K_PLAIN), argc, argv, lens);
 }
 
+/* The liveness key, written again; its old value comes back (K_BEAT): none means it had expired,
+ * so the others may have swept our entries meanwhile. */
 static void heartbeat(sig_cluster_t *c) {
   char ttl[24];
   snprintf(ttl, sizeof(ttl), "%" PRId64, c->cfg->cluster_node_ttl_s * 1000);
-  const char *argv[] = {"SET", c->node_key, c->address, "PX", ttl};
-  plain(c, 5, argv);
+  const char *argv[] = {"SET", c->node_key, c->address, "PX", ttl, "GET"};
+  size_t lens[6];
+  for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
+  send_argv(&c->cmd, new_cmd(&c->cmd, K_BEAT), 6, argv, lens);
   const char *reg[] = {"SADD", c->nodes_key, c->node};
   plain(c, 3, reg);
 }
@@ -252,6 +279,7 @@ static void heartbeat(sig_cluster_t *c) {
 static void both_ready(sig_cluster_t *c) {
   if (!c->cmd.ready || !c->sub.ready || c->up) return;
   set_up(c, 1);
+  c->beats = 0;
   heartbeat(c);
   /* After an absence (or a Redis that restarted empty) the directory may have lost us. */
   if (c->router != NULL) sig_router_republish(c->router);
@@ -301,12 +329,32 @@ static void route_result(const cmd_t *k, const redisReply *reply, int failed) {
     k->route_done(k->arg, reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -1, NULL);
 }
 
-/* The sweep script's reply: the nodes found dead, each gone from the router. */
-static void dead_nodes(sig_cluster_t *c, const redisReply *reply) {
+/* The liveness check's reply (from, the first node in it): the nodes found dead, each gone from
+ * the router. */
+static void dead_nodes(sig_cluster_t *c, const redisReply *reply, size_t from) {
   if (reply->type != REDIS_REPLY_ARRAY || c->router == NULL) return;
-  for (size_t i = 0; i < reply->elements; i++)
+  for (size_t i = from; i < reply->elements; i++)
     if (reply->element[i]->type == REDIS_REPLY_STRING)
       sig_router_node_gone(c->router, reply->element[i]->str);
+}
+
+/* The sweep's reply: {more to do, the nodes that left...}. With more to do, the next liveness
+ * tick sweeps again rather than node_ttl_s later. */
+static void sweep_result(sig_cluster_t *c, const redisReply *reply) {
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) return;
+  if (reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1)
+    c->last_sweep = 0;
+  dead_nodes(c, reply, 1);
+}
+
+/* The heartbeat's reply: the key's old value. None after the first beat: it had expired (this
+ * node was too slow to write it in time, or Redis was), and a sweep may have removed the
+ * registrations it held; they are published again. */
+static void beat_result(sig_cluster_t *c, const redisReply *reply) {
+  if (c->beats++ == 0 || reply->type != REDIS_REPLY_NIL || c->router == NULL) return;
+  SIG_WARN("cluster", "liveness key had expired: publishing the registrations again node=%s",
+           c->node);
+  sig_router_republish(c->router);
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
@@ -315,6 +363,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
   link_t *l = k->l;
   sig_cluster_t *c = l->c;
   (void)ac;
+  if (reply != NULL) l->replied_ms = now_ms();
   if (k->kind == K_SUBSCRIBE && reply != NULL) { /* stays for every message */
     if (!l->ready) sig_list_remove(&k->link), sig_list_init(&k->link);
     on_message(c, reply);
@@ -338,7 +387,13 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
       if (!failed) sig_metrics_observe(SIG_H_REDIS_RTT, (double)(uv_hrtime() - k->sent_ns) / 1e9);
       break;
     case K_DEAD:
-      if (!failed) dead_nodes(c, reply);
+      if (!failed) dead_nodes(c, reply, 0);
+      break;
+    case K_SWEEP:
+      if (!failed) sweep_result(c, reply);
+      break;
+    case K_BEAT:
+      if (!failed && c->up) beat_result(c, reply);
       break;
     default: break;
   }
@@ -589,9 +644,14 @@ static void drop_links(sig_cluster_t *c, const char *why) {
   }
 }
 
-static uint64_t oldest(const link_t *l) {
+/* A link waits for replies and has had none for longer than limit: neither to its oldest
+ * command nor to anything since. A deep queue that keeps being answered (a node publishing
+ * 20,000 registrations again) is not a stall. */
+static int stalled(const link_t *l, uint64_t now, uint64_t limit) {
   if (sig_list_empty(&l->outstanding)) return 0;
-  return SIG_LIST_DATA(l->outstanding.next, cmd_t, link)->sent_ms;
+  uint64_t sent = SIG_LIST_DATA(l->outstanding.next, cmd_t, link)->sent_ms;
+  uint64_t since = sent > l->replied_ms ? sent : l->replied_ms;
+  return now - since > limit;
 }
 
 /* ---- timers */
@@ -599,8 +659,7 @@ static uint64_t oldest(const link_t *l) {
 static void on_check(uv_timer_t *t) {
   sig_cluster_t *c = t->data;
   uint64_t now = now_ms(), limit = (uint64_t)c->cfg->cluster_request_timeout_ms;
-  uint64_t a = oldest(&c->cmd), b = oldest(&c->sub);
-  if ((a != 0 && now - a > limit) || (b != 0 && now - b > limit)) {
+  if (stalled(&c->cmd, now, limit) || stalled(&c->sub, now, limit)) {
     drop_links(c, "redis did not answer in time");
     return; /* the retry timer connects again */
   }
@@ -668,7 +727,8 @@ static void on_liveness(uv_timer_t *t) {
   uint64_t now = now_ms();
   if (now - c->last_sweep >= (uint64_t)c->cfg->cluster_node_ttl_s * 1000) {
     c->last_sweep = now;
-    eval(c, new_cmd(&c->cmd, K_DEAD), S_SWEEP, 0, NULL, NULL, 1, l.args, l.lens);
+    l.args[1] = SWEEP_BUDGET, l.lens[1] = strlen(SWEEP_BUDGET);
+    eval(c, new_cmd(&c->cmd, K_SWEEP), S_SWEEP, 0, NULL, NULL, 2, l.args, l.lens);
   }
 }
 

@@ -321,6 +321,51 @@ def test_a_stopped_node_removes_its_registrations_at_once(fresh):
 # --------------------------------------------------------------------------- workers
 
 
+def test_a_lapsed_liveness_key_publishes_the_registrations_again(fresh):
+    """A node too slow to write its liveness key in time (CPU starved, Redis slow) may have its
+    entries swept by the others meanwhile: when its next heartbeat finds the key gone, it
+    publishes every registration again, so its peers become reachable again."""
+    cl = fresh
+    a, b = uniq("A"), uniq("B")
+    ca, cb = cl.connect("n1", a), cl.connect("n2", b)
+    entry = cl.redis.cli("GET", f"{cl.prefix}d:{b}")
+    assert entry.startswith("n2 ")
+    # what a sweep does to a node whose key expired
+    cl.redis.cli("DEL", f"{cl.prefix}n:n2", f"{cl.prefix}d:{b}", f"{cl.prefix}s:n2")
+    cl.redis.cli("SREM", f"{cl.prefix}nodes", "n2")
+    assert cl.post("n1", a, b).status == 404
+    # the heartbeat (every node_ttl_s / 3, 2 s here) finds it and publishes again
+    assert wait_until(lambda: cl.redis.cli("GET", f"{cl.prefix}d:{b}") == entry, 3)
+    assert cl.redis.cli("--raw", "SMEMBERS", f"{cl.prefix}s:n2").split() == [b]
+    assert "n2" in cl.redis.cli("--raw", "SMEMBERS", f"{cl.prefix}nodes").split()
+    xid = cl.post_ok("n1", a, b)
+    assert cb.recv_json()["id"] == xid
+    assert wait_until(lambda: "liveness key had expired: publishing the registrations again "
+                      "node=n2" in cl.nodes["n2"].log(), 3)
+
+
+def test_a_big_dead_node_is_swept_in_short_steps(fresh):
+    """A dead node's entries leave the directory in calls of at most 4,096: 50,000 entries in one
+    script held Redis for long (every other client got BUSY in the push toward a million), so
+    no sweep call may take 50 ms or more; all of them go within a few seconds all the same."""
+    cl = fresh
+    p, n = cl.prefix, 50000
+    cl.redis.cli("EVAL", "for i = 1, tonumber(ARGV[2]) do\n"
+                 "  redis.call('SET', ARGV[1] .. 'd:ghost-' .. i, 'ghost 1')\n"
+                 "  redis.call('SADD', ARGV[1] .. 's:ghost', 'ghost-' .. i)\n"
+                 "end\n"
+                 "redis.call('SADD', ARGV[1] .. 'nodes', 'ghost')\n", "0", p, str(n))
+    cl.redis.cli("SET", f"{p}d:ghost-taken", "n1 7")  # moved on to a live node: stays
+    cl.redis.cli("SADD", f"{p}s:ghost", "ghost-taken")
+    assert cl.redis.cli("SCARD", f"{p}s:ghost") == str(n + 1)
+    cl.redis.cli("CONFIG", "SET", "slowlog-log-slower-than", "50000")
+    cl.redis.cli("SLOWLOG", "RESET")
+    assert wait_until(lambda: cl.redis.cli("EXISTS", f"{p}s:ghost") == "0", 20)
+    assert "ghost" not in cl.redis.cli("--raw", "SMEMBERS", f"{p}nodes").split()
+    assert cl.redis.cli("--raw", "KEYS", f"{p}d:ghost-*").split() == [f"{p}d:ghost-taken"]
+    assert cl.redis.cli("SLOWLOG", "LEN") == "0", cl.redis.cli("SLOWLOG", "GET")
+
+
 def test_workers_share_the_port_and_call_each_other(pool, tmp_path_factory):
     redis = Redis(tmp_path_factory.mktemp("redis"))
     prefix = new_prefix()
