@@ -1443,46 +1443,24 @@ size_t sig_config_update(sig_config_t *cur, const sig_config_t *next, sig_config
   return changed;
 }
 
-/* A growing text for sig_config_format. */
-typedef struct {
-  char *s;
-  size_t n, cap;
-} text_t;
-
-__attribute__((format(printf, 2, 3))) static void put(text_t *t, const char *fmt, ...) {
-  va_list ap;
-  for (;;) {
-    va_start(ap, fmt);
-    int k = vsnprintf(t->s + t->n, t->cap - t->n, fmt, ap);
-    va_end(ap);
-    if (k < 0) k = 0; /* cannot happen with our formats; write nothing rather than garbage */
-    if ((size_t)k < t->cap - t->n) {
-      t->n += (size_t)k;
-      return;
-    }
-    t->cap = (t->n + (size_t)k + 1) * 2;
-    t->s = sig_realloc(t->s, t->cap);
-  }
-}
-
 /* A basic string, escaped so that the reader reads it back as it is. */
-static void put_string(text_t *t, const char *s) {
-  put(t, "\"");
+static void put_string(sig_buf_t *t, const char *s) {
+  sig_buf_printf(t, "\"");
   for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
     if (*p == '"' || *p == '\\')
-      put(t, "\\%c", *p);
+      sig_buf_printf(t, "\\%c", *p);
     else if (*p < 0x20 || *p == 0x7f)
-      put(t, "\\u%04x", *p);
+      sig_buf_printf(t, "\\u%04x", *p);
     else
-      put(t, "%c", *p);
+      sig_buf_printf(t, "%c", *p);
   }
-  put(t, "\"");
+  sig_buf_printf(t, "\"");
 }
 
 char *sig_config_format(const sig_config_t *cfg, size_t *len) {
-  text_t t = {sig_malloc(4096), 0, 4096};
-  t.s[0] = '\0';
-  put(&t,
+  sig_buf_t t = {NULL, 0, 0};
+  sig_buf_printf(
+      &t,
       "# The configuration in effect: the file's keys, and the default of every other key.\n"
       "# Paths are absolute. Secrets stay in the files that keys name.\n");
   for (size_t i = 0; i < NKEYS; i++) {
@@ -1490,31 +1468,31 @@ char *sig_config_format(const sig_config_t *cfg, size_t *len) {
     const void *field = field_at((sig_config_t *)cfg, k->offset);
     int first = i == 0 || strcmp(keys[i - 1].table, k->table) != 0;
     if (strcmp(k->table, "tls") == 0 && !cfg->tls) { /* the table's presence turns TLS on */
-      if (first) put(&t, "# [tls] absent: the listener speaks plain HTTP\n");
+      if (first) sig_buf_printf(&t, "# [tls] absent: the listener speaks plain HTTP\n");
       continue;
     }
     if (strcmp(k->table, "turn") == 0 && !cfg->turn) { /* likewise GET /turn-credentials */
-      if (first) put(&t, "# [turn] absent: GET /turn-credentials answers 404\n");
+      if (first) sig_buf_printf(&t, "# [turn] absent: GET /turn-credentials answers 404\n");
       continue;
     }
-    if (first) put(&t, "[%s]\n", k->table);
-    put(&t, "    %s = ", k->name);
+    if (first) sig_buf_printf(&t, "[%s]\n", k->table);
+    sig_buf_printf(&t, "    %s = ", k->name);
     switch (k->kind) {
-      case KEY_INT: put(&t, "%" PRId64, *(const int64_t *)field); break;
+      case KEY_INT: sig_buf_printf(&t, "%" PRId64, *(const int64_t *)field); break;
       case KEY_STRING: put_string(&t, *(char *const *)field); break;
       case KEY_CHOICE: put_string(&t, k->choices[*(const int *)field]); break;
       case KEY_LIST: {
         const sig_config_list_t *l = field;
-        put(&t, "[");
+        sig_buf_printf(&t, "[");
         for (size_t j = 0; j < l->n; j++) {
-          if (j > 0) put(&t, ", ");
+          if (j > 0) sig_buf_printf(&t, ", ");
           put_string(&t, l->items[j]);
         }
-        put(&t, "]");
+        sig_buf_printf(&t, "]");
         break;
       }
     }
-    put(&t, "\n");
+    sig_buf_printf(&t, "\n");
   }
   if (len != NULL) *len = t.n;
   return t.s;

@@ -22,17 +22,17 @@ static const struct {
                         "WebSocket upgrades completed (101 sent).", NULL},
     [SIG_M_REGISTERED] = {"signal_server_registrations_total", "counter",
                           "Domains registered (a refused upgrade is not counted).", NULL},
-    [SIG_M_OFFERS] = {"signal_server_messages_total", "counter",
-                      "Messages carried out, by type.", "offer"},
+    [SIG_M_OFFERS] = {"signal_server_messages_total", "counter", "Messages carried out, by type.",
+                      "offer"},
     [SIG_M_ANSWERS] = {"signal_server_messages_total", NULL, NULL, "answer"},
     [SIG_M_CANDIDATES] = {"signal_server_messages_total", NULL, NULL, "candidate"},
     [SIG_M_BYES] = {"signal_server_messages_total", NULL, NULL, "bye"},
-    [SIG_M_REQUESTS] = {"signal_server_http_requests_total", "counter",
-                        "HTTP requests answered.", NULL},
-    [SIG_M_BYTES_IN] = {"signal_server_received_bytes_total", "counter",
-                        "Bytes read from clients.", NULL},
-    [SIG_M_BYTES_OUT] = {"signal_server_sent_bytes_total", "counter",
-                         "Bytes written to clients.", NULL},
+    [SIG_M_REQUESTS] = {"signal_server_http_requests_total", "counter", "HTTP requests answered.",
+                        NULL},
+    [SIG_M_BYTES_IN] = {"signal_server_received_bytes_total", "counter", "Bytes read from clients.",
+                        NULL},
+    [SIG_M_BYTES_OUT] = {"signal_server_sent_bytes_total", "counter", "Bytes written to clients.",
+                         NULL},
     [SIG_M_NODE_MESSAGES] = {"signal_server_cluster_messages_total", "counter",
                              "Messages received from other nodes of the cluster.", NULL},
 };
@@ -45,16 +45,16 @@ static const int statuses[] = {400, 401, 403, 404, 405, 408, 409, 413, 426, 429,
 static uint64_t errors[NSTATUS];
 
 /* Closes by code, started by the server [0] or the peer [1]. */
-static const int codes[] = {1000, 1001, 1002, 1003, 1005, 1007, 1008, 1009, 1011, 1013,
-                            4000, 4401, 4403, 4408, 4409, 4503};
+static const int codes[] = {1000, 1001, 1002, 1003, 1005, 1007, 1008, 1009,
+                            1011, 1013, 4000, 4401, 4403, 4408, 4409, 4503};
 #define NCODE (SIG_ARRAY_SIZE(codes) + 1)
 static uint64_t closes[2][NCODE];
 
 /* Histograms: cumulative buckets (seconds). */
 static const double offer_answer_buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 static const double lag_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5};
-static const double rtt_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                     0.01,   0.05,    0.1,    0.5};
+static const double rtt_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                     0.005,  0.01,    0.05,   0.1,   0.5};
 #define MAX_BUCKETS 16
 
 static const struct {
@@ -113,38 +113,17 @@ void sig_metrics_reset(void) {
 
 /* ---- rendering */
 
-typedef struct {
-  char *buf;
-  size_t len, cap;
-} out_t;
-
-__attribute__((format(printf, 2, 3))) static void put(out_t *o, const char *fmt, ...) {
-  va_list ap;
-  for (;;) {
-    size_t room = o->cap - o->len;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->len, room, fmt, ap);
-    va_end(ap);
-    if (n >= 0 && (size_t)n < room) {
-      o->len += (size_t)n;
-      return;
-    }
-    o->cap = o->cap * 2 + (size_t)(n > 0 ? n : 0) + 256;
-    o->buf = sig_realloc(o->buf, o->cap);
-  }
+static void head(sig_buf_t *o, const char *name, const char *type, const char *help) {
+  sig_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void head(out_t *o, const char *name, const char *type, const char *help) {
-  put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void gauge(out_t *o, const char *name, const char *help, double v) {
+static void gauge(sig_buf_t *o, const char *name, const char *help, double v) {
   head(o, name, "gauge", help);
-  put(o, "%s %.17g\n", name, v);
+  sig_buf_printf(o, "%s %.17g\n", name, v);
 }
 
 /* Resident memory and open descriptors, from /proc/self. */
-static void process_metrics(out_t *o) {
+static void process_metrics(sig_buf_t *o) {
   long pages = 0, rss = 0;
   FILE *f = fopen("/proc/self/statm", "r");
   if (f != NULL) {
@@ -168,11 +147,12 @@ static void process_metrics(out_t *o) {
 }
 
 char *sig_metrics_render(const sig_metrics_gauges_t *g, size_t *len) {
-  out_t o = {NULL, 0, 0};
-  put(&o, "# HELP signal_server_build_info The running version.\n"
-          "# TYPE signal_server_build_info gauge\n"
-          "signal_server_build_info{version=\"%s\"} 1\n",
-      SIG_VERSION);
+  sig_buf_t o = {NULL, 0, 0};
+  sig_buf_printf(&o,
+                 "# HELP signal_server_build_info The running version.\n"
+                 "# TYPE signal_server_build_info gauge\n"
+                 "signal_server_build_info{version=\"%s\"} 1\n",
+                 SIG_VERSION);
   gauge(&o, "signal_server_connections", "TCP connections open.", (double)g->connections);
   gauge(&o, "signal_server_domains", "Domains registered on this node.", (double)g->domains);
   gauge(&o, "signal_server_exchanges", "Exchanges open on this node (pending or answered).",
@@ -180,17 +160,19 @@ char *sig_metrics_render(const sig_metrics_gauges_t *g, size_t *len) {
   for (int m = 0; m < SIG_M_COUNT; m++) {
     if (counters[m].type != NULL) head(&o, counters[m].name, counters[m].type, counters[m].help);
     if (counters[m].label != NULL)
-      put(&o, "%s{type=\"%s\"} %" PRIu64 "\n", counters[m].name, counters[m].label, counts[m]);
+      sig_buf_printf(&o, "%s{type=\"%s\"} %" PRIu64 "\n", counters[m].name, counters[m].label,
+                     counts[m]);
     else
-      put(&o, "%s %" PRIu64 "\n", counters[m].name, counts[m]);
+      sig_buf_printf(&o, "%s %" PRIu64 "\n", counters[m].name, counts[m]);
   }
   head(&o, "signal_server_errors_total", "counter",
        "Refusals (HTTP responses and error frames), by status.");
   for (size_t i = 0; i < NSTATUS; i++) {
     if (i < SIG_ARRAY_SIZE(statuses))
-      put(&o, "signal_server_errors_total{status=\"%d\"} %" PRIu64 "\n", statuses[i], errors[i]);
+      sig_buf_printf(&o, "signal_server_errors_total{status=\"%d\"} %" PRIu64 "\n", statuses[i],
+                     errors[i]);
     else
-      put(&o, "signal_server_errors_total{status=\"other\"} %" PRIu64 "\n", errors[i]);
+      sig_buf_printf(&o, "signal_server_errors_total{status=\"other\"} %" PRIu64 "\n", errors[i]);
   }
   head(&o, "signal_server_websocket_closes_total", "counter",
        "WebSocket closing handshakes, by close code and by who started them.");
@@ -202,8 +184,9 @@ char *sig_metrics_render(const sig_metrics_gauges_t *g, size_t *len) {
         snprintf(code, sizeof(code), "%d", codes[i]);
       else
         snprintf(code, sizeof(code), "other");
-      put(&o, "signal_server_websocket_closes_total{code=\"%s\",by=\"%s\"} %" PRIu64 "\n", code,
-          by == 0 ? "server" : "peer", closes[by][i]);
+      sig_buf_printf(&o,
+                     "signal_server_websocket_closes_total{code=\"%s\",by=\"%s\"} %" PRIu64 "\n",
+                     code, by == 0 ? "server" : "peer", closes[by][i]);
     }
   for (int h = 0; h < SIG_H_COUNT; h++) {
     if (h == SIG_H_REDIS_RTT && !g->cluster) continue;
@@ -211,16 +194,16 @@ char *sig_metrics_render(const sig_metrics_gauges_t *g, size_t *len) {
     uint64_t cum = 0;
     for (size_t i = 0; i < hists[h].n; i++) {
       cum += hist_data[h].bucket[i];
-      put(&o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", hists[h].name, hists[h].le[i], cum);
+      sig_buf_printf(&o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", hists[h].name, hists[h].le[i], cum);
     }
-    put(&o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", hists[h].name, hist_data[h].count);
-    put(&o, "%s_sum %.17g\n%s_count %" PRIu64 "\n", hists[h].name, hist_data[h].sum,
-        hists[h].name, hist_data[h].count);
+    sig_buf_printf(&o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", hists[h].name, hist_data[h].count);
+    sig_buf_printf(&o, "%s_sum %.17g\n%s_count %" PRIu64 "\n", hists[h].name, hist_data[h].sum,
+                   hists[h].name, hist_data[h].count);
   }
   if (g->cluster)
     gauge(&o, "signal_server_cluster_redis_up", "Whether the cluster's Redis answers (1) or not.",
           g->redis_up ? 1 : 0);
   process_metrics(&o);
-  *len = o.len;
-  return o.buf;
+  *len = o.n;
+  return o.s;
 }

@@ -126,50 +126,29 @@ void sig_turn_credential(const unsigned char *secret, size_t len, const char *us
   memset(mac, 0, sizeof(mac));
 }
 
-/* A growing text. */
-typedef struct {
-  char *s;
-  size_t n, cap;
-} text_t;
-
-__attribute__((format(printf, 2, 3))) static void put(text_t *t, const char *fmt, ...) {
-  va_list ap;
-  for (;;) {
-    va_start(ap, fmt);
-    int k = vsnprintf(t->s + t->n, t->cap - t->n, fmt, ap);
-    va_end(ap);
-    if (k < 0) k = 0;
-    if ((size_t)k < t->cap - t->n) {
-      t->n += (size_t)k;
-      return;
-    }
-    t->cap = (t->n + (size_t)k + 1) * 2;
-    t->s = sig_realloc(t->s, t->cap);
-  }
-}
-
 /* The URIs as a JSON array; they need no escaping (turn.uris refuses quotes, backslashes and
  * control characters). */
-static void put_uris(text_t *out, const sig_turn_t *t) {
-  put(out, "[");
-  for (size_t i = 0; i < t->nuris; i++) put(out, "%s\"%s\"", i > 0 ? "," : "", t->uris[i]);
-  put(out, "]");
+static void put_uris(sig_buf_t *out, const sig_turn_t *t) {
+  sig_buf_printf(out, "[");
+  for (size_t i = 0; i < t->nuris; i++)
+    sig_buf_printf(out, "%s\"%s\"", i > 0 ? "," : "", t->uris[i]);
+  sig_buf_printf(out, "]");
 }
 
 char *sig_turn_encode(const sig_turn_t *t, const char *domain, int64_t now_s, size_t *len) {
   char user[32 + 256], cred[SIG_TURN_CREDENTIAL_SIZE];
-  text_t out = {sig_malloc(512), 0, 512};
+  sig_buf_t out = {NULL, 0, 0};
   snprintf(user, sizeof(user), "%" PRId64 ":%s", now_s + t->ttl_s, domain);
   sig_turn_credential(t->secret, t->secret_len, user, cred);
   /* A domain is A-Z a-z 0-9 . _ ~ -: nothing to escape. */
-  put(&out,
-      "{\"code\":0,\"msg\":\"ok\",\"data\":{\"username\":\"%s\",\"credential\":\"%s\","
-      "\"ttl\":%" PRId64 ",\"uris\":",
-      user, cred, t->ttl_s);
+  sig_buf_printf(&out,
+                 "{\"code\":0,\"msg\":\"ok\",\"data\":{\"username\":\"%s\",\"credential\":\"%s\","
+                 "\"ttl\":%" PRId64 ",\"uris\":",
+                 user, cred, t->ttl_s);
   put_uris(&out, t);
-  put(&out, ",\"ice_servers\":[{\"urls\":");
+  sig_buf_printf(&out, ",\"ice_servers\":[{\"urls\":");
   put_uris(&out, t);
-  put(&out, ",\"username\":\"%s\",\"credential\":\"%s\"}]}}", user, cred);
+  sig_buf_printf(&out, ",\"username\":\"%s\",\"credential\":\"%s\"}]}}", user, cred);
   memset(cred, 0, sizeof(cred));
   *len = out.n;
   return out.s;

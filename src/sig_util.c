@@ -2,14 +2,13 @@
 #include "sig_util.h"
 
 #include <stdarg.h>
-
-#include "sig_proto.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <uv.h>
+
+#include "sig_proto.h"
 
 static void oom(size_t n, const char *file, int line) {
   fprintf(stderr, "%s:%d: out of memory allocating %zu bytes\n", file, line, n);
@@ -72,5 +71,22 @@ const char *sig_strerror(int err) {
     case SIG_EREFUSED: return "refused";
     case SIG_EINPROGRESS: return "in progress";
     default: return uv_strerror(err);
+  }
+}
+
+void sig_buf_printf(sig_buf_t *b, const char *fmt, ...) {
+  va_list ap;
+  for (;;) {
+    size_t room = b->cap - b->n;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->s != NULL ? b->s + b->n : NULL, room, fmt, ap);
+    va_end(ap);
+    if (k < 0) k = 0; /* an encoding error: write nothing rather than garbage */
+    if ((size_t)k < room) {
+      b->n += (size_t)k;
+      return;
+    }
+    b->cap = (b->n + (size_t)k + 1) * 2;
+    b->s = sig_realloc(b->s, b->cap);
   }
 }

@@ -15,11 +15,11 @@
 /* Our own error codes live below libuv's (which are small negative errnos
  * and -3000..-4100 on some platforms). */
 enum {
-  SIG_ECONFIG = -20001, /* configuration file is invalid */
-  SIG_EPROTO = -20002,  /* peer violated the protocol */
-  SIG_ETOOBIG = -20003, /* input exceeds a configured limit */
-  SIG_EBADMSG = -20004, /* a message or request is malformed: the refusal says where */
-  SIG_EREFUSED = -20005, /* refused by policy or state: the refusal says why */
+  SIG_ECONFIG = -20001,    /* configuration file is invalid */
+  SIG_EPROTO = -20002,     /* peer violated the protocol */
+  SIG_ETOOBIG = -20003,    /* input exceeds a configured limit */
+  SIG_EBADMSG = -20004,    /* a message or request is malformed: the refusal says where */
+  SIG_EREFUSED = -20005,   /* refused by policy or state: the refusal says why */
   SIG_EINPROGRESS = -20006 /* the answer comes later, through a callback (the cluster) */
 };
 
@@ -47,6 +47,15 @@ char *sig_strndup_at(const char *s, size_t n, const char *file, int line);
  * file:line and aborted on, like an out-of-memory. */
 #define SIG_MUST(call) sig_must_at((call), #call, __FILE__, __LINE__)
 void sig_must_at(int rc, const char *what, const char *file, int line);
+
+/* A growing text: s[0..n) and a NUL after it; {NULL, 0, 0} is an empty one. The owner frees s. */
+typedef struct {
+  char *s;
+  size_t n, cap;
+} sig_buf_t;
+
+/* Appends printf(fmt, ...) to b, growing it as needed. */
+__attribute__((format(printf, 2, 3))) void sig_buf_printf(sig_buf_t *b, const char *fmt, ...);
 
 #define SIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
