@@ -95,19 +95,15 @@ static int looks_like_pem(const unsigned char *buf, size_t n) {
 static int read_key(const sig_auth_t *a, unsigned char **key, size_t *len, char *err,
                     size_t errlen) {
   char why[256];
-  FILE *f = fopen(a->key_file, "rb");
-  if (f == NULL)
-    return fail(err, errlen, "auth.key_file: cannot read %s: %s", a->key_file, strerror(errno));
-  unsigned char *buf = sig_malloc(KEY_FILE_MAX + 1);
-  size_t n = fread(buf, 1, KEY_FILE_MAX + 1, f);
-  int bad = ferror(f);
-  fclose(f);
+  unsigned char *buf;
+  long got = sig_read_file(a->key_file, KEY_FILE_MAX, &buf, why, sizeof(why));
+  if (got == SIG_ETOOBIG)
+    return fail(err, errlen, "auth.key_file: %s is larger than %d bytes", a->key_file,
+                KEY_FILE_MAX);
+  if (got < 0) return fail(err, errlen, "auth.key_file: cannot read %s: %s", a->key_file, why);
+  size_t n = (size_t)got;
   int rc = 0;
-  if (bad)
-    rc = fail(err, errlen, "auth.key_file: cannot read %s", a->key_file);
-  else if (n > KEY_FILE_MAX)
-    rc = fail(err, errlen, "auth.key_file: %s is larger than %d bytes", a->key_file, KEY_FILE_MAX);
-  else if (is_hmac(a->alg) && looks_like_pem(buf, n))
+  if (is_hmac(a->alg) && looks_like_pem(buf, n))
     rc = fail(err, errlen,
               "auth.key_file: %s holds a PEM key, but %s needs a shared secret (a public key "
               "as an HMAC secret would let anyone who has it make tokens)",
@@ -118,10 +114,10 @@ static int read_key(const sig_auth_t *a, unsigned char **key, size_t *len, char 
   else if (!is_hmac(a->alg) && check_public_key(a->alg, buf, n, why, sizeof(why)) != 0)
     rc = fail(err, errlen, "auth.key_file: %s: %s", a->key_file, why);
   if (rc != 0) {
+    memset(buf, 0, n);
     free(buf);
     return rc;
   }
-  buf[n] = '\0';
   *key = buf;
   *len = n;
   return 0;

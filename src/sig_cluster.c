@@ -737,21 +737,25 @@ static void on_liveness(uv_timer_t *t) {
 static int read_password(sig_cluster_t *c, char *err, size_t errlen) {
   const char *path = c->cfg->cluster_password_file;
   if (path == NULL || path[0] == '\0') return 0;
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    snprintf(err, errlen, "cluster.redis_password_file: cannot read %s: %s", path, strerror(errno));
-    return SIG_ECONFIG;
-  }
-  size_t n = fread(c->password, 1, PASSWORD_MAX + 1, f);
-  fclose(f);
-  if (n > PASSWORD_MAX) {
+  char why[128];
+  unsigned char *buf;
+  long got = sig_read_file(path, PASSWORD_MAX, &buf, why, sizeof(why));
+  if (got == SIG_ETOOBIG) {
     snprintf(err, errlen, "cluster.redis_password_file: %s is longer than %d bytes", path,
              PASSWORD_MAX);
     return SIG_ECONFIG;
   }
-  while (n > 0 && (c->password[n - 1] == '\n' || c->password[n - 1] == '\r')) n--;
+  if (got < 0) {
+    snprintf(err, errlen, "cluster.redis_password_file: cannot read %s: %s", path, why);
+    return SIG_ECONFIG;
+  }
+  size_t n = (size_t)got;
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+  memcpy(c->password, buf, n);
   c->password[n] = '\0';
   c->password_len = n;
+  memset(buf, 0, (size_t)got);
+  free(buf);
   return 0;
 }
 

@@ -272,8 +272,10 @@ static int handle_offer(sig_conn_t *c, const sig_http_request_t *r, int keep_ali
 }
 
 /* GET /turn-credentials: TURN REST credentials for the caller's domain (docs/PROTOCOL.md). With
- * auth the domain is the token's sub; without, ?domain= names it. Its own per-address bucket
- * bounds how fast one address mints them. */
+ * auth the domain is the token's sub; without, ?domain= names it and a bucket per address of its
+ * own bounds how fast one address mints them (charged only for what would be minted: refusals
+ * are the server-wide bucket's). With auth the token is the bound: an address that many people
+ * share (carrier NAT, an office) would otherwise lose TURN to whoever sends the most. */
 static int handle_turn(sig_conn_t *c, const sig_http_request_t *r, int keep_alive) {
   stage_t *st = sig_conn_data(c);
   const sig_config_t *cfg = st->ep->cfg;
@@ -281,16 +283,6 @@ static int handle_turn(sig_conn_t *c, const sig_http_request_t *r, int keep_aliv
   uint32_t retry_s;
   if (st->ep->turn == NULL) {
     refuse_request(c, r, SIG_STATUS_NOT_FOUND, "turn: not configured", keep_alive, NULL);
-    return 0;
-  }
-  if (sig_limits_request(st->ep->turn_limits, sig_conn_client(c), sig_now_ms(), &retry_s) != 0) {
-    sig_http_header_t hint = {"Retry-After", retry};
-    snprintf(retry, sizeof(retry), "%" PRIu32, retry_s);
-    snprintf(msg, sizeof(msg),
-             "turn: more than %" PRId64
-             " credentials a second from your address; retry after %" PRIu32 " s",
-             cfg->turn_requests_per_ip_per_s, retry_s);
-    refuse_request(c, r, SIG_STATUS_TOO_MANY, msg, keep_alive, &hint);
     return 0;
   }
   long dlen = sig_http_query_param(r->query, "domain", domain, sizeof(domain));
@@ -317,6 +309,16 @@ static int handle_turn(sig_conn_t *c, const sig_http_request_t *r, int keep_aliv
   } else if (dlen == -1) {
     refuse_request(c, r, SIG_STATUS_BAD_REQUEST, "domain: required (?domain=NAME)", keep_alive,
                    NULL);
+    return 0;
+  } else if (sig_limits_request(st->ep->turn_limits, sig_conn_client(c), sig_now_ms(), &retry_s) !=
+             0) {
+    sig_http_header_t hint = {"Retry-After", retry};
+    snprintf(retry, sizeof(retry), "%" PRIu32, retry_s);
+    snprintf(msg, sizeof(msg),
+             "turn: more than %" PRId64
+             " credentials a second from your address; retry after %" PRIu32 " s",
+             cfg->turn_requests_per_ip_per_s, retry_s);
+    refuse_request(c, r, SIG_STATUS_TOO_MANY, msg, keep_alive, &hint);
     return 0;
   }
   size_t len;
@@ -433,8 +435,8 @@ static const route_t asset_route = {
 static int handle_metrics(sig_conn_t *c, const sig_http_request_t *r, int keep_alive);
 
 /* The metrics listener's only route. */
-static const route_t metrics_route = {"/metrics", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS",
-                                      "/metrics", UPGRADE_REFUSE, handle_metrics};
+static const route_t metrics_route = {
+    "/metrics", 0, SIG_HTTP_GET, "GET, HEAD, OPTIONS", "/metrics", UPGRADE_REFUSE, handle_metrics};
 
 static const route_t *find_route(const sig_endpoints_t *ep, const sig_http_request_t *r) {
   if (ep->metrics_only) return strcmp(r->path, metrics_route.path) == 0 ? &metrics_route : NULL;

@@ -16,6 +16,7 @@
 /* coturn reads static-auth-secret into a buffer of its own; a longer secret is no secret of
  * ours. */
 #define SECRET_MAX 512
+#define SECRET_FILE_MAX 4096 /* with the blank space around the secret */
 
 struct sig_turn_s {
   char *secret_file;
@@ -36,34 +37,39 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
   return SIG_ECONFIG;
 }
 
-/* Reads the secret file: its bytes less a trailing line ending ("\n", "\r\n", or several:
- * `echo` and editors add them; coturn's configuration line has none). */
+/* Whether c is blank space as coturn's configuration reader skips it (isspace in C). */
+static int blank(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Reads the secret file: its bytes less the blank space around them (a line ending that `echo`
+ * or an editor adds, spaces of a paste), since coturn reads `static-auth-secret=` without the
+ * blank space around the value: a secret kept with it would never match. */
 static int read_secret(const char *path, unsigned char **out, size_t *outlen, char *err,
                        size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL)
-    return fail(err, errlen, "turn.secret_file: cannot read %s: %s", path, strerror(errno));
-  unsigned char *buf = sig_malloc(SECRET_MAX + 2);
-  size_t n = fread(buf, 1, SECRET_MAX + 2, f);
-  int bad = ferror(f);
-  fclose(f);
-  while (n > 0 && n <= SECRET_MAX + 1 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+  char why[128];
+  unsigned char *buf;
+  long got = sig_read_file(path, SECRET_FILE_MAX, &buf, why, sizeof(why));
+  if (got < 0) return fail(err, errlen, "turn.secret_file: cannot read %s: %s", path, why);
+  size_t a = 0, n = (size_t)got;
+  while (n > 0 && blank(buf[n - 1])) n--;
+  while (a < n && blank(buf[a])) a++;
   int rc = 0;
-  if (bad)
-    rc = fail(err, errlen, "turn.secret_file: cannot read %s", path);
-  else if (n > SECRET_MAX)
+  if (n - a > SECRET_MAX)
     rc = fail(err, errlen, "turn.secret_file: %s holds more than %d bytes", path, SECRET_MAX);
-  else if (n == 0)
+  else if (n == a)
     rc = fail(err, errlen, "turn.secret_file: %s is empty (put coturn's static-auth-secret in it)",
               path);
-  if (rc != 0) {
-    memset(buf, 0, SECRET_MAX + 2);
-    free(buf);
-    return rc;
+  if (rc == 0) {
+    memmove(buf, buf + a, n - a);
+    memset(buf + (n - a), 0, (size_t)got - (n - a));
+    *out = buf;
+    *outlen = n - a;
+    return 0;
   }
-  *out = buf;
-  *outlen = n;
-  return 0;
+  memset(buf, 0, (size_t)got);
+  free(buf);
+  return rc;
 }
 
 int sig_turn_new(sig_turn_t **out, const sig_config_t *cfg, char *err, size_t errlen) {

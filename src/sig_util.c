@@ -1,11 +1,15 @@
 /* Shared helpers: aborting allocators and error strings. */
 #include "sig_util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "sig_proto.h"
@@ -89,4 +93,47 @@ void sig_buf_printf(sig_buf_t *b, const char *fmt, ...) {
     b->cap = (b->n + (size_t)k + 1) * 2;
     b->s = sig_realloc(b->s, b->cap);
   }
+}
+
+long sig_read_file(const char *path, size_t max, unsigned char **out, char *why, size_t whylen) {
+  struct stat st;
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    int e = errno;
+    snprintf(why, whylen, "%s", strerror(e));
+    return -e;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(why, whylen, "%s",
+             S_ISDIR(st.st_mode) ? "it is a folder, not a file" : "not a regular file");
+    close(fd);
+    return SIG_EREFUSED;
+  }
+  unsigned char *buf = sig_malloc(max + 2);
+  size_t n = 0;
+  while (n < max + 1) {
+    ssize_t k = read(fd, buf + n, max + 1 - n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) {
+      int e = errno;
+      snprintf(why, whylen, "%s", strerror(e));
+      memset(buf, 0, max + 2);
+      free(buf);
+      close(fd);
+      return -e;
+    }
+    if (k == 0) break;
+    n += (size_t)k;
+  }
+  close(fd);
+  if (n > max) {
+    snprintf(why, whylen, "larger than %zu bytes", max);
+    memset(buf, 0, max + 2);
+    free(buf);
+    return SIG_ETOOBIG;
+  }
+  buf[n] = '\0';
+  *out = buf;
+  return (long)n;
 }

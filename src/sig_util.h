@@ -48,6 +48,13 @@ char *sig_strndup_at(const char *s, size_t n, const char *file, int line);
 #define SIG_MUST(call) sig_must_at((call), #call, __FILE__, __LINE__)
 void sig_must_at(int rc, const char *what, const char *file, int line);
 
+/* Reads the regular file at path into *out (heap, n + 1 bytes with a NUL after them; the caller
+ * frees it, wiped if it is a secret). Opened without blocking and read with read(2), so a FIFO
+ * never holds the loop and no stdio buffer keeps a copy. Returns the length, or a negative error
+ * with the reason in why: the OS's words, "it is a folder, not a file", "not a regular file",
+ * or "larger than MAX bytes" (SIG_ETOOBIG). */
+long sig_read_file(const char *path, size_t max, unsigned char **out, char *why, size_t whylen);
+
 /* A growing text: s[0..n) and a NUL after it; {NULL, 0, 0} is an empty one. The owner frees s. */
 typedef struct {
   char *s;

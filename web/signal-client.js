@@ -148,6 +148,14 @@ function isCompleteOffer(req) {
   return (req.candidate || []).length > 0 || /\na=(candidate|end-of-candidates)/.test(decodeSdp(req.offer_sdp));
 }
 
+/** Whether x is an RTCIceServer as the server sends them: urls (a string or strings), username
+ * and credential strings. Anything else is dropped rather than handed to RTCPeerConnection,
+ * which would throw. */
+function iceServer(x) {
+  if (!x || typeof x !== 'object' || typeof x.username !== 'string' || typeof x.credential !== 'string') return false;
+  return typeof x.urls === 'string' || (Array.isArray(x.urls) && x.urls.length > 0 && x.urls.every((u) => typeof u === 'string'));
+}
+
 /**
  * A registered domain: one WebSocket to the server, re-opened after a drop, and the calls made or
  * received through it.
@@ -179,8 +187,9 @@ export class SignalClient extends EventTarget {
     this.iceServers = o.iceServers ?? [];
     this.turn = o.turn ?? true;
     this.iceTransportPolicy = o.iceTransportPolicy ?? 'all';
-    this._turnServers = null; /* the last ice_servers, until _turnUntil (ms); false: the server has none */
+    this._turnServers = null; /* the last ice_servers, until _turnUntil (ms) */
     this._turnUntil = 0;
+    this._turnAbsentUntil = 0; /* the server said it has no [turn]: asked again after it (ms) */
     this.trickle = o.trickle ?? true;
     this.gatherTimeout = o.gatherTimeout ?? 5000;
     this.reconnect = o.reconnect === false ? false : { minDelay: 500, maxDelay: 30000, ...o.reconnect };
@@ -239,22 +248,32 @@ export class SignalClient extends EventTarget {
    */
   async _rtcConfig() {
     const config = { iceServers: [...this.iceServers], iceTransportPolicy: this.iceTransportPolicy };
-    if (!this.turn || this._turnServers === false) return config;
+    /* A 404 (no [turn] at the server) is believed for 10 minutes: a proxy may say it mid-deploy. */
+    if (!this.turn || Date.now() < this._turnAbsentUntil) return config;
     if (!this._turnServers || Date.now() >= this._turnUntil) {
       try {
-        const headers = {};
-        if (this._token) headers.Authorization = `Bearer ${this._token}`; /* the connection's token */
-        const res = await this._fetch(this.turnUrl, { headers, cache: 'no-store' });
+        const get = (token) => this._fetch(this.turnUrl, {
+          headers: token ? { Authorization: `Bearer ${token}` } : {}, cache: 'no-store', redirect: 'error' });
+        let res = await get(this._token); /* the connection's token */
+        /* It may have expired since the connection opened: a token function gives a fresh one, once. */
+        if (res.status === 401 && typeof this._tokenSource === 'function') {
+          const token = await this._tokenSource();
+          if (typeof token === 'string' && token !== '') res = await get((this._token = token));
+        }
         if (res.status === 404) {
-          this._turnServers = false; /* no [turn] at the server: go on without, quietly */
+          this._turnAbsentUntil = Date.now() + 600000; /* go on without, quietly */
           return config;
         }
         const body = await res.json().catch(() => null);
-        if (!res.ok || !body || body.code !== 0 || !body.data || !Array.isArray(body.data.ice_servers))
+        const servers = body && body.code === 0 && body.data && Array.isArray(body.data.ice_servers)
+          ? body.data.ice_servers.filter(iceServer) : [];
+        if (!res.ok || servers.length === 0)
           throw new SignalError(body && body.msg ? body.msg : `HTTP ${res.status}`, res.status);
-        this._turnServers = body.data.ice_servers;
-        /* renewed after 90% of their life, so a call never starts with credentials about to expire */
-        this._turnUntil = Date.now() + Math.max(0, Number(body.data.ttl) || 0) * 900;
+        this._turnServers = servers;
+        /* renewed after 90% of their life (at most a week), so a call never starts with credentials
+           about to expire */
+        const ttl = Math.min(Math.max(0, Number(body.data.ttl) || 0), 604800);
+        this._turnUntil = Date.now() + ttl * 900;
       } catch (err) {
         this._turnServers = null;
         this.dispatchEvent(event('error', { error: new SignalError(`GET /turn-credentials: ${err && err.message ? err.message : err}`, err && err.status ? err.status : 0) }));

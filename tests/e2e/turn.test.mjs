@@ -6,6 +6,10 @@
 import { after, afterEach, before, test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { SignalClient } from '../../web/signal-client.js';
 import { Server, Tab, TurnServer, launchBrowser } from './lib.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 60000 }, fn);
@@ -185,4 +189,65 @@ test('coturn refuses credentials past their expiry, and takes the same made with
   assert.doesNotMatch(log, /user <\d+:expired-A>: incoming packet ALLOCATE processed, success/);
   assert.match(log, /user <\d+:fresh-A>: incoming packet ALLOCATE processed, success/);
   assert.match(log, /user <\d+:probe-A>: incoming packet ALLOCATE processed, success/);
+});
+
+test('signal-client.js in Node: a 401 on GET /turn-credentials gets a fresh token once; a 404 is believed for 10 minutes; entries that are not ICE servers are dropped', async () => {
+  // A token gone stale since the connection opened (here: the key rotated by SIGHUP).
+  const authServer = await Server.start({ auth: true, turn: { secret, uris: [turn.uri] } });
+  const plain = await Server.start();
+  const clients = [];
+  const broken = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ code: 0, msg: 'ok', data: { ttl: 1e15, ice_servers: [
+      { urls: 5, username: 'u', credential: 'c' }, null, 'x', { urls: [], username: 'u', credential: 'c' },
+      { urls: ['turn:127.0.0.1:1'], username: 'u', credential: 7 },
+      { urls: ['turn:127.0.0.1:1'], username: 'u', credential: 'c' }] } }));
+  });
+  try {
+    let calls = 0;
+    const a = new SignalClient({ url: authServer.url, domain: 'tok-A', token: () => { calls++; return authServer.token('tok-A'); } });
+    clients.push(a);
+    await a.connect();
+    const old = a._token;
+    writeFileSync(join(authServer.dir, 'secret.key'), randomBytes(48));
+    authServer.proc.kill('SIGHUP');
+    const deadline = Date.now() + 5000;
+    while ((await fetch(a.turnUrl, { headers: { Authorization: `Bearer ${old}` } })).status !== 401) {
+      assert.ok(Date.now() < deadline, 'the server reads the new key within 5 s of SIGHUP');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const errors = [];
+    a.addEventListener('error', (e) => errors.push(e.error.message));
+    const config = await a._rtcConfig();
+    assert.deepEqual(errors, []);
+    assert.equal(calls, 2, 'one fresh token for the refused request');
+    assert.notEqual(a._token, old);
+    assert.equal(config.iceServers.length, 1);
+    assert.deepEqual(config.iceServers[0].urls, [turn.uri]);
+    assert.match(config.iceServers[0].username, /^\d+:tok-A$/);
+
+    // No [turn]: no TURN, no error, and not asked again for 10 minutes.
+    const b = new SignalClient({ url: plain.url, domain: 'tok-B' });
+    clients.push(b);
+    b.addEventListener('error', (e) => errors.push(e.error.message));
+    assert.deepEqual((await b._rtcConfig()).iceServers, []);
+    assert.deepEqual(errors, []);
+    assert.ok(b._turnAbsentUntil > Date.now() + 590000 && b._turnAbsentUntil <= Date.now() + 600000);
+
+    // A server (or something in between) sending what are not ICE servers: only the valid one
+    // is kept, and a ttl of 10^15 s is held to a week.
+    await new Promise((r) => broken.listen(0, '127.0.0.1', r));
+    const c = new SignalClient({ url: `http://127.0.0.1:${broken.address().port}/`, domain: 'tok-C' });
+    clients.push(c);
+    const cc = await c._rtcConfig();
+    assert.deepEqual(cc.iceServers, [{ urls: ['turn:127.0.0.1:1'], username: 'u', credential: 'c' }]);
+    assert.ok(c._turnUntil <= Date.now() + 604800 * 900);
+  } finally {
+    for (const c of clients) c.close();
+    broken.close();
+    for (const srv of [authServer, plain]) {
+      await srv.stop();
+      srv.cleanup();
+    }
+  }
 });

@@ -15,9 +15,10 @@ from wsclient import http
 class Redis:
     """redis-server on 127.0.0.1:port with no persistence (a restart starts it empty)."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, password=None):
         self.workdir = workdir
         self.port = free_port()
+        self.password = password
         self.proc = None
         self.start()
 
@@ -25,7 +26,8 @@ class Redis:
         self.log = open(self.workdir / f"redis-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "yes"],
+             "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "yes"]
+            + (["--requirepass", self.password] if self.password else []),
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if not wait_port(self.port, self.proc, 10):
             raise RuntimeError(f"redis-server did not start on {self.port}")
@@ -35,7 +37,8 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def cli(self, *args):
-        r = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
+        auth = ["--no-auth-warning", "-a", self.password] if self.password else []
+        r = subprocess.run(["redis-cli", "-p", str(self.port), *auth, *args], capture_output=True,
                            text=True, timeout=10)
         return r.stdout.strip()
 

@@ -366,6 +366,33 @@ def test_a_big_dead_node_is_swept_in_short_steps(fresh):
     assert cl.redis.cli("SLOWLOG", "LEN") == "0", cl.redis.cli("SLOWLOG", "GET")
 
 
+def test_a_redis_with_a_password(pool, tmp_path_factory):
+    """[cluster] redis_password_file (its line ending trimmed): the node authenticates and
+    registers; with a wrong password it is not ready, says why, and never registers."""
+    redis = Redis(tmp_path_factory.mktemp("redis"), password="s3cret-redis-pass")
+    try:
+        d = tmp_path_factory.mktemp("pw")
+        good, bad = d / "good", d / "bad"
+        good.write_text("s3cret-redis-pass\n")
+        bad.write_text("not-the-password\n")
+        prefix = new_prefix()
+        with_pw = lambda node, f: (cluster_toml(redis, node, prefix)  # noqa: E731
+                                   + f'    redis_password_file = "{f}"\n')
+        n1 = pool.start(extra_toml=with_pw("n1", good))
+        n2 = pool.start(extra_toml=with_pw("n2", bad))
+        wait_ready(n1)
+        a = uniq("A")
+        ws = WSClient(n1.port, a)
+        wait_registered(redis, prefix, a, "n1")
+        assert not ready(n2)
+        assert wait_until(lambda: "WRONGPASS" in n2.log() or "invalid password" in n2.log(), 5), \
+            n2.log()[-2000:]
+        assert "s3cret-redis-pass" not in n1.log() + n2.log()
+        ws.close()
+    finally:
+        redis.stop()
+
+
 def test_workers_share_the_port_and_call_each_other(pool, tmp_path_factory):
     redis = Redis(tmp_path_factory.mktemp("redis"))
     prefix = new_prefix()

@@ -166,6 +166,7 @@ def test_with_jwt_auth(make_server, tmp_path):
             (bearer(token("alice", ttl=-120)), "", WWW_EXPIRED, "token expired")]:
         resp = get(srv, query, headers=headers)
         assert_error_response(resp, 401, f"authorization: {reason}")
+        assert resp.reason == "Unauthorized"
         assert resp.header("www-authenticate") == www
     # the domain is the token's sub; a ?domain= naming another is refused, naming the field
     t = token("alice")
@@ -176,6 +177,28 @@ def test_with_jwt_auth(make_server, tmp_path):
     assert_error_response(resp, 403, "domain: your token is not for 'bob'")
     assert_error_response(get(srv, "?domain=a%20b", headers=bearer(t)), 400, DOMAIN_MSG)
     assert t not in srv.log()
+
+
+def test_with_jwt_auth_the_token_is_the_bound_not_the_address(make_server, tmp_path):
+    """Many people behind one address (carrier NAT, an office): with auth each token holder gets
+    credentials, past the per-address bucket, which only applies without auth."""
+    srv = turn_server(make_server, tmp_path, auth=True, requests_per_ip_per_s=1,
+                      requests_per_ip_burst=2)
+    for i in range(6):
+        t = jwt.encode({"sub": f"user{i}", "exp": int(time.time()) + 300}, JWT_KEY,
+                       algorithm="HS256")
+        assert_credentials(get(srv, "", headers=[("Authorization", f"Bearer {t}")]), f"user{i}")
+
+
+def test_refusals_do_not_use_up_the_address_bucket(make_server, tmp_path):
+    """Without auth, only requests that would get credentials are counted: a neighbour behind
+    the same address sending bad requests does not take them from the others."""
+    srv = turn_server(make_server, tmp_path, requests_per_ip_per_s=1, requests_per_ip_burst=2)
+    for q in ["", "?domain=", "?domain=%zz", "?domain=a:b"] * 3:
+        assert get(srv, q).status == 400
+    assert_credentials(get(srv, "?domain=alice"), "alice")
+    assert_credentials(get(srv, "?domain=bob"), "bob")
+    assert get(srv, "?domain=carol").status == 429
 
 
 def hup(srv, needle):
@@ -202,6 +225,37 @@ def test_sighup_reads_the_secret_again(make_server, tmp_path):
                              "(put coturn's static-auth-secret in it)"), lines
     assert_credentials(get(srv, "?domain=alice"), "alice", secret=OTHER_SECRET)
     assert OTHER_SECRET not in srv.log() and SECRET not in srv.log()
+
+
+def test_blank_space_around_the_secret_is_trimmed_as_coturn_does(make_server, tmp_path):
+    """coturn reads `static-auth-secret=` without the blank space around the value: kept here, a
+    secret pasted with a trailing space or tab would make every credential fail at coturn."""
+    srv = turn_server(make_server, tmp_path, secret_bytes=f" \t{SECRET}  \t\r\n\n".encode())
+    assert_credentials(get(srv, "?domain=alice"), "alice", secret=SECRET)
+    # the longest secret, with a CRLF and blank lines after it
+    longest = "s" * 512
+    srv.secret_path.write_bytes((longest + "\r\n\n\n").encode())
+    hup(srv, "reload: turn secret read")
+    assert_credentials(get(srv, "?domain=alice"), "alice", secret=longest)
+
+
+def test_a_fifo_as_the_secret_file_never_blocks_the_server(make_server, tmp_path):
+    """SIGHUP reads the file without blocking: a FIFO (or anything not a regular file) is refused
+    with the reason, the old secret stays, and the server goes on answering."""
+    import os
+    srv = turn_server(make_server, tmp_path)
+    srv.secret_path.unlink()
+    os.mkfifo(srv.secret_path)
+    lines = hup(srv, "reload: keeping the old TURN secret")
+    assert lines[0].endswith(f"turn.secret_file: cannot read {srv.secret_path}: not a regular "
+                             "file"), lines
+    assert http(srv.port, "GET", "/healthz", timeout=2).status == 200
+    assert_credentials(get(srv, "?domain=alice"), "alice", secret=SECRET)
+    srv.secret_path.unlink()
+    srv.secret_path.mkdir()
+    lines = hup(srv, "it is a folder")
+    assert lines[-1].endswith(f"turn.secret_file: cannot read {srv.secret_path}: it is a folder, "
+                              "not a file"), lines
 
 
 def run(binary, *args):

@@ -875,6 +875,7 @@ static void test_limits_split_invariant(void **state) {
 static void test_reason(void **state) {
   (void)state;
   assert_string_equal(sig_http_reason(101), "Switching Protocols");
+  assert_string_equal(sig_http_reason(401), "Unauthorized");
   assert_string_equal(sig_http_reason(413), "Content Too Large");
   assert_string_equal(sig_http_reason(426), "Upgrade Required");
   assert_string_equal(sig_http_reason(503), "Service Unavailable");
