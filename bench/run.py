@@ -90,6 +90,7 @@ import json
 import os
 import platform
 import random
+import re
 import secrets
 import select
 import shutil
@@ -234,14 +235,29 @@ def git_commit():
     return (r.stdout.strip() or "?") + ("+changes" if dirty else "")
 
 
+def drop_unknown_keys(binary, conf):
+    """Removes from the file at conf the keys that binary (an earlier build) refuses as unknown,
+    one at a time, as its --check-config names them."""
+    for _ in range(64):
+        r = subprocess.run([str(binary), "--config", str(conf), "--check-config"],
+                           capture_output=True, text=True)
+        m = re.search(r":(\d+):\d+: [a-z_]+\.[a-z_]+: unknown key", r.stderr)
+        if r.returncode == 0 or m is None:
+            return
+        lines = conf.read_text().splitlines(keepends=True)
+        del lines[int(m.group(1)) - 1]
+        conf.write_text("".join(lines))
+
+
 class Server:
     def __init__(self, target, tag, ping_s=LIVENESS_S, auth=None, cluster=None, workers=1,
-                 cpus=SERVER_CPU, server_toml="", tail_toml=""):
+                 cpus=SERVER_CPU, server_toml="", tail_toml="", binary=None):
         """auth (signal-server only): None, or (algorithm, key file) for [auth] mode = "jwt".
         cluster (signal-server only): None, or (Redis URL, node id, key prefix) for [cluster];
         workers > 1 (with a cluster): that many worker processes share the port, each a node.
         cpus: the cores it runs on (taskset), one by default. server_toml: more [server] lines;
-        tail_toml: more tables at the end ([tls])."""
+        tail_toml: more tables at the end ([tls]). binary: another signal-server (--ab: a build
+        of an earlier commit), given only the keys it knows."""
         self.target = target
         self.workers = workers
         self.port = free_port()
@@ -284,7 +300,9 @@ class Server:
                    f'    node_id = "{cluster[1]}"\n'
                    f'    key_prefix = "{cluster[2]}"\n')
                 + tail_toml)
-            cmd = [str(SERVER), "--config", str(conf)]
+            if binary is not None:
+                drop_unknown_keys(binary, conf)
+            cmd = [str(binary or SERVER), "--config", str(conf)]
         elif target == "go":
             cmd = [str(GOSERVER), "--addr", f"127.0.0.1:{self.port}", "--ping-s", str(ping_s),
                    "--pong-timeout-s", str(ping_s)]
@@ -2717,6 +2735,60 @@ def million_peers(args):
     log(text)
 
 
+def ab(args):
+    """--ab OLD: the max exchange rate (closed loop, 256 in flight) and the p50/p99 at 1,000/s of
+    this build against OLD (a build of an earlier commit), alternating which goes first, --reps
+    times, every exchange verified as in the main table. Prints medians, ranges and the
+    same-run ratios; writes bench/results/ab.json."""
+    old = Path(args.ab).resolve()
+    runs = []
+    t0 = time.monotonic()
+    for rep_i in range(args.reps):
+        order = [("new", None), ("old", old)] if rep_i % 2 == 0 else [("old", old), ("new", None)]
+        run = {}
+        for label, binary in order:
+            quiet = wait_quiet(QUIET_WAIT_S)
+            log(f"== {label} (run {rep_i + 1}; other processes at {quiet:.0f}% of a core)")
+            srv = Server("sig", f"ab-{label}{rep_i}", binary=binary)
+            d = None
+            try:
+                d = Gen("sig", srv.port, src_addr(0, rep_i, 9), 2 * PAIRS, pairs=PAIRS,
+                        prefix=f"ab{label}{rep_i}", id_base=9_000_000)
+                problems = problems_of(d.ready())
+                budget = Budget(RETRY_BUDGET)
+                lat = run_phase(d, srv, "rate 1000 5", 5, budget)
+                log("   " + describe(lat))
+                mx = run_phase(d, srv, f"closed {MAX_WINDOW} 4", 4, budget)
+                log("   " + describe(mx))
+                problems += lat["problems"] + mx["problems"] + problems_of(d.stats())
+                if problems:
+                    sys.exit(f"bench --ab: {label}: " + "; ".join(problems[:5]))
+                run[label] = {"max_rate": mx["achieved_per_s"], "server_cpu_pct": mx["server_cpu_pct"],
+                              "p50_1k_us": lat["latency_us"]["p50"], "p99_1k_us": lat["latency_us"]["p99"],
+                              "completed": lat["completed"] + mx["completed"]}
+            finally:
+                if d is not None:
+                    d.quit()
+                srv.stop()
+        runs.append(run)
+    def med(xs):
+        return f"{statistics.median(xs):,.0f} ({min(xs):,.0f}–{max(xs):,.0f})"
+    def ratio(xs):
+        return f"{statistics.median(xs):.3f}× ({min(xs):.3f}–{max(xs):.3f})"
+    out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
+           "old": str(old), "runs": runs, "elapsed_s": time.monotonic() - t0}
+    (RESULTS / "ab.json").write_text(json.dumps(out, indent=1))
+    log(f"bench --ab: this build ({git_commit()}) against {old}, {args.reps} runs, "
+        f"{sum(r[k]['completed'] for r in runs for k in r):,} exchanges verified, 0 errors")
+    for key, what in (("max_rate", "max exchange rate (closed loop, 256 in flight), /s"),
+                      ("p50_1k_us", "exchange p50 at 1,000/s, µs"),
+                      ("p99_1k_us", "exchange p99 at 1,000/s, µs")):
+        new = [r["new"][key] for r in runs]
+        olds = [r["old"][key] for r in runs]
+        log(f"   {what}: new {med(new)}, old {med(olds)}, new ÷ old "
+            f"{ratio([a / b for a, b in zip(new, olds)])}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true")
@@ -2738,6 +2810,8 @@ def main():
     ap.add_argument("--mem-guard-gib", type=float, default=3.0,
                     help="stop the ramp when MemAvailable falls under this")
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ab", metavar="OLD_BINARY",
+                    help="max rate and latency at 1k/s of this build against OLD_BINARY, same run")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-million", action="store_true", help="skip the one-million-exchange run")
     ap.add_argument("--targets", default=",".join(MEASURES),
@@ -2757,6 +2831,8 @@ def main():
             smoke(args)
         elif args.self_test:
             self_test(args)
+        elif args.ab:
+            ab(args)
         elif args.million_peers:
             million_peers(args)
         elif args.hold and args.hold_workers > 1:
