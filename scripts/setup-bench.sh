@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-scripts/apt-install.sh golang-go golang-github-gorilla-websocket-dev nginx
+scripts/apt-install.sh golang-go golang-github-gorilla-websocket-dev nginx valgrind
 
 for tool in node npm; do
   command -v "$tool" >/dev/null || { echo "setup-bench: $tool is not installed (Node.js 20 is needed)" >&2; exit 1; }
