@@ -86,6 +86,7 @@ BENCHMARKS.md.
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -224,7 +225,11 @@ def kernel_socket_bytes():
     return total
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit():
+    """The commit the run started from, asked once: every section of one run carries the stamp of
+    the build it measured, even if a commit lands while the run goes on (one did: the TLS section
+    of a make bench read the commit made 15 minutes into it)."""
     r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                        capture_output=True, text=True)
     # what the benchmarks write themselves (BENCHMARKS.md, bench/results/) is not a change
