@@ -466,7 +466,13 @@ def test_workers_a_second_instance_on_the_port_fails_and_writes_nothing_into_the
         assert r.stderr == f"signal-server: {cfg}: server.host: cannot listen on 127.0.0.1:{srv.port}: " \
                            "Address already in use\n", r.stderr
         time.sleep(0.5)
-        assert srv.log() == before, srv.log()[len(before):]
+        # the running server may log its own work meanwhile (a Redis reconnection under ASan's
+        # load did); nothing of the second instance's start may appear
+        after = srv.log()
+        assert after.startswith(before), after
+        assert not [ln for ln in after[len(before):].splitlines()
+                    if "listening on" in ln or "cannot listen" in ln or "configuration" in ln
+                    or "starting" in ln], after[len(before):]
         # SIGHUP to the supervisor: every worker reads the file again and says what it applied
         cfg.write_text(cfg.read_text().replace('level = "info"', 'level = "debug"'))
         srv.proc.send_signal(signal.SIGHUP)
